@@ -1,0 +1,525 @@
+"""Workflow model in, Amazon States Language dict out. Pure: no clients, clock or environment.
+
+The state of a run is ``{"ctx": {trigger, run, workflow, variables}, "steps": {<id>: record}}``
+where a record is ``{"status": "completed" | "skipped" | "failed", "output": ...}``. Every step
+writes its record to ``$.steps.<id>``; Parallel states merge their branches back with
+``States.JsonMerge``. See docs/compiler.md for the shapes with examples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from boternity.compiler import limits, states
+from boternity.compiler.names import Names
+from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope, signalled
+from boternity.compiler.states import NEXT, wire
+from boternity.compiler.targets import TaskTargets, step_function_kind
+from boternity.errors import CompileError
+from boternity.graph import TOP, Graph, build_graph
+
+if TYPE_CHECKING:
+    from boternity.model.workflow import Step, Workflow
+
+START = "Run.start"
+DONE = "Run.done"
+LAMBDA_TYPES = {"agent", "skill", "http", "code"}
+
+
+@dataclass
+class Frag:
+    start: str
+    states: dict[str, dict[str, Any]]
+    events: int = 0
+    new_steps: list[str] = field(default_factory=list)   # records this fragment adds to $.steps
+
+
+@dataclass
+class Compiled:
+    definition: dict[str, Any]
+    estimated_events: int
+    definition_bytes: int
+    inline_bytes: int
+
+
+def compile_workflow(wf: Workflow, *, targets: TaskTargets | None = None,
+                     inline_bytes: int = limits.DEFAULT_INLINE_BYTES) -> dict[str, Any]:
+    """Compile a validated workflow to an ASL definition (a dict)."""
+    return compile_details(wf, targets=targets, inline_bytes=inline_bytes).definition
+
+
+def compile_details(wf: Workflow, *, targets: TaskTargets | None = None,
+                    inline_bytes: int = limits.DEFAULT_INLINE_BYTES) -> Compiled:
+    c = _Compiler(wf, targets or TaskTargets.sam(), inline_bytes)
+    return c.run()
+
+
+def definition_json(definition: dict[str, Any]) -> str:
+    """The exact bytes `boternity compile` prints: sorted keys, 2-space indent."""
+    return json.dumps(definition, indent=2, sort_keys=True) + "\n"
+
+
+class _Compiler:
+    def __init__(self, wf: Workflow, targets: TaskTargets, inline_bytes: int) -> None:
+        self.wf = wf
+        self.targets = targets
+        self.g: Graph = build_graph(wf)
+        self.names = Names()
+        for reserved in (START, DONE):
+            self.names.take(reserved)
+        # Every step's inline share of the state budget, so the whole state stays under 256 KiB
+        # however many outputs it carries (each record is bounded; Parallel merges keep one copy).
+        share = limits.STATE_BUDGET_BYTES // max(1, len(wf.steps))
+        self.inline = max(limits.MIN_INLINE_BYTES, min(inline_bytes, share))
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> Compiled:
+        top = self.scope(TOP)
+        init = states.pass_(
+            comment=f"Workflow {self.wf.name}: the trigger payload becomes ctx.trigger",
+            parameters={
+                "ctx": {
+                    "trigger.$": "$",
+                    "run": {"id.$": "$$.Execution.Name", "started_at.$": "$$.Execution.StartTime"},
+                    "workflow": {
+                        "name": self.wf.name,
+                        "allow_private_network": self.wf.allow_private_network,
+                    },
+                    "variables": self.wf.variables,
+                },
+                "steps": {},
+            },
+        )
+        init["Next"] = top.start
+        wire(top.states, DONE)
+        all_states = {START: init, **top.states,
+                      DONE: {"Type": "Succeed", "Comment": "The run's output: every step's record",
+                             "OutputPath": "$.steps"}}
+        definition: dict[str, Any] = {
+            "Comment": f"Boternity workflow '{self.wf.name}'" + (f": {self.wf.description}" if self.wf.description else ""),
+            "StartAt": START,
+            "TimeoutSeconds": self.wf.timeout_secs,
+            "States": all_states,
+        }
+        events = top.events + limits.EVENTS_EXECUTION + 2 * limits.EVENTS_SIMPLE
+        size = len(json.dumps(definition, separators=(",", ":")).encode())
+        if size >= limits.MAX_DEFINITION_BYTES:
+            raise CompileError(
+                f"the state machine definition would be {size:,} bytes; Step Functions allows "
+                f"{limits.MAX_DEFINITION_BYTES:,}. Split the workflow into sub-workflows.", limit="definition_size")
+        if events >= limits.MAX_HISTORY_EVENTS:
+            raise CompileError(
+                f"a run could write about {events:,} history events (loops, for_each items and retries "
+                f"included); Step Functions fails an execution at {limits.MAX_HISTORY_EVENTS:,}. Lower "
+                "max_iterations or retries, or move the repeated part into a sub_workflow step, whose "
+                "history is separate.", limit="history_events")
+        return Compiled(definition=definition, estimated_events=events, definition_bytes=size,
+                        inline_bytes=self.inline)
+
+    # ------------------------------------------------------------------ scopes and plan nodes
+    def scope(self, scope_id: str) -> Frag:
+        nodes = self.g.scopes.get(scope_id, [])
+        plan = plan_scope(nodes, self.g.deps)
+        return self.node(plan, signalled(plan))
+
+    def node(self, n: Node, signal: set[str]) -> Frag:
+        if isinstance(n, Leaf):
+            return self.step(self.g.steps[n.step], signal=n.step in signal)
+        if isinstance(n, Seq):
+            frags = [self.node(it, signal) for it in n.items]
+            return self.sequence(frags)
+        if isinstance(n, Par):
+            return self.parallel([self.node(b, signal) for b in n.branches])
+        assert isinstance(n, Chains)
+        branches = []
+        for chain in n.chains:
+            parts: list[Frag] = []
+            for sid in chain:
+                for dep in n.waits.get(sid, []):
+                    parts.append(self.await_(sid, dep))
+                parts.append(self.step(self.g.steps[sid], signal=sid in signal))
+            branches.append(self.sequence(parts))
+        return self.parallel(branches)
+
+    def sequence(self, frags: list[Frag]) -> Frag:
+        merged: dict[str, dict[str, Any]] = {}
+        for a, b in zip(frags, frags[1:], strict=False):
+            wire(a.states, b.start)
+        new: list[str] = []
+        for f in frags:
+            merged.update(f.states)
+            new.extend(f.new_steps)
+        return Frag(frags[0].start, merged, sum(f.events for f in frags), new)
+
+    def parallel(self, branches: list[Frag]) -> Frag:
+        if len(branches) == 1:
+            return branches[0]
+        label = "+".join(b.new_steps[0] if b.new_steps else b.start for b in branches[:4])
+        if len(branches) > 4:
+            label += f"+{len(branches) - 4}more"
+        name = self.names.take(f"Parallel({label})")
+        asl_branches = []
+        parts = ["$[0].steps"]
+        for i, b in enumerate(branches):
+            st = dict(b.states)
+            if i == 0:
+                wire(st, None, end_name=self.names.take(f"{name}.end0"))
+            else:
+                # Branches other than the first return only the records they add, so the merged
+                # state holds one copy of what came before (not one per branch).
+                out = self.names.take(f"{name}.out{i}")
+                wire(st, out)
+                st[out] = {"Type": "Pass", "Comment": "Return only this branch's records",
+                           "Parameters": {f"{s}.$": f"$.steps.{s}" for s in b.new_steps}, "End": True}
+                parts.append(f"$[{i}]")
+            asl_branches.append({"StartAt": b.start, "States": st})
+        new = [s for b in branches for s in b.new_steps]
+        par = {
+            "Type": "Parallel",
+            "Comment": f"{len(branches)} branches run at once: " + ", ".join(new[:20]) + ("..." if len(new) > 20 else ""),
+            "Branches": asl_branches,
+            "ResultSelector": {"ctx.$": "$[0].ctx", "steps.$": _merge_expr(parts)},
+            "ResultPath": "$",
+            "Next": NEXT,
+        }
+        events = limits.EVENTS_PARALLEL + sum(b.events for b in branches) + (len(branches) - 1) * limits.EVENTS_SIMPLE
+        return Frag(name, {name: par}, events, new)
+
+    # ------------------------------------------------------------------ steps
+    def spec(self, s: Step, *, signal: bool) -> dict[str, Any]:
+        """What a step's Lambda needs to know, fixed at compile time."""
+        branches = []
+        for other in self.wf.steps:
+            if other.config.type == "conditional" and self.g.owner.get(other.id) == self.g.owner.get(s.id):
+                if s.id in other.config.then_steps:
+                    branches.append([other.id, "then"])
+                if s.id in other.config.else_steps:
+                    branches.append([other.id, "else"])
+        spec: dict[str, Any] = {
+            "id": s.id,
+            "name": s.name,
+            "type": s.type,
+            "config": s.config.model_dump(mode="json", exclude_none=True),
+            "deps": list(self.g.deps.get(s.id, [])),
+            "loops": list(reversed(self.g.scope_chain(s.id))),
+            "inline_limit": self.inline,
+        }
+        if s.condition:
+            spec["condition"] = s.condition
+        if branches:
+            spec["branches"] = branches
+        if s.for_each:
+            spec["for_each"] = s.for_each
+            spec["max_items"] = limits.FOR_EACH_ESTIMATE * 25
+        if s.continue_on_error:
+            spec["continue_on_error"] = True
+        if s.retry:
+            spec["retry"] = s.retry.model_dump(mode="json", exclude_none=True)
+        if signal:
+            spec["signal"] = True
+        return spec
+
+    def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False, in_map: bool = False
+                 ) -> dict[str, Any]:
+        p: dict[str, Any] = {"op": op, "step": spec, "state.$": "$", "attempt.$": "$$.State.RetryCount"}
+        if token:
+            p["token.$"] = "$$.Task.Token"
+        return p
+
+    def _retry(self, s: Step) -> list[dict[str, Any]]:
+        r: list[dict[str, Any]] = [dict(states.LAMBDA_SERVICE_RETRY)]
+        if s.retry is None:
+            # Transient failures (rate limits, 5xx, timeouts reported by the executor) are retried
+            # twice with backoff even without a retry policy, as Temporal and Inngest do.
+            r.append({"ErrorEquals": ["StepRetryable"], "IntervalSeconds": 2, "MaxAttempts": 2,
+                      "BackoffRate": 2.0, "JitterStrategy": "FULL"})
+            return r
+        r.append({"ErrorEquals": ["StepFailed"], "MaxAttempts": 0})
+        if s.retry.max_attempts > 1:
+            rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": s.retry.interval_secs,
+                                  "MaxAttempts": s.retry.max_attempts - 1, "BackoffRate": s.retry.backoff_rate,
+                                  "JitterStrategy": "FULL"}
+            if s.retry.max_delay_secs:
+                rr["MaxDelaySeconds"] = s.retry.max_delay_secs
+            r.append(rr)
+        return r
+
+    def _retries_events(self, s: Step) -> int:
+        attempts = s.retry.max_attempts if s.retry else 3
+        return (attempts - 1) * limits.EVENTS_RETRY
+
+    def _catch(self, s: Step, st: dict[str, dict[str, Any]], rp: str, *, signal: bool) -> list[dict[str, Any]]:
+        """Failure handling: continue_on_error records the error as the output; otherwise fail the run."""
+        if s.continue_on_error:
+            name = self.names.take(f"{s.id}.error")
+            st[name] = states.pass_(
+                comment="continue_on_error: record the failure and let dependents run",
+                parameters={"status": "failed", "output": {"error.$": f"{rp}.Error", "cause.$": f"{rp}.Cause"},
+                            "error.$": f"{rp}.Error"},
+                result_path=rp,
+            )
+            if signal:
+                sig = self.signal_state(s)
+                st[name]["Next"] = sig[0]
+                st.update(sig[1])
+            return [{"ErrorEquals": ["States.ALL"], "ResultPath": rp, "Next": name}]
+        name = self.names.take(f"{s.id}.failed")
+        st[name] = states.fail(
+            comment=f"Step '{s.id}' failed: fail the run (fail-fast)",
+            error_path="$.error.Error",
+            cause_path=f"States.Format('step {s.id} failed: {{}}', $.error.Cause)",
+        )
+        return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": name}]
+
+    def signal_state(self, s: Step) -> tuple[str, dict[str, dict[str, Any]]]:
+        name = self.names.take(f"{s.id}.signal")
+        st = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": {"op": "signal", "step": {"id": s.id, "loops": list(reversed(self.g.scope_chain(s.id)))},
+                         "state.$": "$"}},
+            comment=f"Tell the branches waiting for '{s.id}' that it is done",
+            result_path=None, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        return name, {name: st}
+
+    def await_(self, sid: str, dep: str) -> Frag:
+        name = self.names.take(f"{sid}.await.{dep}")
+        st = states.task(
+            states.LAMBDA_CALLBACK,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": {"op": "await", "step": {"id": dep, "loops": list(reversed(self.g.scope_chain(dep)))},
+                         "state.$": "$", "token.$": "$$.Task.Token"}},
+            comment=f"'{sid}' also needs '{dep}', which runs in another branch: wait for its signal",
+            result_path=f"$.steps.{dep}", timeout=self.wf.timeout_secs,
+            retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        return Frag(name, {name: st}, limits.EVENTS_TASK, [])
+
+    def step(self, s: Step, *, signal: bool) -> Frag:
+        t = s.config.type
+        if t == "loop":
+            return self.loop(s, signal=signal)
+        if s.for_each:
+            return self.for_each(s, signal=signal)
+        if t in LAMBDA_TYPES or t == "conditional":
+            return self.lambda_step(s, signal=signal)
+        if t == "approval":
+            return self.approval(s, signal=signal)
+        if t in ("wait", "sub_workflow"):
+            return self.prepared(s, signal=signal)
+        raise CompileError(f"step type '{t}' cannot be compiled", step_id=s.id)
+
+    def _comment(self, s: Step) -> str:
+        return f"{s.name} ({s.type})" if s.name != s.id else f"{s.type} step"
+
+    def lambda_step(self, s: Step, *, signal: bool, rp: str | None = None, name: str | None = None,
+                    in_map: bool = False) -> Frag:
+        """agent, skill, http, code, conditional: one Lambda task. The function evaluates the gate
+        (condition, skipped dependencies, branch selection) itself, so a skip costs no extra state."""
+        rp = rp or f"$.steps.{s.id}"
+        kind = step_function_kind(s.type)
+        assert kind is not None
+        name = name or self.names.take(s.id)
+        st: dict[str, dict[str, Any]] = {}
+        main = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function(kind), "Payload": self._payload(self.spec(s, signal=signal), "run")},
+            comment=self._comment(s), result_selector=dict(states.STEP_RESULT), result_path=rp,
+            timeout=s.timeout_secs, retry=self._retry(s),
+        )
+        if not in_map or s.continue_on_error:
+            # In a Map, an uncaught failure fails the Map, whose own Catch handles it once.
+            main["Catch"] = self._catch(s, st, rp, signal=signal and not in_map)
+        st = {name: main, **st}
+        return Frag(name, st, limits.EVENTS_TASK + self._retries_events(s), [s.id])
+
+    def approval(self, s: Step, *, signal: bool, rp: str | None = None, in_map: bool = False) -> Frag:
+        rp = rp or f"$.steps.{s.id}"
+        name = self.names.take(s.id)
+        st: dict[str, dict[str, Any]] = {}
+        cfg = s.config
+        main = states.task(
+            states.LAMBDA_CALLBACK,
+            {"FunctionName": self.targets.function("approval"),
+             "Payload": self._payload(self.spec(s, signal=False), "request", token=True)},
+            comment=self._comment(s) + ": waits for a human decision", result_path=rp,
+            timeout=cfg.timeout_secs, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        catches: list[dict[str, Any]] = []
+        if cfg.on_timeout == "reject":
+            tname = self.names.take(f"{s.id}.timeout")
+            st[tname] = states.pass_(
+                comment=f"No decision within {cfg.timeout_secs} s: rejected",
+                parameters={"status": "completed", "output": {"approved": False, "approver": None,
+                                                              "comment": "timed out", "timed_out": True,
+                                                              "decided_at": None}},
+                result_path=rp,
+            )
+            catches.append({"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": tname})
+        if not in_map or s.continue_on_error:
+            catches += self._catch(s, st, rp, signal=signal and not in_map)
+        main["Catch"] = catches
+        st = {name: main, **st}
+        frag = Frag(name, st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id])
+        if signal and not in_map:
+            return self._then_signal(frag, s)
+        return frag
+
+    def _then_signal(self, frag: Frag, s: Step) -> Frag:
+        sig_name, sig = self.signal_state(s)
+        wire(frag.states, sig_name)
+        return Frag(frag.start, {**frag.states, **sig}, frag.events + limits.EVENTS_TASK, frag.new_steps)
+
+    def _prepare(self, s: Step, *, signal: bool, rp: str) -> tuple[str, dict[str, Any]]:
+        name = self.names.take(f"{s.id}.prepare")
+        st = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": self._payload(self.spec(s, signal=signal), "prepare")},
+            comment=f"{self._comment(s)}: check the gate and render the inputs",
+            result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
+            timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        return name, st
+
+    def _gate_choice(self, s: Step, rp: str) -> tuple[str, dict[str, Any]]:
+        name = self.names.take(f"{s.id}.run?")
+        return name, states.choice(
+            [{"Variable": f"{rp}.status", "StringEquals": "running", "Next": NEXT}],
+            default=NEXT, comment="Skipped (or nothing to do): go on without running",
+        )
+
+    def prepared(self, s: Step, *, signal: bool) -> Frag:
+        """wait and sub_workflow: a control task renders inputs and checks the gate first."""
+        rp = f"$.steps.{s.id}"
+        prep_name, prep = self._prepare(s, signal=False, rp=rp)
+        st: dict[str, dict[str, Any]] = {}
+        prep["Catch"] = self._catch(s, st, rp, signal=signal)
+        choice_name, ch = self._gate_choice(s, rp)
+        core_start, core, events = self._core(s, rp, st, signal=signal)
+        ch["Choices"][0]["Next"] = core_start
+        prep["Next"] = choice_name
+        all_st = {prep_name: prep, choice_name: ch, **core, **st}
+        frag = Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
+        if signal:
+            return self._then_signal(frag, s)
+        return frag
+
+    def _core(self, s: Step, rp: str, st: dict[str, dict[str, Any]], *, signal: bool
+              ) -> tuple[str, dict[str, dict[str, Any]], int]:
+        cfg = s.config
+        if cfg.type == "wait":
+            wname = self.names.take(s.id)
+            w = states.wait(timestamp_path=f"{rp}.data.until", comment=self._comment(s))
+            done = self.names.take(f"{s.id}.done")
+            w["Next"] = done
+            d = states.pass_(parameters={"status": "completed", "output.$": f"{rp}.data"}, result_path=rp)
+            return wname, {wname: w, done: d}, 2 * limits.EVENTS_SIMPLE
+        if cfg.type == "sub_workflow":
+            name = self.names.take(s.id)
+            t = states.task(
+                states.SFN_START_SYNC,
+                {"StateMachineArn": self.targets.state_machine(cfg.workflow_name),
+                 "Input.$": f"{rp}.data.input", "Name.$": "States.UUID()"},
+                comment=f"{self._comment(s)}: runs workflow '{cfg.workflow_name}' and waits for it",
+                result_selector={"status": "completed", "output.$": "$.Output"}, result_path=rp,
+                timeout=s.timeout_secs, retry=self._retry(s)[:1],
+            )
+            t["Catch"] = self._catch(s, st, rp, signal=signal)
+            return name, {name: t}, limits.EVENTS_TASK + 2
+        raise CompileError(f"no core for step type '{cfg.type}'", step_id=s.id)
+
+    def for_each(self, s: Step, *, signal: bool) -> Frag:
+        """A Map state over the list the for_each template gives; each item runs the step once."""
+        rp = f"$.steps.{s.id}"
+        st: dict[str, dict[str, Any]] = {}
+        prep_name, prep = self._prepare(s, signal=False, rp=rp)
+        prep["Catch"] = self._catch(s, st, rp, signal=signal)
+        choice_name, ch = self._gate_choice(s, rp)
+        prep["Next"] = choice_name
+        # The item processor: the same step with the item in the state, writing its record to "$".
+        t = s.config.type
+        if t in LAMBDA_TYPES:
+            inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
+            inner_states = inner.states
+            per_item = inner.events
+        elif t == "approval":
+            inner = self.approval(s, signal=False, rp="$", in_map=True)
+            inner_states = inner.states
+            per_item = inner.events
+        else:
+            raise CompileError(f"for_each is not supported on {t} steps", step_id=s.id)
+        first = next(iter(inner_states))
+        wire(inner_states, None, end_name=self.names.take(f"{s.id}.item.end"))
+        map_name = self.names.take(s.id)
+        m: dict[str, Any] = {
+            "Type": "Map",
+            "Comment": f"{self._comment(s)}: once per item of {s.for_each}",
+            "ItemsPath": f"{rp}.data.items",
+            "ItemSelector": {"ctx.$": "$.ctx", "steps.$": "$.steps", "item.$": "$$.Map.Item.Value",
+                             "index.$": "$$.Map.Item.Index"},
+            "MaxConcurrency": s.max_concurrency or 0,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": first, "States": inner_states},
+            "ResultSelector": {"status": "completed", "output.$": "$[*].output"},
+            "ResultPath": rp,
+            "Next": NEXT,
+        }
+        m["Catch"] = self._catch(s, st, rp, signal=signal)
+        ch["Choices"][0]["Next"] = map_name
+        all_st = {prep_name: prep, choice_name: ch, map_name: m, **st}
+        events = (limits.EVENTS_TASK + limits.EVENTS_SIMPLE + limits.EVENTS_MAP
+                  + limits.FOR_EACH_ESTIMATE * (per_item + limits.EVENTS_MAP_ITERATION))
+        frag = Frag(prep_name, all_st, events, [s.id])
+        if signal:
+            return self._then_signal(frag, s)
+        return frag
+
+    def loop(self, s: Step, *, signal: bool) -> Frag:
+        """init → check (control task) → Choice → body → check ... The check evaluates the
+        condition, counts iterations and stops at max_iterations."""
+        rp = f"$.steps.{s.id}"
+        cfg = s.config
+        init = self.names.take(f"{s.id}.init")
+        check = self.names.take(s.id)
+        nxt = self.names.take(f"{s.id}.continue?")
+        st: dict[str, dict[str, Any]] = {}
+        st[init] = states.pass_(
+            comment=f"{self._comment(s)}: start counting iterations",
+            parameters={"status": "running", "output": {"iterations": 0, "completed": False}, "continue": False},
+            result_path=rp,
+        )
+        st[init]["Next"] = check
+        spec = self.spec(s, signal=signal)
+        chk = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "loop")},
+            comment=f"Evaluate '{cfg.condition}' (at most {cfg.max_iterations} iterations)",
+            result_selector={**states.STEP_RESULT, "continue.$": "$.Payload.continue"}, result_path=rp,
+            timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        chk["Catch"] = self._catch(s, st, rp, signal=signal)
+        chk["Next"] = nxt
+        body = self.scope(s.id)
+        wire(body.states, check)
+        st[check] = chk
+        st[nxt] = states.choice([{"Variable": f"{rp}.continue", "BooleanEquals": True, "Next": body.start}],
+                                default=NEXT, comment="Run the body again, or leave the loop")
+        st.update(body.states)
+        events = (2 * limits.EVENTS_SIMPLE
+                  + (cfg.max_iterations + 1) * (limits.EVENTS_TASK + limits.EVENTS_SIMPLE)
+                  + cfg.max_iterations * body.events)
+        return Frag(init, st, events, [s.id, *body.new_steps])
+
+
+def _merge_expr(parts: list[str]) -> str:
+    """Nested States.JsonMerge over the parts, as a balanced tree (intrinsics nest at most 10 deep)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) > 2 ** limits.MAX_INTRINSIC_NESTING:
+        raise CompileError(f"a Parallel state with {len(parts)} branches cannot be merged; "
+                           "split the workflow into sub-workflows", limit="parallel_branches")
+    mid = (len(parts) + 1) // 2
+    return f"States.JsonMerge({_merge_expr(parts[:mid])}, {_merge_expr(parts[mid:])}, false)"

@@ -1,0 +1,44 @@
+"""Where compiled tasks point: Lambda functions and state machines.
+
+The compiler takes these as data so it stays pure: SAM fills ``${...}`` placeholders through
+DefinitionSubstitutions; the local engine passes moto ARNs. Same definition, same meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FUNCTIONS = ("agent", "skill", "http", "code", "approval", "control")
+
+
+@dataclass(frozen=True)
+class TaskTargets:
+    functions: dict[str, str]
+    state_machine_prefix: str          # e.g. "arn:aws:states:us-east-1:123456789012:stateMachine:boternity-"
+
+    def function(self, kind: str) -> str:
+        return self.functions[kind]
+
+    def state_machine(self, workflow_name: str) -> str:
+        return self.state_machine_prefix + workflow_name
+
+    @classmethod
+    def sam(cls) -> TaskTargets:
+        """Placeholders resolved by SAM DefinitionSubstitutions (see template.yaml)."""
+        fns = {k: "${%sFunctionArn}" % k.capitalize() for k in FUNCTIONS}
+        return cls(functions=fns, state_machine_prefix="${StateMachineArnPrefix}")
+
+    @classmethod
+    def local(cls, *, region: str = "us-east-1", account: str = "123456789012",
+              prefix: str = "boternity-") -> TaskTargets:
+        fns = {k: f"arn:aws:lambda:{region}:{account}:function:{prefix}{k}" for k in FUNCTIONS}
+        return cls(functions=fns, state_machine_prefix=f"arn:aws:states:{region}:{account}:stateMachine:{prefix}")
+
+
+def step_function_kind(step_type: str) -> str | None:
+    """The Lambda function that runs a step type, or None for states that run inside Step Functions."""
+    if step_type in ("agent", "skill", "http", "code", "approval"):
+        return step_type
+    if step_type in ("conditional", "loop"):
+        return "control"
+    return None

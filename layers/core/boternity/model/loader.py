@@ -1,0 +1,181 @@
+"""Load workflow files, keeping YAML line numbers so every error can point at a line.
+
+The loader only turns text into a :class:`Workflow` (syntax, types, unknown fields); graph and
+reference checks live in :mod:`boternity.validate`. ``load_workflow`` runs both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from boternity.errors import ValidationFailed, WorkflowError
+from boternity.model.workflow import Workflow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+Path_ = tuple[str | int, ...]
+
+# Discriminated unions put the tag into pydantic's error location ("config", "agent", "prompt");
+# these tags are not part of the user's file, so they are dropped when mapping to YAML paths.
+_UNION_TAGS = {
+    "agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait",
+    "manual", "cron", "webhook", "event", "file_watch", "global", "bot",
+}
+
+
+@dataclass
+class SourceMap:
+    """YAML path → (line, column), 1-based."""
+
+    file: str | None = None
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def line_of(self, path: Iterable[str | int]) -> int | None:
+        p = tuple(path)
+        while True:
+            if p in self.marks:
+                return self.marks[p][0]
+            if not p:
+                return None
+            p = p[:-1]
+
+
+@dataclass
+class LoadedWorkflow:
+    workflow: Workflow
+    source: SourceMap
+    raw: dict[str, Any]
+
+
+def _walk_marks(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], errors: list[WorkflowError],
+                file: str | None) -> None:
+    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                errors.append(WorkflowError(
+                    f"duplicate key '{key}'", code="duplicate_key", file=file,
+                    line=key_node.start_mark.line + 1, field=".".join(str(p) for p in (*path, key)),
+                ))
+            seen.add(key)
+            _walk_marks(value_node, (*path, key), marks, errors, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk_marks(item, (*path, i), marks, errors, file)
+
+
+def parse_yaml(text: str, *, file: str | None = None) -> tuple[Any, SourceMap]:
+    """Parse YAML text into plain data plus a source map. Raises ValidationFailed on syntax errors."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationFailed([WorkflowError(
+            f"invalid YAML: {problem}", code="yaml_syntax", file=file,
+            line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
+        )]) from exc
+    source = SourceMap(file=file)
+    errors: list[WorkflowError] = []
+    if node is not None:
+        _walk_marks(node, (), source.marks, errors, file)
+    if errors:
+        raise ValidationFailed(errors)
+    return data, source
+
+
+def _step_id_at(raw: Any, index: int) -> str | None:
+    try:
+        sid = raw["steps"][index].get("id")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return sid if isinstance(sid, str) else None
+
+
+def _user_path(loc: tuple[Any, ...]) -> list[str | int]:
+    out: list[str | int] = []
+    for i, p in enumerate(loc):
+        prev = loc[i - 1] if i else None
+        after_union = prev in ("config", "owner") or (isinstance(prev, int) and i >= 2 and loc[i - 2] == "triggers")
+        if isinstance(p, str) and (("[" in p) or (after_union and p in _UNION_TAGS)):
+            continue  # pydantic's union-member labels, not part of the user's file
+        out.append(p)
+    return out
+
+
+def pydantic_errors(exc: ValidationError, raw: Any, source: SourceMap) -> list[WorkflowError]:
+    """Map pydantic's errors to WorkflowErrors naming the file, line, step and field."""
+    out: list[WorkflowError] = []
+    for err in exc.errors(include_url=False):
+        loc = _user_path(err["loc"])
+        step_id: str | None = None
+        field_path: list[str | int] = list(loc)
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            step_id = _step_id_at(raw, loc[1]) or f"#{loc[1] + 1}"
+            field_path = list(loc[2:])
+        etype = err["type"]
+        msg = err["msg"]
+        if etype == "extra_forbidden":
+            code, msg = "unknown_field", f"unknown field '{loc[-1]}'"
+        elif etype == "missing":
+            code, msg = "missing_field", f"required field '{loc[-1]}' is missing"
+        elif etype in ("union_tag_invalid", "literal_error") and loc and loc[-1] == "type":
+            code = "invalid_type"
+        elif etype == "string_pattern_mismatch":
+            code = "invalid_format"
+        else:
+            code = etype
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(WorkflowError(
+            msg, code=code, file=source.file, line=source.line_of(loc), step_id=step_id,
+            field=".".join(str(p) for p in field_path) or None,
+        ))
+    return out
+
+
+def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
+    """Validate plain data (from YAML or a JSON API body) into a Workflow model."""
+    source = source or SourceMap()
+    if not isinstance(data, dict):
+        raise ValidationFailed([WorkflowError(
+            "a workflow must be a mapping with at least 'name' and 'steps'", code="not_a_mapping",
+            file=source.file, line=1,
+        )])
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc, data, source)) from exc
+
+
+def load_workflow_text(text: str, *, file: str | None = None, validate: bool = True) -> LoadedWorkflow:
+    """Parse and validate a workflow from YAML (or JSON) text."""
+    data, source = parse_yaml(text, file=file)
+    wf = parse_workflow(data, source=source)
+    loaded = LoadedWorkflow(workflow=wf, source=source, raw=data)
+    if validate:
+        from boternity.validate import check_workflow
+
+        check_workflow(loaded)
+    return loaded
+
+
+def load_workflow(path: str | Path, *, validate: bool = True) -> LoadedWorkflow:
+    """Load a workflow file; raises ValidationFailed listing every problem found."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ValidationFailed([WorkflowError("file not found", code="file_not_found", file=str(p))]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([WorkflowError(f"cannot read file: {exc}", code="unreadable", file=str(p))]) from exc
+    return load_workflow_text(text, file=str(p), validate=validate)

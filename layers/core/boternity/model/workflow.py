@@ -1,0 +1,303 @@
+"""Pydantic models of a workflow file.
+
+Files in the reference format load unchanged; the shorter form is accepted too: ``id``,
+``version`` and ``owner`` may be left out, ``config.type`` is taken from the step's ``type``
+and a step's ``name`` defaults to its id. Unknown fields are errors (``extra="forbid"``), so a
+typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STEP_TYPES = ("agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait")
+StepType = Literal["agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait"]
+
+# Step ids become Step Functions state names: 1-80 characters, none of the characters AWS forbids.
+# We are stricter than AWS (ASCII letters, digits, '-', '_') so names also work in CloudWatch and
+# as DynamoDB keys and S3 prefixes without escaping. The compiler appends suffixes such as
+# "-gate", so ids are kept to 64 characters.
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+STEP_ID_MAX = 64
+WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]*$"
+WORKFLOW_NAME_MAX = 64
+MAX_LOOP_ITERATIONS = 1000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- step configs
+
+
+class AgentConfig(_Model):
+    """Call an LLM through a bot: ``bots/<bot>/IDENTITY.md`` gives model, temperature and system prompt."""
+
+    type: Literal["agent"] = "agent"
+    bot: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, description="Template: the user message.")
+    model: str | None = None
+    system: str | None = Field(default=None, description="Template: overrides the bot's system prompt.")
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    output: Literal["text", "json"] = "text"
+
+
+class SkillConfig(_Model):
+    """Run an installed skill: a prompt skill (SKILL.md) or a WASM tool skill (skill.wasm)."""
+
+    type: Literal["skill"] = "skill"
+    skill: str = Field(min_length=1)
+    input: Any = Field(default=None, description="Template string, or any JSON value whose strings are templates.")
+
+
+class CodeConfig(_Model):
+    type: Literal["code"] = "code"
+    language: Literal["wasm", "javascript", "typescript", "type_script"]
+    source: str | None = None
+    module: str | None = Field(default=None, description="wasm: a path to a .wasm file, or base64.")
+    input: Any = None
+
+
+class HttpConfig(_Model):
+    type: Literal["http"] = "http"
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str = Field(min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, description="A template string sent as is, or an object sent as JSON.")
+    timeout_secs: float = Field(default=30, gt=0, le=900)
+    expect_status: list[int] | None = Field(default=None, description="Default: 2xx and 3xx succeed.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class ConditionalConfig(_Model):
+    type: Literal["conditional"] = "conditional"
+    condition: str = Field(min_length=1)
+    then_steps: list[str] = Field(default_factory=list)
+    else_steps: list[str] = Field(default_factory=list)
+
+
+class LoopConfig(_Model):
+    type: Literal["loop"] = "loop"
+    condition: str = Field(min_length=1)
+    max_iterations: int = Field(default=100, ge=1, le=MAX_LOOP_ITERATIONS)
+    body_steps: list[str] = Field(min_length=1)
+
+
+class ApprovalConfig(_Model):
+    type: Literal["approval"] = "approval"
+    prompt: str = Field(min_length=1)
+    timeout_secs: int = Field(default=86_400, gt=0, le=365 * 86_400)
+    on_timeout: Literal["reject", "fail"] = "reject"
+    notify: str | None = Field(default=None, description="A webhook URL that receives the prompt and link.")
+
+
+class SubWorkflowConfig(_Model):
+    type: Literal["sub_workflow"] = "sub_workflow"
+    workflow_name: str = Field(min_length=1)
+    input: Any = None
+
+
+class WaitConfig(_Model):
+    type: Literal["wait"] = "wait"
+    seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
+    until: str | None = Field(default=None, description="Template giving an ISO-8601 timestamp.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WaitConfig:
+        if (self.seconds is None) == (self.until is None):
+            raise ValueError("a wait step needs exactly one of 'seconds' or 'until'")
+        return self
+
+
+StepConfig = Annotated[
+    AgentConfig
+    | SkillConfig
+    | CodeConfig
+    | HttpConfig
+    | ConditionalConfig
+    | LoopConfig
+    | ApprovalConfig
+    | SubWorkflowConfig
+    | WaitConfig,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+class RetryPolicy(_Model):
+    """Compiled to an ASL Retrier. ``max_attempts`` counts every execution, the first included."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    strategy: Literal["simple", "llm_self_correct"] = "simple"
+    interval_secs: int = Field(default=1, ge=1, le=3600)
+    backoff_rate: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_delay_secs: int | None = Field(default=None, ge=1, le=86_400)
+
+
+class UiMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Step(_Model):
+    id: str = Field(min_length=1, max_length=STEP_ID_MAX, pattern=STEP_ID_PATTERN)
+    name: str = ""
+    type: StepType
+    depends_on: list[str] = Field(default_factory=list)
+    condition: str | None = None
+    timeout_secs: int = Field(default=300, gt=0, le=365 * 86_400)
+    retry: RetryPolicy | None = None
+    continue_on_error: bool = False
+    for_each: str | None = Field(default=None, description="Template giving a list: the step runs once per item.")
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    config: StepConfig
+    ui: UiMeta | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("name") and isinstance(data.get("id"), str):
+            data["name"] = data["id"]
+        cfg = data.get("config")
+        stype = data.get("type")
+        if cfg is None and stype is not None:
+            data["config"] = {"type": stype}
+        elif isinstance(cfg, dict) and "type" not in cfg and stype is not None:
+            data["config"] = {"type": stype, **cfg}
+        return data
+
+    @model_validator(mode="after")
+    def _type_matches_config(self) -> Step:
+        if self.config.type != self.type:
+            raise ValueError(f"step type '{self.type}' does not match config.type '{self.config.type}'")
+        return self
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+class WebhookAuth(_Model):
+    type: Literal["hmac_sha256", "standard_webhooks", "bearer_token", "none"]
+    secret_name: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookAuth:
+        if self.type != "none" and not self.secret_name:
+            raise ValueError(f"auth type '{self.type}' needs a secret_name")
+        return self
+
+
+class ManualTrigger(_Model):
+    type: Literal["manual"] = "manual"
+
+
+class CronTrigger(_Model):
+    type: Literal["cron"] = "cron"
+    schedule: str = Field(min_length=1)
+    timezone: str = "UTC"
+
+
+class WebhookTrigger(_Model):
+    type: Literal["webhook"] = "webhook"
+    path: str = Field(min_length=2, pattern=r"^/[A-Za-z0-9._~/-]+$")
+    auth: WebhookAuth | None = None
+    when: str | None = None
+
+
+class EventTrigger(_Model):
+    type: Literal["event"] = "event"
+    source: str = Field(min_length=1)
+    event_type: str = Field(min_length=1)
+    when: str | None = None
+
+
+class FileWatchTrigger(_Model):
+    type: Literal["file_watch"] = "file_watch"
+    paths: list[str] = Field(min_length=1)
+    patterns: list[str] = Field(default_factory=list)
+    when: str | None = None
+
+
+Trigger = Annotated[
+    ManualTrigger | CronTrigger | WebhookTrigger | EventTrigger | FileWatchTrigger,
+    Field(discriminator="type"),
+]
+
+
+class GlobalOwner(_Model):
+    type: Literal["global"] = "global"
+
+
+class BotOwner(_Model):
+    type: Literal["bot"] = "bot"
+    bot_id: str | None = None
+    slug: str
+
+
+Owner = Annotated[GlobalOwner | BotOwner, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+class Workflow(_Model):
+    """A workflow: a DAG of steps, its triggers and its run-wide settings."""
+
+    id: str | None = None
+    name: str = Field(min_length=1, max_length=WORKFLOW_NAME_MAX, pattern=WORKFLOW_NAME_PATTERN)
+    description: str | None = None
+    version: str | None = None
+    owner: Owner | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    on_limit: Literal["queue", "reject"] = "queue"
+    timeout_secs: int = Field(default=1800, gt=0, le=365 * 86_400)
+    allow_private_network: bool = Field(
+        default=False, description="Let HTTP steps reach loopback, private and link-local addresses."
+    )
+    variables: dict[str, Any] = Field(default_factory=dict)
+    triggers: list[Trigger] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> Any:
+        # YAML reads `version: 1.0` as a float; the reference treats versions as free-form text.
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    @property
+    def step_map(self) -> dict[str, Step]:
+        return {s.id: s for s in self.steps}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a workflow file, generated from the models."""
+    schema = Workflow.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://boternity.dev/schema/workflow.json"
+    schema["title"] = "Boternity workflow"
+    return schema
+
+
+def is_valid_step_id(step_id: str) -> bool:
+    return bool(re.match(STEP_ID_PATTERN, step_id)) and len(step_id) <= STEP_ID_MAX
