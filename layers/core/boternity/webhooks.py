@@ -34,10 +34,13 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from boternity.errors import SignatureError, WorkflowError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "AUTH_TYPES",
@@ -183,7 +186,13 @@ def sign_standard_webhooks(secret: str | bytes, msg_id: str, timestamp: int | st
 
 
 def verify_hmac_sha256(secret: str | bytes, body: bytes, headers: Mapping[str, str]) -> Verified:
-    """GitHub style: ``X-Hub-Signature-256: sha256=<hex>`` (or the bare hex, any case)."""
+    """GitHub style: ``X-Hub-Signature-256: sha256=<hex>`` (or the bare hex, any case).
+
+    The delivery id comes from ``X-GitHub-Delivery``. GitHub signs only the body, not that
+    header nor any timestamp, so this scheme cannot stop a captured request being replayed
+    under a new delivery id; ``standard_webhooks`` can, and is the better choice where the
+    sender supports it.
+    """
     key = _secret_bytes(secret)
     provided = _header(headers, _GITHUB_SIGNATURE)
     if provided is None:
