@@ -413,7 +413,10 @@ class _Compiler:
         cfg = s.config
         if cfg.type == "wait":
             wname = self.names.take(s.id)
-            w = states.wait(timestamp_path=f"{rp}.data.until", comment=self._comment(s))
+            if cfg.seconds is not None:
+                w = states.wait(seconds=cfg.seconds, comment=self._comment(s))
+            else:
+                w = states.wait(timestamp_path=f"{rp}.data.until", comment=self._comment(s))
             done = self.names.take(f"{s.id}.done")
             w["Next"] = done
             d = states.pass_(parameters={"status": "completed", "output.$": f"{rp}.data"}, result_path=rp)

@@ -1,0 +1,1 @@
+"""The boternity command line."""

@@ -1,0 +1,256 @@
+"""The ``boternity`` command.
+
+Exit codes: 0 success; 1 a workflow is invalid (validate) or a run failed (run); 2 bad input
+(unreadable file, invalid workflow given to run/compile, bad --input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from boternity.errors import BoternityError, ValidationFailed
+
+if TYPE_CHECKING:
+    from boternity.model.loader import LoadedWorkflow
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from boternity.model.loader import load_workflow
+
+    bad = 0
+    for f in args.files:
+        try:
+            loaded = load_workflow(f)
+        except ValidationFailed as exc:
+            bad += 1
+            _err(f"{f}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}")
+            for e in exc.errors:
+                _err(f"  {e}")
+            continue
+        wf = loaded.workflow
+        print(f"{f}: ok ({wf.name}, {len(wf.steps)} steps)")
+    return 1 if bad else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from boternity.model.workflow import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _load_or_exit(path: str) -> LoadedWorkflow:
+    from boternity.model.loader import load_workflow
+
+    return load_workflow(path)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from boternity.compiler import TaskTargets, compile_details, definition_json
+
+    loaded = _load_or_exit(args.file)
+    targets = TaskTargets.local() if args.local else TaskTargets.sam()
+    compiled = compile_details(loaded.workflow, targets=targets)
+    text = definition_json(compiled.definition)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}: {len(compiled.definition['States'])} top-level states, "
+              f"{compiled.definition_bytes:,} bytes, about {compiled.estimated_events:,} history events at most",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from boternity.graph import build_graph
+
+    loaded = _load_or_exit(args.file)
+    wf = loaded.workflow
+    g = build_graph(wf)
+    lines = ["flowchart TD"]
+
+    def node(s: Any) -> str:
+        label = f"{s.name}<br/><i>{s.type}</i>" if s.name != s.id else f"{s.id}<br/><i>{s.type}</i>"
+        shape = ("{", "}") if s.type == "conditional" else ("[[", "]]") if s.type == "loop" else ("[", "]")
+        return f'    {_mid(s.id)}{shape[0]}"{label}"{shape[1]}'
+
+    for scope_id, members in g.scopes.items():
+        if scope_id:
+            lines.append(f'    subgraph {_mid(scope_id)}_body["{scope_id} body"]')
+        lines.extend(node(g.steps[m]) for m in members if m not in g.scopes or True)
+        if scope_id:
+            lines.append("    end")
+    for s in wf.steps:
+        for d in g.deps.get(s.id, []):
+            c = g.steps[d]
+            label = ""
+            if c.type == "conditional":
+                label = "|then|" if s.id in c.config.then_steps else "|else|" if s.id in c.config.else_steps else ""
+            lines.append(f"    {_mid(d)} -->{label} {_mid(s.id)}")
+        if s.type == "loop":
+            lines.append(f"    {_mid(s.id)} -.->|repeat| {_mid(s.id)}_body")
+    print("\n".join(lines))
+    return 0
+
+
+def _mid(step_id: str) -> str:
+    return "s_" + step_id.replace("-", "_")
+
+
+def _parse_input(value: str | None) -> Any:
+    if value is None:
+        return {}
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BoternityError(f"--input: cannot read {value[1:]}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BoternityError(f"--input is not valid JSON: {exc}") from exc
+
+
+def _sub_workflows(loaded: LoadedWorkflow, base: Path, seen: dict[str, Any]) -> None:
+    """Load the workflows that sub_workflow steps name, from the same folder."""
+    from boternity.model.loader import load_workflow
+
+    for s in loaded.workflow.steps:
+        if s.type != "sub_workflow":
+            continue
+        name = s.config.workflow_name
+        if name in seen:
+            continue
+        candidates = [base / f"{name}.yaml", base / f"{name}.yml", *sorted(base.glob("*.y*ml"))]
+        for c in candidates:
+            if not c.is_file():
+                continue
+            try:
+                child = load_workflow(c)
+            except ValidationFailed:
+                if c.stem == name:
+                    raise
+                continue
+            if child.workflow.name == name:
+                seen[name] = child.workflow
+                _sub_workflows(child, base, seen)
+                break
+        else:
+            raise BoternityError(f"{loaded.source.file}: step '{s.id}': sub-workflow '{name}' not found "
+                                 f"(looked for a workflow named '{name}' in {base})")
+
+
+_ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗", "aborted": "■"}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from boternity.local.engine import LocalEngine
+
+    loaded = _load_or_exit(args.file)
+    payload = _parse_input(args.input)
+    base = Path(args.file).resolve().parent
+    children: dict[str, Any] = {}
+    _sub_workflows(loaded, base, children)
+    env = {}
+    if args.bots:
+        env["BOTERNITY_BOTS_DIR"] = str(Path(args.bots).resolve())
+    elif (base / "bots").is_dir():
+        env["BOTERNITY_BOTS_DIR"] = str(base / "bots")
+    if args.skills:
+        env["BOTERNITY_SKILLS_DIR"] = str(Path(args.skills).resolve())
+    elif (base / "skills").is_dir():
+        env["BOTERNITY_SKILLS_DIR"] = str(base / "skills")
+    wf = loaded.workflow
+    quiet = args.json
+    t0 = time.monotonic()
+
+    def on_step(rec: dict[str, Any]) -> None:
+        if quiet:
+            return
+        status = rec.get("status", "?")
+        it = f" [{rec['iteration']}]" if rec.get("iteration") else ""
+        extra = ""
+        if status == "failed" and rec.get("error"):
+            extra = f": {rec['error']}"
+        elif status == "skipped" and isinstance(rec.get("output"), dict):
+            extra = f" ({rec['output'].get('reason')})"
+        print(f"  {time.monotonic() - t0:7.2f}s {_ICONS.get(status, '?')} {rec['step_id']}{it} {status}{extra}",
+              file=sys.stderr)
+
+    with LocalEngine(base_dir=base, env=env) as engine:
+        for child in children.values():
+            engine.deploy(child)
+        engine.deploy(wf)
+        if not quiet:
+            print(f"run {wf.name} ({len(wf.steps)} steps) on the local engine", file=sys.stderr)
+        result = engine.run(wf, payload, timeout=args.timeout, on_step=on_step)
+    if args.json:
+        print(json.dumps({"run": result.record, "steps": result.steps, "output": result.output}, indent=2,
+                         default=str))
+    else:
+        print(f"{result.status} in {result.seconds:.2f}s (run {result.run_id})", file=sys.stderr)
+        if result.status == "SUCCEEDED":
+            outputs = {k: v.get("output") for k, v in (result.output or {}).items() if isinstance(v, dict)}
+            print(json.dumps(outputs, indent=2, ensure_ascii=False))
+        else:
+            _err(f"error: {result.error}: {result.cause}")
+    return 0 if result.status == "SUCCEEDED" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="boternity", description="Boternity Workflows: AI-bot workflows on AWS Step "
+                                "Functions, runnable locally.")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check workflow files; exit 1 if any is invalid")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(fn=cmd_validate)
+    s = sub.add_parser("schema", help="print the JSON Schema of workflow files")
+    s.set_defaults(fn=cmd_schema)
+    c = sub.add_parser("compile", help="print (or write) the Amazon States Language definition")
+    c.add_argument("file")
+    c.add_argument("-o", "--output")
+    c.add_argument("--local", action="store_true", help="use local (moto) ARNs instead of SAM placeholders")
+    c.set_defaults(fn=cmd_compile)
+    g = sub.add_parser("graph", help="print a Mermaid diagram of the DAG")
+    g.add_argument("file")
+    g.set_defaults(fn=cmd_graph)
+    r = sub.add_parser("run", help="run a workflow on this machine (no AWS account needed)")
+    r.add_argument("file")
+    r.add_argument("--input", help="the trigger payload: JSON text, or @file.json")
+    r.add_argument("--json", action="store_true", help="print the final run record as JSON on stdout")
+    r.add_argument("--bots", help="folder of bots (default: bots/ next to the workflow)")
+    r.add_argument("--skills", help="folder of skills (default: skills/ next to the workflow)")
+    r.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
+    r.set_defaults(fn=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ValidationFailed as exc:
+        for e in exc.errors:
+            _err(str(e))
+        return 1 if args.command == "validate" else 2
+    except BoternityError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

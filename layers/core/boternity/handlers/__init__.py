@@ -1,0 +1,3 @@
+"""Lambda handlers, one module per function. ``functions/<name>/app.py`` re-exports them, and the
+local engine calls the very same functions in-process. A handler module imports only what its
+function needs (cold starts)."""

@@ -1,0 +1,14 @@
+"""The control function: conditionals, loop checks, gates, and cross-branch signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boternity.runtime.control import handle
+from boternity.runtime.step import Services
+
+services = Services()
+
+
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return handle(event, services)

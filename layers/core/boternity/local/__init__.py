@@ -1,0 +1,1 @@
+"""Run workflows on this machine: moto executes the compiled state machine in-process."""

@@ -1,0 +1,202 @@
+"""The local engine: the compiled state machine runs in moto's Step Functions interpreter, its
+Lambda tasks dispatched in-process to the same handlers the cloud runs, its records written by the
+same store code onto moto's DynamoDB. No AWS account, no Docker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from boternity.compiler import TaskTargets, compile_workflow
+from boternity.compiler.targets import FUNCTIONS
+from boternity.local import moto_patches
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from boternity.model.workflow import Workflow
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+PREFIX = "boternity-"
+TABLE = "boternity"
+ROLE_NAME = "boternity-local"
+
+
+def _lazy_handler(kind: str) -> Callable[[dict[str, Any], Any], Any]:
+    def call(event: dict[str, Any], context: Any) -> Any:
+        module = importlib.import_module(f"boternity.handlers.{kind}")
+        return module.lambda_handler(event, context)
+
+    return call
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    steps: list[dict[str, Any]]
+    record: dict[str, Any] | None
+    execution_arn: str
+    seconds: float
+
+
+@dataclass
+class LocalEngine:
+    """A context manager holding one in-process emulated AWS (moto)."""
+
+    base_dir: Path = field(default_factory=Path.cwd)
+    blob_dir: Path | None = None
+    fast_retry: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __enter__(self) -> LocalEngine:
+        from moto import mock_aws
+
+        self._saved_env = {k: os.environ.get(k) for k in self._env()}
+        os.environ.update(self._env())
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
+                                      "lambda": {"use_docker": False}})
+        self._mock.start()
+        moto_patches.apply()
+        moto_patches.set_fast_retry(self.fast_retry)
+        import boto3
+
+        from boternity.store.runs import RunStore, table_definition
+
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.ddb = boto3.client("dynamodb", region_name=REGION)
+        self.ddb.create_table(**table_definition(TABLE))
+        iam = boto3.client("iam", region_name=REGION)
+        self.role_arn = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                           "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}],
+        }))["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name=REGION)
+        for kind in FUNCTIONS:
+            name = PREFIX + kind
+            lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role_arn,
+                                Handler="app.lambda_handler", Code={"ZipFile": _dummy_zip()})
+            moto_patches.HANDLERS[name] = _lazy_handler(kind)
+        self.runs = RunStore(TABLE)
+        self.targets = TaskTargets.local(region=REGION, account=ACCOUNT, prefix=PREFIX)
+        self.machines: dict[str, str] = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mock.stop()
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def _env(self) -> dict[str, str]:
+        blob_dir = self.blob_dir or (Path(self.base_dir) / ".boternity" / "blobs")
+        env = {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "BOTERNITY_TABLE": TABLE,
+            "BOTERNITY_BLOB_DIR": str(blob_dir),
+            "BOTERNITY_BASE_DIR": str(self.base_dir),
+        }
+        env.update(self.env)
+        return env
+
+    # ------------------------------------------------------------------ workflows and runs
+    def deploy(self, wf: Workflow) -> str:
+        definition = json.dumps(compile_workflow(wf, targets=self.targets))
+        name = PREFIX + wf.name
+        if name in self.machines:
+            self.sfn.update_state_machine(stateMachineArn=self.machines[name], definition=definition)
+        else:
+            self.machines[name] = self.sfn.create_state_machine(
+                name=name, definition=definition, roleArn=self.role_arn, type="STANDARD")["stateMachineArn"]
+        return self.machines[name]
+
+    def start(self, wf: Workflow, payload: Any = None, *, run_id: str | None = None,
+              trigger_type: str = "manual") -> tuple[str, str]:
+        arn = self.machines.get(PREFIX + wf.name) or self.deploy(wf)
+        run_id = run_id or uuid.uuid4().hex
+        self.runs.run_started(run_id, workflow=wf.name, trigger_type=trigger_type)
+        ex = self.sfn.start_execution(stateMachineArn=arn, name=run_id,
+                                      input=json.dumps(payload if payload is not None else {}))
+        return run_id, ex["executionArn"]
+
+    def wait(self, run_id: str, execution_arn: str, *, timeout: float | None = None,
+             on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.02) -> RunResult:
+        t0 = time.monotonic()
+        seen: dict[str, str] = {}
+        while True:
+            d = self.sfn.describe_execution(executionArn=execution_arn)
+            if on_step is not None:
+                self._report(run_id, seen, on_step)
+            if d["status"] != "RUNNING":
+                break
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                self.sfn.stop_execution(executionArn=execution_arn, error="Local.Timeout",
+                                        cause=f"no result within {timeout} s")
+                continue
+            time.sleep(poll)
+        self._finish(d)
+        if on_step is not None:
+            self._report(run_id, seen, on_step)
+        record = self.runs.get_run(run_id)
+        output = json.loads(d["output"]) if d.get("output") else None
+        return RunResult(run_id=run_id, status=d["status"], output=output, error=d.get("error"),
+                         cause=d.get("cause"), steps=self.runs.steps(run_id), record=record,
+                         execution_arn=execution_arn, seconds=time.monotonic() - t0)
+
+    def run(self, wf: Workflow, payload: Any = None, *, timeout: float | None = None,
+            on_step: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+        run_id, arn = self.start(wf, payload)
+        return self.wait(run_id, arn, timeout=timeout, on_step=on_step)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        return self.sfn.get_execution_history(executionArn=execution_arn)["events"]
+
+    def _report(self, run_id: str, seen: dict[str, str], on_step: Callable[[dict[str, Any]], None]) -> None:
+        for rec in self.runs.steps(run_id):
+            key = rec["step_id"] + "#" + str(rec.get("iteration", ""))
+            if seen.get(key) != rec.get("status"):
+                seen[key] = rec.get("status", "")
+                on_step(rec)
+
+    def _finish(self, d: dict[str, Any]) -> None:
+        """Deliver the status-change event the cloud's EventBridge rule would deliver."""
+        from boternity.handlers.events import lambda_handler
+
+        stop = d.get("stopDate")
+        event = {
+            "version": "0", "id": uuid.uuid4().hex, "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states", "account": ACCOUNT, "region": REGION, "resources": [d["executionArn"]],
+            "detail": {
+                "executionArn": d["executionArn"], "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+                "status": d["status"], "startDate": int(d["startDate"].timestamp() * 1000),
+                "stopDate": int(stop.timestamp() * 1000) if stop else None,
+                "input": d.get("input"), "output": d.get("output"), "error": d.get("error"), "cause": d.get("cause"),
+            },
+        }
+        lambda_handler(event, None)
+
+
+def _dummy_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    return buf.getvalue()

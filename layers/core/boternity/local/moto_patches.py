@@ -1,0 +1,173 @@
+"""Every patch of moto internals, in one module (moto 5.2.5; see tests/functional/test_moto_patches.py,
+which fails loudly when moto changes under these).
+
+1. Lambda invocations are dispatched in-process to our handler functions (no Docker).
+2. ``states:startExecution.sync:2`` works (upstream getmoto/moto#10076: the parameters are not
+   converted to boto3's names), and its completion poll is shortened from 0.5 s.
+3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING).
+4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
+5. A definite JSONPath such as ``$[0].steps`` in an intrinsic function's argument yields the value,
+   as in AWS; moto wraps it in a list (its fix for getmoto/moto#7825 applies to every path that
+   starts with an index), which breaks ``States.JsonMerge`` over Parallel results.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+HANDLERS: dict[str, Handler] = {}
+_lock = threading.Lock()
+_applied = False
+_fast_retry = False
+
+
+class _LocalContext:
+    """The bits of a LambdaContext our handlers and Powertools read."""
+
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = "local"
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def _invoke(self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+    name = function_name.split(":function:")[-1].split(":")[0]
+    handler = HANDLERS.get(name)
+    if handler is None:
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": "FunctionNotFound", "errorMessage": f"no local handler for {name}"}).encode()
+    try:
+        event = json.loads(body) if body else {}
+        return json.dumps(handler(event, _LocalContext(name))).encode()
+    except Exception as exc:  # noqa: BLE001 - this IS the Lambda runtime's error boundary
+        # Step Functions sees Error = the exception's class name, as with the real Python runtime.
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+
+def _patch_sfn_sync() -> None:
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_mod,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
+
+    models: dict[str, Any] = {}
+
+    def op_model(self: Any, svc: str, act: str) -> Any:
+        svc = self._get_boto_service_name(svc)
+        act = self._get_boto_service_action(act)
+        m = models.get(svc) or models.setdefault(svc, botocore.session.get_session().get_service_model(svc))
+        return next(m.operation_model(o) for o in m.operation_names if camel_to_snake_case(o) == act)
+
+    orig = StateTaskServiceSfn._normalise_parameters
+
+    def norm_params(self: Any, parameters: Any, boto_service_name: Any = None, service_action_name: Any = None) -> None:
+        orig(self, parameters, boto_service_name, service_action_name)
+        self._to_boto_request(parameters, op_model(self, boto_service_name, service_action_name).input_shape)
+
+    def norm_resp(self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None) -> None:
+        self._from_boto_response(response, op_model(self, boto_service_name, service_action_name).output_shape)
+        for k, v in list(response.items()):
+            if isinstance(v, datetime.datetime):
+                response[k] = int(v.timestamp() * 1000)  # AWS returns epoch milliseconds
+
+    StateTaskServiceSfn._normalise_parameters = norm_params
+    StateTaskServiceSfn._normalise_response = norm_resp
+    callback_mod._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02
+
+
+def _patch_stop() -> None:
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    stop0, err0 = Execution.stop, Environment.set_error
+
+    def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        stop0(self, stop_date=stop_date, error=error, cause=cause)
+        if self.exec_worker:  # wake the threads blocked on callback endpoints
+            for ep in list(self.exec_worker.env.callback_pool_manager._pool.values()):
+                ep.interrupt_all()
+
+    def set_error(self: Any, error: Any) -> None:
+        if not isinstance(self._program_state, ProgramStopped):  # the wake-up is not a timeout
+            err0(self, error)
+
+    Execution.stop = stop
+    Environment.set_error = set_error
+
+
+def _patch_retry_sleep() -> None:
+    import time as _time
+
+    import moto.stepfunctions.parser.asl.component.common.retry.retrier_decl as rd
+
+    def sleep(seconds: float) -> None:
+        if not _fast_retry:
+            _time.sleep(seconds)
+
+    rd.time = types.SimpleNamespace(sleep=sleep)
+
+
+_DEFINITE = re.compile(r"^\$(\.[A-Za-z0-9_-]+|\[\d+\])*$")
+
+
+def _patch_intrinsic_paths() -> None:
+    from moto.stepfunctions.parser.asl.component.intrinsic.argument.argument import ArgumentJsonPath
+
+    orig = ArgumentJsonPath._eval_argument
+
+    def eval_argument(self: Any, env: Any) -> Any:
+        if not _DEFINITE.match(self.json_path):
+            return orig(self, env)
+        value = env.stack[-1]
+        for part in re.findall(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]", self.json_path):
+            value = value[part[0]] if part[0] else value[int(part[1])]
+        return value
+
+    ArgumentJsonPath._eval_argument = eval_argument
+
+
+def apply() -> None:
+    """Apply every patch once per process."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        from moto.awslambda.models import LambdaFunction
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        LambdaSimpleBackend.invoke = _invoke
+        # S3/SNS/EventBridge notifications call LambdaFunction.invoke directly (they would try Docker).
+        LambdaFunction.invoke = lambda self, body, req_h, resp_h: _invoke(  # type: ignore[method-assign]
+            None, self.function_name, None, body, req_h, resp_h)
+        _patch_sfn_sync()
+        _patch_stop()
+        _patch_retry_sleep()
+        _patch_intrinsic_paths()
+        _applied = True
+
+
+def set_fast_retry(enabled: bool) -> None:
+    """Make Retry intervals instant (for tests); local runs keep real backoff by default."""
+    global _fast_retry
+    _fast_retry = enabled

@@ -1,0 +1,1 @@
+"""What runs inside the step and control functions: context, gate, records, signals."""

@@ -1,0 +1,170 @@
+"""What a running step sees: the state turned into the template/condition context, and the gate.
+
+One implementation, used by every function locally and in the cloud.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from boternity.errors import ExpressionError, StepFailed
+from boternity.expressions.jexl import evaluate_condition
+from boternity.expressions.templates import render_value
+from boternity.store.blobs import BlobStore, blob_store_from_env, make_resolver
+
+
+class Secrets(Mapping[str, str]):
+    """Secrets looked up one at a time, remembering the values so they can be masked."""
+
+    def __init__(self, lookup: Any = None) -> None:
+        self._lookup = lookup or _env_secret
+        self.used: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self.used:
+            value = self._lookup(name)
+            if value is None:
+                raise KeyError(name)
+            self.used[name] = value
+        return self.used[name]
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[str(name)]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self):  # noqa: ANN204 - never enumerate secrets
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def mask(self, value: Any) -> Any:
+        """Replace every secret value used so far by '***' in strings inside value."""
+        if not self.used:
+            return value
+        if isinstance(value, str):
+            for secret in self.used.values():
+                if secret:
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {k: self.mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask(v) for v in value]
+        return value
+
+
+def _env_secret(name: str) -> str | None:
+    """Locally, secrets come from the environment; the cloud handler injects Secrets Manager."""
+    return os.environ.get(name)
+
+
+@dataclass
+class StepContext:
+    spec: dict[str, Any]
+    state: dict[str, Any]
+    item: Any = None
+    index: int | None = None
+    blobs: BlobStore | None = None
+    secrets: Secrets = field(default_factory=Secrets)
+
+    def __post_init__(self) -> None:
+        if self.item is None and "item" in self.state:
+            self.item = self.state.get("item")
+            self.index = self.state.get("index")
+        self.blobs = self.blobs or blob_store_from_env()
+        self.resolver = make_resolver(self.blobs)
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        return self.state.get("ctx", {})
+
+    @property
+    def steps(self) -> dict[str, Any]:
+        return self.state.get("steps", {})
+
+    @property
+    def run_id(self) -> str:
+        return str(self.ctx.get("run", {}).get("id", ""))
+
+    @property
+    def step_id(self) -> str:
+        return str(self.spec["id"])
+
+    def iteration_key(self) -> str:
+        """Which repetition of the step this is: loop iterations (outermost first) and the item index."""
+        parts = [str((self.steps.get(loop, {}).get("output") or {}).get("iterations", 0)) for loop in self.spec.get("loops", [])]
+        if self.index is not None:
+            parts.append(f"i{self.index}")
+        return "/".join(parts)
+
+    def names(self, *, with_secrets: bool = False) -> dict[str, Any]:
+        """The names templates and conditions can read."""
+        ctx = self.ctx
+        out: dict[str, Any] = {
+            "steps": self.steps,
+            "trigger": ctx.get("trigger"),
+            "variables": ctx.get("variables", {}),
+            "workflow": {"name": ctx.get("workflow", {}).get("name")},
+            "run": ctx.get("run", {}),
+        }
+        loops = self.spec.get("loops", [])
+        if loops:
+            iters = (self.steps.get(loops[-1], {}).get("output") or {}).get("iterations", 1)
+            out["loop"] = {"iteration": max(0, int(iters) - 1)}
+        if self.spec.get("type") == "loop":
+            iters = (self.steps.get(self.step_id, {}).get("output") or {}).get("iterations", 0)
+            out["loop"] = {"iteration": int(iters)}
+        if self.index is not None or "for_each" in self.spec:
+            out["item"] = self.item
+            out["index"] = self.index
+        if with_secrets:
+            out["secrets"] = self.secrets
+        return out
+
+    def render(self, value: Any, *, field_name: str, with_secrets: bool = False) -> Any:
+        try:
+            return render_value(value, self.names(with_secrets=with_secrets), resolver=self.resolver)
+        except ExpressionError as exc:
+            raise StepFailed(f"step '{self.step_id}', field '{field_name}': {exc}", code="template") from exc
+
+    def condition(self, expr: str, *, field_name: str) -> bool:
+        try:
+            return evaluate_condition(expr, self.names(), resolver=self.resolver)
+        except ExpressionError as exc:
+            raise StepFailed(f"step '{self.step_id}', field '{field_name}': {exc}", code="condition") from exc
+
+    # ------------------------------------------------------------------ gate
+    def skip_reason(self, *, per_item: bool = False) -> str | None:
+        """Why this step must be skipped, or None to run it.
+
+        A step runs when at least one dependency completed (or none exist) and it is on the
+        selected side of every conditional it belongs to, and its own condition holds.
+        """
+        deps = self.spec.get("deps", [])
+        statuses = [self.steps.get(d, {}).get("status") for d in deps]
+        if deps and all(s == "skipped" for s in statuses):
+            return "all dependencies were skipped"
+        for cond_id, side in self.spec.get("branches", []):
+            rec = self.steps.get(cond_id, {})
+            if rec.get("status") == "skipped":
+                return f"conditional '{cond_id}' was skipped"
+            met = bool((rec.get("output") or {}).get("condition_met"))
+            if met != (side == "then"):
+                return f"not the branch selected by '{cond_id}'"
+        cond = self.spec.get("condition")
+        if cond and (per_item or not _reads_item(cond)) and not self.condition(cond, field_name="condition"):
+            return f"condition is false: {cond}"
+        return None
+
+
+def _reads_item(expr: str) -> bool:
+    from boternity.expressions.jexl import condition_references
+
+    return any(r.root in ("item", "index") for r in condition_references(expr))

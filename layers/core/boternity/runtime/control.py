@@ -1,0 +1,120 @@
+"""The control function's operations: the small decisions Step Functions cannot make in ASL
+because they need the condition language (one implementation, in Python).
+
+* ``run``     — a conditional step: evaluate the condition, select a branch.
+* ``loop``    — a loop's check: evaluate the condition, count iterations, stop at the maximum.
+* ``prepare`` — before wait / sub_workflow / for_each steps: gate, and render what the ASL needs
+  (a timestamp, the child's input, the list of items).
+* ``signal`` / ``await`` — cross-branch dependencies (store/sync.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boternity.errors import StepFailed
+from boternity.runtime.context import StepContext
+from boternity.runtime.step import Services, record, run_step
+
+
+def handle(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    op = event.get("op")
+    if op == "run":
+        return run_step(event, _conditional, services)
+    if op == "loop":
+        return _loop(event, services)
+    if op == "prepare":
+        return _prepare(event, services)
+    if op == "signal":
+        sc = StepContext(spec=event["step"], state=event.get("state", {}))
+        services.sync.signal(sc.run_id, sc.step_id, sc.iteration_key(), sc.steps.get(sc.step_id, {}))
+        return {}
+    if op == "await":
+        sc = StepContext(spec=event["step"], state=event.get("state", {}))
+        services.sync.wait(sc.run_id, sc.step_id, sc.iteration_key(), event["token"])
+        return {}
+    raise StepFailed(f"unknown control operation {op!r}", code="control")
+
+
+def _conditional(sc: StepContext) -> dict[str, Any]:
+    cfg = sc.spec["config"]
+    met = sc.condition(cfg["condition"], field_name="config.condition")
+    return {"condition_met": met, "selected_steps": list(cfg.get("then_steps" if met else "else_steps", []))}
+
+
+def _loop(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    sc = StepContext(spec=event["step"], state=event.get("state", {}))
+    cfg = sc.spec["config"]
+    current = (sc.steps.get(sc.step_id) or {}).get("output") or {}
+    iterations = int(current.get("iterations", 0))
+    iteration_key = sc.iteration_key()
+    if iterations == 0:
+        reason = sc.skip_reason()
+        if reason is not None:
+            services.runs.step_ended(sc.run_id, sc.step_id, status="skipped", output={"reason": reason},
+                                     iteration=iteration_key, step_type="loop")
+            return {**record("skipped", {"iterations": 0, "completed": False}), "continue": False}
+        services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration_key, step_type="loop")
+    holds = sc.condition(cfg["condition"], field_name="config.condition")
+    if holds and iterations < int(cfg.get("max_iterations", 100)):
+        return {**record("running", {"iterations": iterations + 1, "completed": False}), "continue": True}
+    output = {"iterations": iterations, "completed": not holds}
+    services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=output, iteration=iteration_key,
+                             step_type="loop")
+    result = record("completed", output)
+    if sc.spec.get("signal"):
+        services.sync.signal(sc.run_id, sc.step_id, iteration_key, result)
+    return {**result, "continue": False}
+
+
+def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    sc = StepContext(spec=event["step"], state=event.get("state", {}))
+    spec = sc.spec
+    iteration = sc.iteration_key()
+    reason = sc.skip_reason()
+    if reason is not None:
+        services.runs.step_ended(sc.run_id, sc.step_id, status="skipped", output={"reason": reason},
+                                 iteration=iteration, step_type=spec.get("type"))
+        if spec.get("signal"):
+            services.sync.signal(sc.run_id, sc.step_id, iteration, record("skipped"))
+        return {**record("skipped"), "data": None}
+    services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type=spec.get("type"))
+    data: dict[str, Any] = {}
+    cfg = spec["config"]
+    if spec.get("for_each"):
+        items = sc.render(spec["for_each"], field_name="for_each")
+        if not isinstance(items, list):
+            raise StepFailed(f"step '{sc.step_id}', field 'for_each': expected a list, got "
+                             f"{type(items).__name__}", code="for_each")
+        max_items = int(spec.get("max_items", 1000))
+        if len(items) > max_items:
+            raise StepFailed(f"step '{sc.step_id}': for_each has {len(items)} items; at most {max_items} fit in "
+                             "one execution's history. Use a sub_workflow per batch.", code="for_each")
+        if not items:
+            services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=[], iteration=iteration,
+                                     step_type=spec.get("type"))
+            return {**record("completed", []), "data": None}
+        data["items"] = items
+    elif cfg["type"] == "wait":
+        if cfg.get("until"):
+            raw = sc.render(cfg["until"], field_name="config.until")
+            data["until"] = _timestamp(raw, sc.step_id)
+        else:
+            now = datetime.now(UTC)
+            data["until"] = (now + timedelta(seconds=int(cfg["seconds"]))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            data["seconds"] = int(cfg["seconds"])
+    elif cfg["type"] == "sub_workflow":
+        data["input"] = sc.render(cfg.get("input"), field_name="config.input")
+    return {**record("running"), "data": data}
+
+
+def _timestamp(value: Any, step_id: str) -> str:
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise StepFailed(f"step '{step_id}', field 'config.until': {value!r} is not an ISO-8601 timestamp",
+                         code="wait") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

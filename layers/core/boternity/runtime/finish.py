@@ -1,0 +1,52 @@
+"""The end of a run, from a "Step Functions Execution Status Change" event.
+
+Ends that the machine's own states never see (a stop, a run timeout) and the records of steps
+that run inside Step Functions (wait, Map, sub-workflow) are settled here, once: every write is
+conditional, so a late or repeated event changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from boternity.store.runs import RUN_FINAL
+
+
+def finish_run(event: dict[str, Any], runs: Any) -> dict[str, Any]:
+    detail = event.get("detail") or {}
+    status = detail.get("status")
+    run_id = detail.get("name")
+    if not run_id or status not in RUN_FINAL:
+        return {"run_id": run_id, "status": status, "updated": False}
+    output = _json(detail.get("output"))
+    stop = detail.get("stopDate")
+    ended_at = None
+    if isinstance(stop, int | float):
+        import time
+
+        ended_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stop / 1000)) + f".{int(stop) % 1000:03d}Z"
+    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
+                             cause=detail.get("cause") or None, output=output, ended_at=ended_at)
+    # Settle step records: those in the output are final; anything still running did not finish.
+    if isinstance(output, dict):
+        for step_id, rec in output.items():
+            if isinstance(rec, dict) and rec.get("status") in ("completed", "skipped", "failed"):
+                runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
+                                only_if_not_final=True)
+    if status != "SUCCEEDED":
+        end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
+        for rec in runs.steps(run_id):
+            if rec.get("status") == "running":
+                runs.step_ended(run_id, rec["step_id"], iteration=rec.get("iteration", ""), status=end_status,
+                                error=f"run {status.lower().replace('_', ' ')}", only_if_not_final=True)
+    return {"run_id": run_id, "status": status, "updated": updated}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,100 @@
+"""The life of one step inside its Lambda: gate, record, render, execute, claim-check, record, signal.
+
+Every step function (agent, skill, http, code, conditional) goes through :func:`run_step`, so the
+semantics (skips, records, errors, size limits) are the same for all of them and in both places
+(cloud and local).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from boternity.errors import StepError, StepFailed, StepRetryable
+from boternity.runtime.context import StepContext
+from boternity.store.blobs import claim_check
+
+log = logging.getLogger("boternity.step")
+
+Executor = Callable[[StepContext], Any]
+
+
+class Services:
+    """The stores a step needs, built once per container (module scope in the handlers)."""
+
+    def __init__(self, *, runs: Any = None, sync: Any = None) -> None:
+        self._runs = runs
+        self._sync = sync
+
+    @property
+    def runs(self) -> Any:
+        if self._runs is None:
+            from boternity.store.runs import RunStore
+
+            self._runs = RunStore.from_env()
+        return self._runs
+
+    @property
+    def sync(self) -> Any:
+        if self._sync is None:
+            from boternity.store.runs import table_name_from_env
+            from boternity.store.sync import SyncStore
+
+            self._sync = SyncStore(table_name_from_env())
+        return self._sync
+
+
+def record(status: str, output: Any = None) -> dict[str, Any]:
+    return {"status": status, "output": output}
+
+
+def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
+             secrets: Any = None) -> dict[str, Any]:
+    """Run a compiled step task. Returns the step record; raises StepFailed/StepRetryable."""
+    spec = event["step"]
+    sc = StepContext(spec=spec, state=event.get("state", {}), secrets=secrets) if secrets is not None \
+        else StepContext(spec=spec, state=event.get("state", {}))
+    attempt = int(event.get("attempt") or 0)
+    iteration = sc.iteration_key()
+    run_id = sc.run_id
+    reason = sc.skip_reason(per_item=sc.index is not None)
+    if reason is not None:
+        services.runs.step_ended(run_id, sc.step_id, status="skipped", iteration=iteration,
+                                 output={"reason": reason}, step_type=spec.get("type"))
+        result = record("skipped")
+        _signal(services, sc, result)
+        return result
+    services.runs.step_started(run_id, sc.step_id, iteration=iteration, attempt=attempt, step_type=spec.get("type"))
+    try:
+        output = execute(sc)
+    except StepError as exc:
+        message = sc.secrets.mask(str(exc))
+        services.runs.attempt_failed(run_id, sc.step_id, iteration=iteration, attempt=attempt, error=message,
+                                     extra={"code": exc.code})
+        final = not exc.retryable or attempt + 1 >= _max_attempts(spec, exc)
+        if final:
+            services.runs.step_ended(run_id, sc.step_id, status="failed", iteration=iteration, error=message,
+                                     attempt=attempt, step_type=spec.get("type"))
+        cls = StepRetryable if exc.retryable else StepFailed
+        raise cls(message, code=exc.code) from None
+    output = sc.secrets.mask(output)
+    stored = claim_check(output, limit=int(spec.get("inline_limit", 32768)),
+                         key=f"runs/{run_id}/{sc.step_id}/{iteration or '0'}-{attempt}.json", store=sc.blobs)
+    services.runs.step_ended(run_id, sc.step_id, status="completed", iteration=iteration, output=stored,
+                             attempt=attempt, step_type=spec.get("type"))
+    result = record("completed", stored)
+    _signal(services, sc, result)
+    return result
+
+
+def _max_attempts(spec: dict[str, Any], exc: StepError) -> int:
+    retry = spec.get("retry")
+    if retry:
+        return int(retry.get("max_attempts", 3))
+    return 3 if exc.retryable else 1
+
+
+def _signal(services: Services, sc: StepContext, result: dict[str, Any]) -> None:
+    if sc.spec.get("signal"):
+        services.sync.signal(sc.run_id, sc.step_id, sc.iteration_key(), result)

@@ -1,0 +1,1 @@
+"""Persistence: run records (DynamoDB), cross-branch signals, claim-checked outputs."""

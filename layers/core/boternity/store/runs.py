@@ -1,0 +1,223 @@
+"""Run records in one DynamoDB table (single-table design), shared by every function.
+
+Items (``pk`` / ``sk``):
+
+* ``RUN#<run>`` / ``RUN`` — the run: workflow, status, timings, error, output. ``gsi1pk`` =
+  ``WF#<workflow>``, ``gsi1sk`` = ``<started_at>#<run>`` lists a workflow's runs newest first.
+* ``RUN#<run>`` / ``STEP#<step>[#<iteration>]`` — a step: status, attempts, timings, output or its
+  reference, error.
+* ``RUN#<run>`` / ``SYNC#<step>[#<iteration>]`` — cross-branch signals (see store/sync.py).
+
+Statuses only move forward: a conditional write refuses to overwrite a final status, so a late or
+repeated event never undoes an end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STEP_FINAL = ("completed", "skipped", "failed")
+RECORD_TTL_SECS = 90 * 86_400  # as long as Step Functions keeps execution history
+
+
+def now_iso() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def table_name_from_env() -> str:
+    name = os.environ.get("BOTERNITY_TABLE")
+    if not name:
+        raise RuntimeError("BOTERNITY_TABLE is not set: it names the DynamoDB table for run records")
+    return name
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments; template.yaml declares the same keys."""
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "gsi1pk", "AttributeType": "S"},
+            {"AttributeName": "gsi1sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "gsi1",
+            "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                          {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    }
+
+
+@dataclass
+class RunStore:
+    table_name: str
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = boto3.resource("dynamodb")
+        self.table = self.client.Table(self.table_name)
+
+    @classmethod
+    def from_env(cls) -> RunStore:
+        return cls(table_name_from_env())
+
+    # ------------------------------------------------------------------ runs
+    def run_started(self, run_id: str, *, workflow: str, trigger_type: str, execution_arn: str | None = None,
+                    trigger: Any = None) -> None:
+        started = now_iso()
+        item = {
+            "pk": f"RUN#{run_id}", "sk": "RUN", "run_id": run_id, "workflow": workflow, "status": "RUNNING",
+            "trigger_type": trigger_type, "started_at": started, "execution_arn": execution_arn,
+            "gsi1pk": f"WF#{workflow}", "gsi1sk": f"{started}#{run_id}",
+            "expires_at": int(time.time()) + RECORD_TTL_SECS,
+        }
+        if trigger is not None:
+            item["trigger"] = json.dumps(trigger)
+        try:
+            self.table.put_item(Item={k: v for k, v in item.items() if v is not None},
+                                ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def run_ended(self, run_id: str, *, status: str, error: str | None = None, cause: str | None = None,
+                  output: Any = None, ended_at: str | None = None, workflow: str | None = None) -> bool:
+        """Record a final status once. Returns False if the run was already final."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": status, ":e": ended_at or now_iso()}
+        sets = ["#s = :s", "ended_at = :e"]
+        for key, val in (("error", error), ("cause", cause), ("workflow", workflow)):
+            if val is not None:
+                sets.append(f"{key} = :{key}")
+                values[f":{key}"] = val
+        if output is not None:
+            sets.append("output = :output")
+            values[":output"] = json.dumps(output)
+        finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
+        values.update(finals)
+        try:
+            self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(finals)})",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def list_runs(self, workflow: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        resp = self.table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"WF#{workflow}"),
+                                ScanIndexForward=False, Limit=limit)
+        return [_plain(i) for i in resp.get("Items", [])]
+
+    # ------------------------------------------------------------------ steps
+    def _step_key(self, run_id: str, step_id: str, iteration: str) -> dict[str, str]:
+        return {"pk": f"RUN#{run_id}", "sk": f"STEP#{step_id}" + (f"#{iteration}" if iteration else "")}
+
+    def step_started(self, run_id: str, step_id: str, *, iteration: str = "", attempt: int = 0,
+                     step_type: str | None = None) -> None:
+        values = {":s": "running", ":t": now_iso(), ":a": attempt + 1, ":i": iteration, ":id": step_id,
+                  ":ty": step_type or ""}
+        self.table.update_item(
+            Key=self._step_key(run_id, step_id, iteration),
+            UpdateExpression="SET #s = :s, started_at = if_not_exists(started_at, :t), attempts = :a, "
+                             "last_attempt_at = :t, iteration = :i, step_id = :id, step_type = :ty",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values,
+        )
+
+    def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
+                   error: str | None = None, attempt: int | None = None, step_type: str | None = None,
+                   only_if_not_final: bool = False) -> bool:
+        sets = ["#s = :s", "ended_at = :t", "step_id = :id", "iteration = :i"]
+        values: dict[str, Any] = {":s": status, ":t": now_iso(), ":id": step_id, ":i": iteration}
+        if output is not None:
+            sets.append("output = :o")
+            values[":o"] = json.dumps(output)
+        if error is not None:
+            sets.append("#e = :e")
+            values[":e"] = error
+        if attempt is not None:
+            sets.append("attempts = :a")
+            values[":a"] = attempt + 1
+        if step_type:
+            sets.append("step_type = :ty")
+            values[":ty"] = step_type
+        kwargs: dict[str, Any] = {}
+        if only_if_not_final:
+            finals = {f":f{i}": v for i, v in enumerate(STEP_FINAL)}
+            values.update(finals)
+            kwargs["ConditionExpression"] = f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(finals)})"
+        try:
+            self.table.update_item(
+                Key=self._step_key(run_id, step_id, iteration), UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames={"#s": "status", **({"#e": "error"} if error is not None else {})},
+                ExpressionAttributeValues=values, **kwargs,
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def attempt_failed(self, run_id: str, step_id: str, *, iteration: str, attempt: int, error: str,
+                       extra: dict[str, Any] | None = None) -> None:
+        item = {"pk": f"RUN#{run_id}", "sk": f"ATTEMPT#{step_id}#{iteration}#{attempt:03d}", "step_id": step_id,
+                "attempt": attempt + 1, "error": error, "at": now_iso(), "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        if extra:
+            item["extra"] = json.dumps(extra)
+        self.table.put_item(Item=item)
+
+    def attempts(self, run_id: str, step_id: str, *, iteration: str = "") -> list[dict[str, Any]]:
+        resp = self.table.query(KeyConditionExpression=Key("pk").eq(f"RUN#{run_id}")
+                                & Key("sk").begins_with(f"ATTEMPT#{step_id}#{iteration}#"), ConsistentRead=True)
+        return [_plain(i) for i in resp.get("Items", [])]
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("STEP#"),
+                                  "ConsistentRead": True}
+        while True:
+            resp = self.table.query(**kwargs)
+            items.extend(_plain(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's Decimals and JSON-encoded fields back to plain values."""
+    out: dict[str, Any] = {}
+    for k, v in item.items():
+        if k in ("pk", "sk", "gsi1pk", "gsi1sk"):
+            continue
+        if k in ("output", "trigger", "extra") and isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        elif hasattr(v, "as_integer_ratio") and not isinstance(v, bool | int | float):
+            v = int(v) if v == int(v) else float(v)
+        out[k] = v
+    return out

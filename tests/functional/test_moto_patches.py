@@ -1,0 +1,53 @@
+"""The moto internals that boternity.local.moto_patches replaces must still exist, with the
+signatures the patches assume: if moto changes under us, this fails loudly and first."""
+
+from __future__ import annotations
+
+import inspect
+
+
+def test_patched_moto_internals_still_exist():
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.intrinsic.argument.argument import ArgumentJsonPath
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    assert list(inspect.signature(LambdaSimpleBackend.invoke).parameters)[1:] == [
+        "function_name", "qualifier", "body", "headers", "response_headers"]
+    assert hasattr(LambdaFunction, "invoke")
+    assert hasattr(StateTaskServiceSfn, "_normalise_parameters")
+    assert hasattr(StateTaskServiceSfn, "_normalise_response")
+    assert hasattr(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK")
+    assert hasattr(Execution, "stop") and hasattr(Environment, "set_error")
+    assert hasattr(ArgumentJsonPath, "_eval_argument")
+    import moto
+
+    assert moto.__version__ == "5.2.5", "moto_patches was written against moto 5.2.5: re-check every patch"
+
+
+def test_intrinsic_merge_of_parallel_results_works(engine):
+    """moto wraps $[0].steps in a list inside intrinsics; the patch makes it a value, as AWS does."""
+    import json
+    import time
+    import uuid
+
+    asl = {"StartAt": "P", "States": {"P": {"Type": "Pass",
+           "Parameters": {"r.$": "States.JsonMerge($[0].steps, $[1], false)"}, "End": True}}}
+    arn = engine.sfn.create_state_machine(name="merge-check", definition=json.dumps(asl),
+                                          roleArn=engine.role_arn)["stateMachineArn"]
+    ex = engine.sfn.start_execution(stateMachineArn=arn, name=uuid.uuid4().hex,
+                                    input=json.dumps([{"steps": {"a": 1}}, {"b": 2}]))["executionArn"]
+    for _ in range(200):
+        d = engine.sfn.describe_execution(executionArn=ex)
+        if d["status"] != "RUNNING":
+            break
+        time.sleep(0.01)
+    assert d["status"] == "SUCCEEDED", d.get("cause")
+    assert json.loads(d["output"]) == {"r": {"a": 1, "b": 2}}
