@@ -8,9 +8,9 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 from boternity.executors import netguard
 from boternity.executors.netguard import BlockedAddress, block_reason, parse_ip_literal, resolve_checked
-
 from tests.support.http_target import StaticResolver
 
 

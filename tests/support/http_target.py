@@ -10,8 +10,10 @@ Routes (every method; HEAD gets the headers only):
                             headers (lower-cased names), body (text), json (parsed body or null)
 - ``/status/<N>``           status N; JSON ``{"status": N, "reason": ...}``, or ``?body=`` as text/plain
 - ``/redirect?to=<url>``    302 (or ``&status=301|303|307|308``) with ``Location: <url>``
+- ``/loop``                 302 to itself, forever
 - ``/slow?secs=<s>``        waits s seconds before answering 200 JSON (cut short when the server stops)
 - ``/bytes/<N>``            N bytes of ``x`` (``?json=1``: a JSON string literal N bytes long)
+- ``/gzip/<N>``             N bytes of ``x``, gzip-compressed on the wire (``Content-Encoding: gzip``)
 - ``/text``                 200 ``hello, world``; ``?body=`` and ``?type=`` replace body and content type
 
 Every request is recorded in :attr:`HttpTarget.requests`. Pass ``host="::1"`` for IPv6 and an
@@ -24,6 +26,7 @@ give a name any address without a lookup leaving the machine.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http
 import json
 import socket
@@ -128,7 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(status, {"status": status, "reason": reason})
         elif route == "redirect":
             status = int(query.get("status", 302))
-            self._send(status, b"", "text/plain", extra={"Location": str(query["to"])})
+            self._send(status, b"", "text/plain", extra={"Location": str(query.get("to", "/"))})
+        elif route == "loop":
+            self._send(302, b"", "text/plain", extra={"Location": "/loop"})
         elif route == "slow":
             self.server.stopping.wait(float(query.get("secs", 1)))
             self._send_json(200, {"slept": float(query.get("secs", 1))})
@@ -138,6 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, b'"' + b"x" * max(size - 2, 0) + b'"', "application/json")
             else:
                 self._send(200, b"x" * size, "application/octet-stream")
+        elif route == "gzip" and len(segments) == 2 and segments[1].isdigit():
+            packed = gzip.compress(b"x" * int(segments[1]))
+            self._send(200, packed, "text/plain", extra={"Content-Encoding": "gzip"})
         elif route == "text":
             text = str(query.get("body", "hello, world"))
             self._send(200, text.encode(), str(query.get("type", "text/plain; charset=utf-8")))
@@ -190,7 +198,9 @@ class HttpTarget:
 
     def start(self) -> HttpTarget:
         self._server = _Server(self.host, self._ssl_context)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-target", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="http-target", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -159,10 +159,10 @@ FLOOD_IGNORING_ERRORS_WAT = f"""
 """
 
 # Looks around the sandbox from the inside and reports what it saw, as JSON on stdout:
-#   {"argc":A,"envc":E,"prestat3":P,"open3":O}
+#   {"argc":"A","envc":"E","prestat3":"P","open3":"O"}
 # argc/envc come from args_sizes_get/environ_sizes_get; prestat3 and open3 are the errnos of
 # fd_prestat_get(3) and path_open(3, "secret.txt") -- fd 3 is where the first preopened directory
-# would be. Numbers are printed with two digits (values above 99 print as 99).
+# would be (rights asked for: fd_read). Values are two-digit strings ("99" for anything above).
 SANDBOX_PROBE_WAT = f"""
 (module
   {_WASI_IMPORTS}
@@ -173,7 +173,7 @@ SANDBOX_PROBE_WAT = f"""
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 64) "secret.txt")                                        ;; 10 bytes
-  (data (i32.const 128) "{{\\"argc\\":00,\\"envc\\":00,\\"prestat3\\":00,\\"open3\\":00}}")  ;; 46 bytes
+  (data (i32.const 128) "{{\\"argc\\":\\"00\\",\\"envc\\":\\"00\\",\\"prestat3\\":\\"00\\",\\"open3\\":\\"00\\"}}")  ;; 54 bytes
   {_WRITE_HELPER}
   ;; writes min(n, 99) as two ASCII digits at ptr
   (func $digits (param $ptr i32) (param $n i32)
@@ -183,14 +183,14 @@ SANDBOX_PROBE_WAT = f"""
                 (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))))
   (func (export "_start")
     (drop (call $args_sizes_get (i32.const 1024) (i32.const 1028)))
-    (call $digits (i32.const 136) (i32.load (i32.const 1024)))
+    (call $digits (i32.const 137) (i32.load (i32.const 1024)))
     (drop (call $environ_sizes_get (i32.const 1032) (i32.const 1036)))
-    (call $digits (i32.const 146) (i32.load (i32.const 1032)))
-    (call $digits (i32.const 160) (call $fd_prestat_get (i32.const 3) (i32.const 1040)))
-    (call $digits (i32.const 171)
+    (call $digits (i32.const 149) (i32.load (i32.const 1032)))
+    (call $digits (i32.const 165) (call $fd_prestat_get (i32.const 3) (i32.const 1040)))
+    (call $digits (i32.const 178)
       (call $path_open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 10) (i32.const 0)
-                       (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 20)))
-    (drop (call $write (i32.const 1) (i32.const 128) (i32.const 46)))))
+                       (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 20)))
+    (drop (call $write (i32.const 1) (i32.const 128) (i32.const 54)))))
 """
 
 # Asks WASI to sleep for an hour with poll_oneoff (a relative clock subscription). A host call

@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["BOTERNITY_SKILLS_DIR"] = str(base / "skills")
     wf = loaded.workflow
     quiet = args.json
-    t0 = time.monotonic()
+    t0 = [time.monotonic()]
 
     def on_step(rec: dict[str, Any]) -> None:
         if quiet:
@@ -185,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             extra = f": {rec['error']}"
         elif status == "skipped" and isinstance(rec.get("output"), dict):
             extra = f" ({rec['output'].get('reason')})"
-        print(f"  {time.monotonic() - t0:7.2f}s {_ICONS.get(status, '?')} {rec['step_id']}{it} {status}{extra}",
+        print(f"  {time.monotonic() - t0[0]:7.2f}s {_ICONS.get(status, '?')} {rec['step_id']}{it} {status}{extra}",
               file=sys.stderr)
 
     with LocalEngine(base_dir=base, env=env) as engine:
@@ -194,6 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine.deploy(wf)
         if not quiet:
             print(f"run {wf.name} ({len(wf.steps)} steps) on the local engine", file=sys.stderr)
+        t0[0] = time.monotonic()
         result = engine.run(wf, payload, timeout=args.timeout, on_step=on_step)
     if args.json:
         print(json.dumps({"run": result.record, "steps": result.steps, "output": result.output}, indent=2,

@@ -386,7 +386,7 @@ class _Compiler:
         return name, st
 
     def _gate_choice(self, s: Step, rp: str) -> tuple[str, dict[str, Any]]:
-        name = self.names.take(f"{s.id}.run?")
+        name = self.names.take(f"{s.id}.gate")
         return name, states.choice(
             [{"Variable": f"{rp}.status", "StringEquals": "running", "Next": NEXT}],
             default=NEXT, comment="Skipped (or nothing to do): go on without running",
@@ -487,7 +487,7 @@ class _Compiler:
         cfg = s.config
         init = self.names.take(f"{s.id}.init")
         check = self.names.take(s.id)
-        nxt = self.names.take(f"{s.id}.continue?")
+        nxt = self.names.take(f"{s.id}.again")
         st: dict[str, dict[str, Any]] = {}
         st[init] = states.pass_(
             comment=f"{self._comment(s)}: start counting iterations",

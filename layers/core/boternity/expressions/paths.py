@@ -51,7 +51,7 @@ class Ref:
     offset: int = 0
 
     def dotted(self) -> str:
-        """The path in canonical spelling (``steps['gather-news'].output``), for messages."""
+        """The path in canonical template spelling (``steps.gather-news.output``), for messages."""
         return format_path(self.root, self.path)
 
 

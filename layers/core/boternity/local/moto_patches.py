@@ -6,9 +6,9 @@ which fails loudly when moto changes under these).
    converted to boto3's names), and its completion poll is shortened from 0.5 s.
 3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING).
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
-5. A definite JSONPath such as ``$[0].steps`` in an intrinsic function's argument yields the value,
-   as in AWS; moto wraps it in a list (its fix for getmoto/moto#7825 applies to every path that
-   starts with an index), which breaks ``States.JsonMerge`` over Parallel results.
+5. A definite JSONPath such as ``$[0].steps`` yields the value, as in AWS; moto wraps it in a list
+   (its fix for getmoto/moto#7825 applies to every path that starts with an index), which breaks
+   merging Parallel results (``$[0].ctx``, ``States.JsonMerge($[0].steps, ...)``).
 """
 
 from __future__ import annotations
@@ -129,22 +129,41 @@ def _patch_retry_sleep() -> None:
 
 
 _DEFINITE = re.compile(r"^\$(\.[A-Za-z0-9_-]+|\[\d+\])*$")
+_SEGMENT = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
+_JSON_PATH_USERS = (
+    "moto.stepfunctions.parser.asl.component.intrinsic.argument.argument",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.timestamp_operators",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.boolean_equals",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.numeric",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.string_operators",
+    "moto.stepfunctions.parser.asl.eval.states",
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+)
 
 
-def _patch_intrinsic_paths() -> None:
-    from moto.stepfunctions.parser.asl.component.intrinsic.argument.argument import ArgumentJsonPath
+def _patch_definite_paths() -> None:
+    import importlib
 
-    orig = ArgumentJsonPath._eval_argument
+    from moto.stepfunctions.parser.asl.utils import json_path
 
-    def eval_argument(self: Any, env: Any) -> Any:
-        if not _DEFINITE.match(self.json_path):
-            return orig(self, env)
-        value = env.stack[-1]
-        for part in re.findall(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]", self.json_path):
-            value = value[part[0]] if part[0] else value[int(part[1])]
+    orig = json_path.extract_json
+
+    def extract_json(path: str, data: Any) -> Any:
+        if path == "$" or not _DEFINITE.match(path):
+            return orig(path, data)
+        value = data
+        try:
+            for name, index in _SEGMENT.findall(path):
+                value = value[name] if name else value[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return orig(path, data)  # let moto raise its own "no such path" error
         return value
 
-    ArgumentJsonPath._eval_argument = eval_argument
+    json_path.extract_json = extract_json
+    for mod in _JSON_PATH_USERS:
+        m = importlib.import_module(mod)
+        if hasattr(m, "extract_json"):
+            m.extract_json = extract_json
 
 
 def apply() -> None:
@@ -163,7 +182,7 @@ def apply() -> None:
         _patch_sfn_sync()
         _patch_stop()
         _patch_retry_sleep()
-        _patch_intrinsic_paths()
+        _patch_definite_paths()
         _applied = True
 
 

@@ -62,6 +62,13 @@ def table_definition(name: str) -> dict[str, Any]:
     }
 
 
+def _set_expression(values: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """SET a = :a, ... with every attribute name aliased (DynamoDB reserves words like 'output')."""
+    names = {f"#{k}": k for k in values}
+    vals = {f":{k}": v for k, v in values.items()}
+    return "SET " + ", ".join(f"#{k} = :{k}" for k in values), names, vals
+
+
 @dataclass
 class RunStore:
     table_name: str
@@ -98,23 +105,19 @@ class RunStore:
     def run_ended(self, run_id: str, *, status: str, error: str | None = None, cause: str | None = None,
                   output: Any = None, ended_at: str | None = None, workflow: str | None = None) -> bool:
         """Record a final status once. Returns False if the run was already final."""
-        names = {"#s": "status"}
-        values: dict[str, Any] = {":s": status, ":e": ended_at or now_iso()}
-        sets = ["#s = :s", "ended_at = :e"]
+        fields: dict[str, Any] = {"status": status, "ended_at": ended_at or now_iso()}
         for key, val in (("error", error), ("cause", cause), ("workflow", workflow)):
             if val is not None:
-                sets.append(f"{key} = :{key}")
-                values[f":{key}"] = val
+                fields[key] = val
         if output is not None:
-            sets.append("output = :output")
-            values[":output"] = json.dumps(output)
+            fields["output"] = json.dumps(output)
+        expr, names, values = _set_expression(fields)
         finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
         values.update(finals)
         try:
             self.table.update_item(
-                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(finals)})",
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, UpdateExpression=expr,
+                ConditionExpression=f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
             return True
@@ -138,43 +141,39 @@ class RunStore:
 
     def step_started(self, run_id: str, step_id: str, *, iteration: str = "", attempt: int = 0,
                      step_type: str | None = None) -> None:
-        values = {":s": "running", ":t": now_iso(), ":a": attempt + 1, ":i": iteration, ":id": step_id,
-                  ":ty": step_type or ""}
+        t = now_iso()
+        expr, names, values = _set_expression({"status": "running", "attempts": attempt + 1, "last_attempt_at": t,
+                                               "iteration": iteration, "step_id": step_id,
+                                               "step_type": step_type or ""})
+        names["#started_at"] = "started_at"
+        values[":started_at"] = t
         self.table.update_item(
             Key=self._step_key(run_id, step_id, iteration),
-            UpdateExpression="SET #s = :s, started_at = if_not_exists(started_at, :t), attempts = :a, "
-                             "last_attempt_at = :t, iteration = :i, step_id = :id, step_type = :ty",
-            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues=values,
+            UpdateExpression=expr + ", #started_at = if_not_exists(#started_at, :started_at)",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values,
         )
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
                    only_if_not_final: bool = False) -> bool:
-        sets = ["#s = :s", "ended_at = :t", "step_id = :id", "iteration = :i"]
-        values: dict[str, Any] = {":s": status, ":t": now_iso(), ":id": step_id, ":i": iteration}
+        fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration}
         if output is not None:
-            sets.append("output = :o")
-            values[":o"] = json.dumps(output)
+            fields["output"] = json.dumps(output)
         if error is not None:
-            sets.append("#e = :e")
-            values[":e"] = error
+            fields["error"] = error
         if attempt is not None:
-            sets.append("attempts = :a")
-            values[":a"] = attempt + 1
+            fields["attempts"] = attempt + 1
         if step_type:
-            sets.append("step_type = :ty")
-            values[":ty"] = step_type
+            fields["step_type"] = step_type
+        expr, names, values = _set_expression(fields)
         kwargs: dict[str, Any] = {}
         if only_if_not_final:
             finals = {f":f{i}": v for i, v in enumerate(STEP_FINAL)}
             values.update(finals)
-            kwargs["ConditionExpression"] = f"attribute_not_exists(#s) OR NOT #s IN ({', '.join(finals)})"
+            kwargs["ConditionExpression"] = f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})"
         try:
-            self.table.update_item(
-                Key=self._step_key(run_id, step_id, iteration), UpdateExpression="SET " + ", ".join(sets),
-                ExpressionAttributeNames={"#s": "status", **({"#e": "error"} if error is not None else {})},
-                ExpressionAttributeValues=values, **kwargs,
-            )
+            self.table.update_item(Key=self._step_key(run_id, step_id, iteration), UpdateExpression=expr,
+                                   ExpressionAttributeNames=names, ExpressionAttributeValues=values, **kwargs)
             return True
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
