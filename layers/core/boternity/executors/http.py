@@ -3,19 +3,19 @@
 :func:`run_http` takes an already-rendered step config and returns the step's output, or raises
 ``StepFailed`` / ``StepRetryable`` (see ``boternity.errors``) with a ``code`` from:
 
-=========================  =========  ==========================================================
-code                       class      when
-=========================  =========  ==========================================================
-``http.status``            either     status outside the expected set (429 and 5xx retryable)
-``http.timeout``           retryable  connect or read took longer than ``timeout_secs``
-``http.connect``           retryable  DNS failure, refused/reset connection, broken TLS handshake
-``http.tls``               failed     the server's certificate does not verify
-``http.invalid_url``       failed     unparsable URL, no host, scheme other than http/https
-``http.invalid_config``    failed     bad method, header, query, timeout or expect_status
-``http.invalid_body``      failed     a body that cannot be encoded as JSON
-``http.blocked_address``   failed     the SSRF guard refused the destination (any redirect hop)
-``http.too_many_redirects`` failed    more than ``MAX_REDIRECTS`` redirects
-=========================  =========  ==========================================================
+===========================  =========  ===========================================================
+code                         class      when
+===========================  =========  ===========================================================
+``http.status``              either     status outside the expected set (429 and 5xx retryable)
+``http.timeout``             retryable  connect or read took longer than ``timeout_secs``
+``http.connect``             retryable  DNS failure, refused/reset connection, broken TLS handshake
+``http.tls``                 failed     the server's certificate does not verify
+``http.invalid_url``         failed     unparsable URL, no host, scheme other than http/https
+``http.invalid_config``      failed     bad method, header, query, timeout or expect_status
+``http.invalid_body``        failed     a body that cannot be encoded as JSON
+``http.blocked_address``     failed     the SSRF guard refused the destination (any redirect hop)
+``http.too_many_redirects``  failed     more than ``MAX_REDIRECTS`` redirects
+===========================  =========  ===========================================================
 
 How the SSRF guard is enforced (``netguard`` decides, this module makes the decision stick):
 
@@ -44,12 +44,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
-from boternity.errors import StepFailed, StepRetryable
-from boternity.executors import netguard
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+
+from boternity.errors import StepFailed, StepRetryable
+from boternity.executors import netguard
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -151,7 +152,7 @@ def run_http(
         hop = _Hop(spec.method, spec.url, spec.headers, spec.body)
         for redirects in range(MAX_REDIRECTS + 1):
             prepared = _prepare(active_session, hop)
-            scheme, host, port = _target(prepared.url or "")
+            _scheme, host, port = _target(prepared.url or "")
             addresses = _check_destination(
                 hop,
                 host,
@@ -174,8 +175,12 @@ def run_http(
                 )
             hop = hop.redirected(response.status_code, urljoin(prepared.url or "", location))
 
+        status = response.status_code
+        expected = status in spec.expect_status if spec.expect_status is not None else 200 <= status < 400
+        # A failure only needs the excerpt: 4 bytes per character covers any UTF-8 text.
+        cap = max_body_bytes if expected else min(max_body_bytes, 4 * _EXCERPT_CHARS)
         try:
-            data, truncated = _read_capped(response, max_body_bytes, deadline, hop, spec.timeout)
+            data, truncated = _read_capped(response, cap, deadline, hop, spec.timeout)
         finally:
             response.close()
     finally:
@@ -183,16 +188,13 @@ def run_http(
         if own_session:
             active_session.close()
 
-    status = response.status_code
     content_type = response.headers.get("Content-Type", "")
     text = data.decode(_charset(content_type), errors="replace")
+    if not expected:
+        _raise_for_status(status, hop, text, more=truncated)
     body: Any = text
     if not truncated and _is_json_type(content_type):
         body = _parse_json(text, default=text)
-
-    expected = status in spec.expect_status if spec.expect_status is not None else 200 <= status < 400
-    if not expected:
-        _raise_for_status(status, hop, text)
 
     return {
         "status": status,
@@ -453,11 +455,11 @@ def _invalid_config(message: str) -> StepFailed:
     return StepFailed(message, code="http.invalid_config")
 
 
-def _raise_for_status(status: int, hop: _Hop, text: str) -> NoReturn:
+def _raise_for_status(status: int, hop: _Hop, text: str, *, more: bool) -> NoReturn:
     excerpt = text[:_EXCERPT_CHARS]
     message = f"HTTP {status} from {hop.method} {_display_url(hop.url)}"
     if excerpt.strip():
-        message += f": {excerpt}" + ("…" if len(text) > _EXCERPT_CHARS else "")
+        message += f": {excerpt}" + ("…" if more or len(text) > _EXCERPT_CHARS else "")
     details = {"status": status, "url": _display_url(hop.url), "body_excerpt": excerpt}
     if status == 429 or status >= 500:
         raise StepRetryable(message, code="http.status", details=details)
