@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+
 from boternity.errors import StepFailed
 
 __all__ = [

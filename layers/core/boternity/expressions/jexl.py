@@ -794,7 +794,7 @@ class _Parser:
         fewest, most, _fn = spec
         if not fewest <= len(args) <= most:
             want = str(fewest) if fewest == most else f"{fewest} to {most}"
-            raise self.fail(f"transform '{name[1]}' takes {want} argument{'s' if most != 1 else ''}, "
+            raise self.fail(f"transform '{name[1]}' takes {want} argument{'' if want == '1' else 's'}, "
                             f"got {len(args)}", name[2])
         return Transform(obj, name[1], args, start, end, name[2])
 
