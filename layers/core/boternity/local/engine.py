@@ -164,6 +164,7 @@ class LocalEngine:
 
     def run(self, wf: Workflow, payload: Any = None, *, timeout: float | None = None,
             on_step: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+        self.deploy(wf)
         run_id, arn = self.start(wf, payload)
         return self.wait(run_id, arn, timeout=timeout, on_step=on_step)
 
