@@ -170,6 +170,8 @@ class Node:
 
 
 class Literal(Node):
+    """A constant: string, number, true, false or null (array/object literals are built per evaluation)."""
+
     __slots__ = ("value",)
 
     def __init__(self, value: Any, start: int, end: int) -> None:
@@ -181,6 +183,8 @@ class Literal(Node):
 
 
 class ArrayLit(Node):
+    """``[a, b]``: a fresh list each evaluation, so no caller can mutate a cached value."""
+
     __slots__ = ("items",)
 
     def __init__(self, items: tuple[Node, ...], start: int, end: int) -> None:
@@ -195,6 +199,8 @@ class ArrayLit(Node):
 
 
 class ObjectLit(Node):
+    """``{a: 1, 'b-c': 2}``: keys are names or quoted strings, never evaluated."""
+
     __slots__ = ("keys", "values")
 
     def __init__(self, keys: tuple[str, ...], values: tuple[Node, ...], start: int, end: int) -> None:
@@ -210,6 +216,8 @@ class ObjectLit(Node):
 
 
 class Ident(Node):
+    """A root name. It must be a key of the context: an unknown root is a typo, not a null."""
+
     __slots__ = ("name",)
 
     def __init__(self, name: str, start: int, end: int) -> None:
@@ -289,6 +297,8 @@ class Transform(Node):
 
 
 class Unary(Node):
+    """``!x`` (truthiness negation, never fails) and ``-x`` (numbers only)."""
+
     __slots__ = ("op", "operand")
 
     def __init__(self, op: str, operand: Node, start: int) -> None:
@@ -330,6 +340,8 @@ class Logical(Node):
 
 
 class Binary(Node):
+    """Comparison, ``in`` and arithmetic; both sides are always evaluated."""
+
     __slots__ = ("left", "op", "right")
 
     def __init__(self, op: str, left: Node, right: Node, offset: int) -> None:
@@ -346,6 +358,8 @@ class Binary(Node):
 
 
 class Conditional(Node):
+    """``test ? then : other``; only the chosen branch is evaluated."""
+
     __slots__ = ("other", "test", "then")
 
     def __init__(self, test: Node, then: Node, other: Node, offset: int) -> None:
@@ -658,6 +672,13 @@ def _describe(tok: _Token) -> str:
 
 
 class _Parser:
+    """Recursive descent over a token list, one instance per parse.
+
+    ``nesting`` counts open sub-expressions (parentheses, brackets, arguments, ternary branches)
+    so that a pathological input fails with ExpressionError long before Python's own recursion
+    limit; ``checked`` caps the depth of the finished tree, which also bounds evaluation.
+    """
+
     def __init__(self, src: str) -> None:
         self.src = src
         self.tokens = _tokenize(src)
