@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from boternity.errors import WorkflowError
 from boternity.triggers.schedule import next_fire_times, to_scheduler_expression, validate_timezone
 

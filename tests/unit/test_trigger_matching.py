@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from boternity.errors import WorkflowError
 from boternity.triggers.matching import event_pattern, match_file, normalize_prefix, webhook_path_key
 

@@ -8,6 +8,7 @@ import hmac
 import re
 
 import pytest
+
 from boternity import webhooks
 from boternity.errors import SignatureError, WorkflowError
 from boternity.webhooks import (

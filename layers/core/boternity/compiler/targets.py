@@ -25,7 +25,7 @@ class TaskTargets:
     @classmethod
     def sam(cls) -> TaskTargets:
         """Placeholders resolved by SAM DefinitionSubstitutions (see template.yaml)."""
-        fns = {k: "${%sFunctionArn}" % k.capitalize() for k in FUNCTIONS}
+        fns = {k: "${" + k.capitalize() + "FunctionArn}" for k in FUNCTIONS}
         return cls(functions=fns, state_machine_prefix="${StateMachineArnPrefix}")
 
     @classmethod
