@@ -73,7 +73,7 @@ def test_a_failing_step_fails_the_run_naming_the_step(engine):
     result = engine.run(w, timeout=30)
     assert result.status == "FAILED"
     assert result.error == "StepFailed"
-    assert result.cause.startswith("step fetch failed:")
+    assert result.cause.startswith("step fetch failed (StepFailed):")
     assert "http.blocked_address" in result.cause
     assert result.seconds < 4, "fail-fast: the 5 s sibling must be stopped, not waited for"
     assert result.record["status"] == "FAILED"

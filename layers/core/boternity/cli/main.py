@@ -195,7 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not quiet:
             print(f"run {wf.name} ({len(wf.steps)} steps) on the local engine", file=sys.stderr)
         t0[0] = time.monotonic()
-        result = engine.run(wf, payload, timeout=args.timeout, on_step=on_step)
+        result = engine.run(wf, payload, timeout=args.timeout, on_step=on_step,
+                            on_approval=lambda a: _decide(a, args))
     if args.json:
         print(json.dumps({"run": result.record, "steps": result.steps, "output": result.output}, indent=2,
                          default=str))
@@ -207,6 +208,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             _err(f"error: {result.error}: {result.cause}")
     return 0 if result.status == "SUCCEEDED" else 1
+
+
+def _decide(approval: dict[str, Any], args: argparse.Namespace) -> tuple[bool, str | None] | None:
+    """Answer an approval step: --approve / --reject, or ask on the terminal."""
+    print(f"\n  approval needed ({approval['step_id']}): {approval['prompt']}", file=sys.stderr)
+    if args.approve or args.reject:
+        verdict = bool(args.approve)
+        print(f"  -> {'approved' if verdict else 'rejected'} (--{'approve' if verdict else 'reject'})", file=sys.stderr)
+        return verdict, "decided on the command line"
+    if not sys.stdin.isatty():
+        print("  -> waiting: no terminal to ask (pass --approve or --reject)", file=sys.stderr)
+        return None
+    answer = input("  approve? [y/N] ").strip().lower()
+    comment = input("  comment (optional): ").strip() or None
+    return answer in ("y", "yes"), comment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bots", help="folder of bots (default: bots/ next to the workflow)")
     r.add_argument("--skills", help="folder of skills (default: skills/ next to the workflow)")
     r.add_argument("--timeout", type=float, default=None, help="stop the run after this many seconds")
+    decision = r.add_mutually_exclusive_group()
+    decision.add_argument("--approve", action="store_true", help="approve every approval step of this run")
+    decision.add_argument("--reject", action="store_true", help="reject every approval step of this run")
     r.set_defaults(fn=cmd_run)
     return p
 

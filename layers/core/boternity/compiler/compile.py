@@ -266,10 +266,12 @@ class _Compiler:
                 st.update(sig[1])
             return [{"ErrorEquals": ["States.ALL"], "ResultPath": rp, "Next": name}]
         name = self.names.take(f"{s.id}.failed")
+        # A Fail state may not raise a "States." error, so a step timeout (States.Timeout) is
+        # reported as StepFailed with the original error name in the cause.
         st[name] = states.fail(
             comment=f"Step '{s.id}' failed: fail the run (fail-fast)",
-            error_path="$.error.Error",
-            cause_path=f"States.Format('step {s.id} failed: {{}}', $.error.Cause)",
+            error="StepFailed",
+            cause_path=f"States.Format('step {s.id} failed ({{}}): {{}}', $.error.Error, $.error.Cause)",
         )
         return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": name}]
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from boternity.approvals import ApprovalStore
 from boternity.runtime.finish import finish_run
 from boternity.store.runs import RunStore
 
-_runs: RunStore | None = None
+_stores: tuple[RunStore, ApprovalStore] | None = None
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    global _runs
-    if _runs is None:
-        _runs = RunStore.from_env()
-    return finish_run(event, _runs)
+    global _stores
+    if _stores is None:
+        runs = RunStore.from_env()
+        _stores = (runs, ApprovalStore(runs.table_name))
+    return finish_run(event, *_stores)

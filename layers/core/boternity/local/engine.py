@@ -139,13 +139,17 @@ class LocalEngine:
         return run_id, ex["executionArn"]
 
     def wait(self, run_id: str, execution_arn: str, *, timeout: float | None = None,
-             on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.02) -> RunResult:
+             on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.02,
+             on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None] | None = None) -> RunResult:
         t0 = time.monotonic()
         seen: dict[str, str] = {}
+        asked: set[str] = set()
         while True:
             d = self.sfn.describe_execution(executionArn=execution_arn)
             if on_step is not None:
                 self._report(run_id, seen, on_step)
+            if on_approval is not None and d["status"] == "RUNNING":
+                self._approvals(run_id, asked, on_approval)
             if d["status"] != "RUNNING":
                 break
             if timeout is not None and time.monotonic() - t0 > timeout:
@@ -163,10 +167,24 @@ class LocalEngine:
                          execution_arn=execution_arn, seconds=time.monotonic() - t0)
 
     def run(self, wf: Workflow, payload: Any = None, *, timeout: float | None = None,
-            on_step: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+            on_step: Callable[[dict[str, Any]], None] | None = None,
+            on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None] | None = None) -> RunResult:
         self.deploy(wf)
         run_id, arn = self.start(wf, payload)
-        return self.wait(run_id, arn, timeout=timeout, on_step=on_step)
+        return self.wait(run_id, arn, timeout=timeout, on_step=on_step, on_approval=on_approval)
+
+    def _approvals(self, run_id: str, asked: set[str],
+                   on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None]) -> None:
+        from boternity.approvals import ApprovalStore
+
+        store = ApprovalStore(TABLE)
+        for a in store.pending_for_run(run_id):
+            if a["approval_id"] in asked:
+                continue
+            asked.add(a["approval_id"])
+            decision = on_approval(a)
+            if decision is not None:
+                store.decide(a["approval_id"], approved=decision[0], approver="local", comment=decision[1])
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return self.sfn.get_execution_history(executionArn=execution_arn)["events"]

@@ -13,7 +13,7 @@ from typing import Any
 from boternity.store.runs import RUN_FINAL
 
 
-def finish_run(event: dict[str, Any], runs: Any) -> dict[str, Any]:
+def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[str, Any]:
     detail = event.get("detail") or {}
     status = detail.get("status")
     run_id = detail.get("name")
@@ -34,6 +34,8 @@ def finish_run(event: dict[str, Any], runs: Any) -> dict[str, Any]:
             if isinstance(rec, dict) and rec.get("status") in ("completed", "skipped", "failed"):
                 runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
                                 only_if_not_final=True)
+    if status != "SUCCEEDED" and approvals is not None:
+        approvals.cancel_for_run(run_id)  # a decision can no longer resume anything
     if status != "SUCCEEDED":
         end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
         for rec in runs.steps(run_id):
