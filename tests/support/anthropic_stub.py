@@ -59,6 +59,14 @@ class StubRequest:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    @property
+    def api_key(self) -> str | None:
+        """The credential sent: ``x-api-key``, or a bearer token (how SDK 2.x sends an API key)."""
+        if "x-api-key" in self.headers:
+            return self.headers["x-api-key"]
+        scheme, _, token = self.headers.get("authorization", "").partition(" ")
+        return token if scheme.lower() == "bearer" and token else None
+
 
 @dataclass
 class ScriptedReply:
@@ -140,7 +148,9 @@ class AnthropicStub:
 
     def start(self) -> AnthropicStub:
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="anthropic-stub", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and every test stops a stub.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="anthropic-stub", daemon=True)
         self._thread.start()
         return self
 

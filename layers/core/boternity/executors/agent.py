@@ -9,28 +9,30 @@ makes one non-streaming ``messages.create`` call and returns the step's output, 
 ``StepFailed`` / ``StepRetryable`` with a ``code`` from this table (every SDK error is mapped in one
 place, :func:`classify_error`, from the table :data:`ERROR_RULES`):
 
-===========================  =========  ========================================================
-code                         class      when
-===========================  =========  ========================================================
-``agent.rate_limited``       retryable  429 (``details.retry_after`` when the API sent it)
-``agent.overloaded``         retryable  529: the API is overloaded
-``agent.server_error``       retryable  other 5xx
-``agent.timeout``            retryable  no reply within the client timeout; 408
-``agent.connection``         retryable  DNS, refused or reset connection, TLS; 499
-``agent.bad_request``        failed     400, 422: the request is wrong (prompt, params, model)
-``agent.request_too_large``  failed     413, 431
-``agent.auth``               failed     401, 403: the key is wrong or lacks permission
-``agent.not_found``          failed     404: e.g. an unknown model
-``agent.billing``            failed     402, and spend limits (reported as 429 by the API)
-``agent.account``            failed     the organization or its keys are not in a usable state
-``agent.api_error``          either     any other status: retryable iff 429 or >= 500
-``agent.invalid_response``   failed     the reply does not match the SDK's schema
-``agent.invalid_json``       failed     ``output: json`` and the reply is not JSON
-``agent.invalid_config``     failed     the step config has a wrong type (after rendering)
-``agent.unsupported_provider`` failed   the bot names a provider other than Anthropic
-``agent.no_api_key``         failed     neither ``ANTHROPIC_API_KEY`` nor a usable secret
-``agent.secret_unavailable`` retryable  Secrets Manager failed transiently
-===========================  =========  ========================================================
+==============================  =========  ========================================================================
+code                            class      when
+==============================  =========  ========================================================================
+``agent.rate_limited``          retryable  429 (``details.retry_after`` when the API sent it)
+``agent.overloaded``            retryable  529: the API is overloaded
+``agent.server_error``          retryable  other 5xx
+``agent.timeout``               retryable  no reply within the client timeout; 408
+``agent.connection``            retryable  DNS, refused or reset connection, TLS; 499
+``agent.bad_request``           failed     400, 422: the request is wrong (prompt, params, model)
+``agent.request_too_large``     failed     413, 431
+``agent.auth``                  failed     401, 403: the key is wrong or lacks permission
+``agent.not_found``             failed     404: e.g. an unknown model
+``agent.billing``               failed     402, and spend limits (reported as 429 by the API)
+``agent.account``               failed     the organization or its keys are not in a usable state
+``agent.api_error``             either     any other status (409, 418, ...): retryable iff 429 or >= 500; 501 never
+``agent.invalid_response``      failed     the reply does not match the SDK's schema
+``agent.invalid_json``          failed     ``output: json`` and the reply is not JSON
+``agent.invalid_config``        failed     the step config has a wrong type (after rendering)
+``agent.unsupported_provider``  failed     the bot names a provider other than Anthropic
+``agent.no_api_key``            failed     neither ``ANTHROPIC_API_KEY`` nor a usable secret
+``agent.secret_unavailable``    retryable  Secrets Manager failed transiently
+``agent.client_error``          failed     any other error the SDK raises before a request is sent
+``agent.bot_invalid``           failed     the bot's files are malformed (from ``bots``)
+==============================  =========  ========================================================================
 
 The SDK's own retries are off (``max_retries=0``): the Retry compiled into the state machine does
 the retrying, with backoff, so every attempt is visible in the run history and counted once.
@@ -64,15 +66,26 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TIMEOUT",
     "ERROR_RULES",
+    "FALLBACK_MODEL",
     "ErrorRule",
     "classify_error",
+    "default_model_from_env",
     "make_client",
     "request_correction",
     "resolve_api_key",
     "run_agent",
 ]
 
-DEFAULT_MODEL = os.environ.get("BOTERNITY_DEFAULT_MODEL") or "claude-sonnet-4-6"
+FALLBACK_MODEL = "claude-sonnet-4-6"
+
+
+def default_model_from_env() -> str:
+    """``BOTERNITY_DEFAULT_MODEL``, else :data:`FALLBACK_MODEL`: the model when neither step nor bot names one."""
+    return os.environ.get("BOTERNITY_DEFAULT_MODEL", "").strip() or FALLBACK_MODEL
+
+
+# Read once at import: a Lambda's environment is fixed for the life of its container.
+DEFAULT_MODEL = default_model_from_env()
 DEFAULT_MAX_TOKENS = 4096
 DEFAULT_TIMEOUT = 120.0
 # What the self-correction loop writes between the step's prompt and the suggested fix.
@@ -112,7 +125,7 @@ def run_agent(config: Mapping[str, Any], *, bot: Bot, client: anthropic.Anthropi
     model = _optional_str(config, "model") or bot.model or default_model
     max_tokens = _optional_int(config, "max_tokens")
     temperature = _optional_float(config, "temperature")
-    system = _optional_str(config, "system", strip=False)
+    system = _optional_str(config, "system")
 
     if correction and correction.strip():
         prompt = prompt + CORRECTION_HEADER + correction.strip()
@@ -125,11 +138,13 @@ def run_agent(config: Mapping[str, Any], *, bot: Bot, client: anthropic.Anthropi
         system = bot.system_prompt
     if system:
         request["system"] = system
-    # Temperature is sent only when someone chose one: the API's default differs per model.
+    # Temperature is sent only when someone chose one: newer models reject it outright (400
+    # "temperature is deprecated for this model"), so a bot that doesn't ask must not send it. The
+    # SDK (>= 1.0) dropped the keyword; extra_body puts the same field on the wire.
     if temperature is None:
         temperature = bot.temperature
     if temperature is not None:
-        request["temperature"] = temperature
+        request["extra_body"] = {"temperature": temperature}
 
     client = _without_retries(client if client is not None else make_client())
     with _api_errors(model=model, client=client):
@@ -216,7 +231,7 @@ def _fetch_secret(name: str) -> str | bytes:
 
     try:
         return parameters.get_secret(name, max_age=300)
-    except parameters.exceptions.GetParameterError as exc:
+    except parameters.GetParameterError as exc:
         # Powertools wraps the botocore error without chaining it explicitly; it is the context.
         code = _aws_error_code(exc.__context__)
         if code in {"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure",
@@ -467,13 +482,14 @@ def _prompt(config: Mapping[str, Any]) -> str:
     return json.dumps(prompt, ensure_ascii=False, indent=2, default=str)
 
 
-def _optional_str(config: Mapping[str, Any], name: str, *, strip: bool = True) -> str | None:
+def _optional_str(config: Mapping[str, Any], name: str) -> str | None:
+    # A template that rendered to "" or whitespace means "not set": fall through to the bot/default.
     value = config.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise _invalid_config(name, "a string", value)
-    return (value.strip() if strip else value) or None
+    return value.strip() or None
 
 
 def _optional_int(config: Mapping[str, Any], name: str) -> int | None:
