@@ -147,3 +147,33 @@ def test_every_step_runs_once_and_after_its_dependencies(engine, shape):
     result = engine.run(wf(steps), timeout=30)
     assert result.status == "SUCCEEDED", result.cause
     assert set(statuses(result).values()) == {"completed"}
+
+
+def test_sub_workflow_runs_the_child_with_rendered_input_and_returns_its_output(engine):
+    child = parse_workflow({"name": "child", "steps": [
+        {"id": "check", "type": "conditional",
+         "config": {"condition": "trigger.channel == 'blog'", "then_steps": ["post"], "else_steps": []}},
+        noop("post"),
+    ]})
+    engine.deploy(child)
+    parent = wf([
+        noop("draft"),
+        {"id": "publish", "type": "sub_workflow", "depends_on": ["draft"],
+         "config": {"workflow_name": "child", "input": {"channel": "{{ trigger.where }}", "n": 3}}},
+    ], name="parent")
+    result = engine.run(parent, {"where": "blog"}, timeout=30)
+    assert result.status == "SUCCEEDED", result.cause
+    child_out = result.output["publish"]["output"]
+    assert child_out["check"]["output"]["condition_met"] is True
+    assert child_out["post"]["status"] == "completed"
+
+
+def test_a_failing_sub_workflow_fails_the_parent_step(engine):
+    child = parse_workflow({"name": "bad-child", "steps": [
+        {"id": "fetch", "type": "http", "config": {"url": "http://127.0.0.1:9/"}}]})
+    engine.deploy(child)
+    parent = wf([{"id": "run-child", "type": "sub_workflow", "config": {"workflow_name": "bad-child"}}],
+                name="parent2")
+    result = engine.run(parent, {}, timeout=30)
+    assert result.status == "FAILED"
+    assert result.cause.startswith("step run-child failed (States.TaskFailed)")
