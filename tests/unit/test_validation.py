@@ -272,3 +272,15 @@ def test_not_a_mapping():
 def test_empty_steps():
     e = one("name: wf\nsteps: []\n", "too_short")
     assert e.field == "steps"
+
+
+def test_a_workflow_that_cannot_fit_the_history_limit_is_refused():
+    from boternity.compiler import compile_workflow
+    from boternity.errors import CompileError
+
+    body = [f"  - {{id: b{i}, type: wait, config: {{seconds: 0}}}}\n" for i in range(10)]
+    wf = load_workflow_text(BASE + "  - {id: l, type: loop, config: {condition: 'true', max_iterations: 1000, "
+                            f"body_steps: [{', '.join(f'b{i}' for i in range(10))}]}}}}\n" + "".join(body)).workflow
+    with pytest.raises(CompileError) as info:
+        compile_workflow(wf)
+    assert info.value.limit == "history_events" and "sub_workflow" in str(info.value)
