@@ -7,15 +7,13 @@ semantics (skips, records, errors, size limits) are the same for all of them and
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from boternity.errors import StepError, StepFailed, StepRetryable
 from boternity.runtime.context import StepContext
+from boternity.runtime.log import logger
 from boternity.store.blobs import claim_check
-
-log = logging.getLogger("boternity.step")
 
 Executor = Callable[[StepContext], Any]
 
@@ -58,8 +56,10 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
     attempt = int(event.get("attempt") or 0)
     iteration = sc.iteration_key()
     run_id = sc.run_id
+    logger.append_keys(run_id=run_id, step_id=sc.step_id, iteration=iteration or None, attempt=attempt + 1)
     reason = sc.skip_reason(per_item=sc.index is not None)
     if reason is not None:
+        logger.info("step skipped", extra={"reason": reason})
         services.runs.step_ended(run_id, sc.step_id, status="skipped", iteration=iteration,
                                  output={"reason": reason}, step_type=spec.get("type"))
         result = record("skipped")
@@ -73,6 +73,8 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         services.runs.attempt_failed(run_id, sc.step_id, iteration=iteration, attempt=attempt, error=message,
                                      extra={"code": exc.code})
         final = not exc.retryable or attempt + 1 >= _max_attempts(spec, exc)
+        logger.warning("step attempt failed", extra={"code": exc.code, "retryable": exc.retryable, "final": final,
+                                                     "error": message})
         if final:
             services.runs.step_ended(run_id, sc.step_id, status="failed", iteration=iteration, error=message,
                                      attempt=attempt, step_type=spec.get("type"))
@@ -83,6 +85,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
                          key=f"runs/{run_id}/{sc.step_id}/{iteration or '0'}-{attempt}.json", store=sc.blobs)
     services.runs.step_ended(run_id, sc.step_id, status="completed", iteration=iteration, output=stored,
                              attempt=attempt, step_type=spec.get("type"))
+    logger.info("step completed", extra={"claim_checked": stored is not output})
     result = record("completed", stored)
     _signal(services, sc, result)
     return result
