@@ -236,7 +236,10 @@ class _Compiler:
             r.append({"ErrorEquals": ["StepRetryable"], "IntervalSeconds": 2, "MaxAttempts": 2,
                       "BackoffRate": 2.0, "JitterStrategy": "FULL"})
             return r
-        r.append({"ErrorEquals": ["StepFailed"], "MaxAttempts": 0})
+        if s.retry.strategy != "llm_self_correct":
+            # Permanent failures are not retried with the same input; with self-correction the
+            # next attempt gets a corrected instruction, so those are worth retrying too.
+            r.append({"ErrorEquals": ["StepFailed"], "MaxAttempts": 0})
         if s.retry.max_attempts > 1:
             rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": s.retry.interval_secs,
                                   "MaxAttempts": s.retry.max_attempts - 1, "BackoffRate": s.retry.backoff_rate,

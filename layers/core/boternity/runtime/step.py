@@ -72,7 +72,8 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         message = sc.secrets.mask(str(exc))
         services.runs.attempt_failed(run_id, sc.step_id, iteration=iteration, attempt=attempt, error=message,
                                      extra={"code": exc.code})
-        final = not exc.retryable or attempt + 1 >= _max_attempts(spec, exc)
+        self_correct = (spec.get("retry") or {}).get("strategy") == "llm_self_correct"
+        final = (not exc.retryable and not self_correct) or attempt + 1 >= _max_attempts(spec, exc)
         logger.warning("step attempt failed", extra={"code": exc.code, "retryable": exc.retryable, "final": final,
                                                      "error": message})
         if final:
