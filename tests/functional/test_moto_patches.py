@@ -51,3 +51,30 @@ def test_intrinsic_merge_of_parallel_results_works(engine):
         time.sleep(0.01)
     assert d["status"] == "SUCCEEDED", d.get("cause")
     assert json.loads(d["output"]) == {"r": {"a": 1, "b": 2}}
+
+
+def test_status_change_events_reach_listeners(engine):
+    import threading
+
+    from boternity.local import moto_patches
+    from boternity.model import parse_workflow
+
+    got: list[dict] = []
+    done = threading.Event()
+
+    def listener(event: dict) -> None:
+        got.append(event)
+        if event["detail"]["status"] != "RUNNING":
+            done.set()
+
+    moto_patches.STATUS_LISTENERS.append(listener)
+    try:
+        wf = parse_workflow({"name": "evt", "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]})
+        engine.run(wf, timeout=30)
+        assert done.wait(5)
+    finally:
+        moto_patches.STATUS_LISTENERS.remove(listener)
+    statuses = [e["detail"]["status"] for e in got]
+    assert statuses[0] == "RUNNING" and statuses[-1] == "SUCCEEDED"
+    assert got[-1]["detail-type"] == "Step Functions Execution Status Change"
+    assert got[-1]["detail"]["name"] and '"a"' in got[-1]["detail"]["output"]

@@ -92,11 +92,15 @@ class LocalEngine:
                                 Handler="app.lambda_handler", Code={"ZipFile": _dummy_zip()})
             moto_patches.HANDLERS[name] = _lazy_handler(kind)
         self.runs = RunStore(TABLE)
+        # What the template's EventBridge rule does in the cloud: status changes → the events function.
+        moto_patches.STATUS_LISTENERS.append(self._deliver_status)
         self.targets = TaskTargets.local(region=REGION, account=ACCOUNT, prefix=PREFIX)
         self.machines: dict[str, str] = {}
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._deliver_status in moto_patches.STATUS_LISTENERS:
+            moto_patches.STATUS_LISTENERS.remove(self._deliver_status)
         self._mock.stop()
         for k, v in self._saved_env.items():
             if v is None:
@@ -198,8 +202,17 @@ class LocalEngine:
                 seen[key] = rec.get("status", "")
                 on_step(rec)
 
+    def _deliver_status(self, event: dict[str, Any]) -> None:
+        from boternity.handlers.events import lambda_handler
+
+        try:
+            lambda_handler(event, None)
+        except Exception:  # noqa: BLE001 - a listener thread must not die loudly after the mock stopped
+            pass
+
     def _finish(self, d: dict[str, Any]) -> None:
-        """Deliver the status-change event the cloud's EventBridge rule would deliver."""
+        """Deliver the end event synchronously too, so wait() returns with the final records written
+        (the listener path may still be in flight; both writes are conditional, so once wins)."""
         from boternity.handlers.events import lambda_handler
 
         stop = d.get("stopDate")

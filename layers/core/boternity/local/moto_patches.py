@@ -6,6 +6,9 @@ which fails loudly when moto changes under these).
    converted to boto3's names), and its completion poll is shortened from 0.5 s.
 3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING).
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
+6. Execution status changes are delivered as the "Step Functions Execution Status Change" events
+   AWS sends to EventBridge (moto emits none): every function in ``STATUS_LISTENERS`` receives the
+   event, in a thread of its own, when an execution starts and when it ends.
 5. A definite JSONPath such as ``$[0].steps`` yields the value, as in AWS; moto wraps it in a list
    (its fix for getmoto/moto#7825 applies to every path that starts with an index), which breaks
    merging Parallel results (``$[0].ctx``, ``States.JsonMerge($[0].steps, ...)``).
@@ -24,6 +27,7 @@ from typing import Any
 Handler = Callable[[dict[str, Any], Any], Any]
 
 HANDLERS: dict[str, Handler] = {}
+STATUS_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
 _lock = threading.Lock()
 _applied = False
 _fast_retry = False
@@ -166,6 +170,54 @@ def _patch_definite_paths() -> None:
             m.extract_json = extract_json
 
 
+def status_event(execution: Any) -> dict[str, Any]:
+    """An EventBridge "Step Functions Execution Status Change" event for a moto execution."""
+    import uuid
+
+    d = execution.to_describe_output()
+
+    def ms(v: Any) -> int | None:
+        return int(v.timestamp() * 1000) if v else None
+
+    status = d["status"]
+    return {
+        "version": "0", "id": uuid.uuid4().hex, "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states", "account": execution.account_id, "region": execution.region_name,
+        "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resources": [d["executionArn"]],
+        "detail": {
+            "executionArn": d["executionArn"], "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+            "status": str(getattr(status, "value", status)), "startDate": ms(d.get("startDate")),
+            "stopDate": ms(d.get("stopDate")), "input": d.get("input"), "output": d.get("output"),
+            "error": d.get("error"), "cause": d.get("cause"),
+        },
+    }
+
+
+def _patch_status_events() -> None:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    start0, term0 = Execution.start, BaseExecutionWorkerCommunication.terminated
+
+    def deliver(execution: Any) -> None:
+        if not STATUS_LISTENERS:
+            return
+        event = status_event(execution)
+        for listener in list(STATUS_LISTENERS):
+            threading.Thread(target=listener, args=(event,), daemon=True).start()
+
+    def start(self: Any) -> None:
+        start0(self)
+        deliver(self)
+
+    def terminated(self: Any) -> None:
+        term0(self)
+        deliver(self.execution)
+
+    Execution.start = start
+    BaseExecutionWorkerCommunication.terminated = terminated
+
+
 def apply() -> None:
     """Apply every patch once per process."""
     global _applied
@@ -183,6 +235,7 @@ def apply() -> None:
         _patch_stop()
         _patch_retry_sleep()
         _patch_definite_paths()
+        _patch_status_events()
         _applied = True
 
 
