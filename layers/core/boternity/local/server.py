@@ -1,0 +1,220 @@
+"""`boternity serve`: the HTTPS API of the cloud, served on 127.0.0.1 from the same handlers on moto.
+
+Each HTTP request becomes the API Gateway REST proxy event the cloud would deliver, and goes to the
+api function (or the webhook function for ``/hooks/...``). Alongside, the pieces AWS would run:
+status-change events reach the events function (moto_patches), and cron schedules fire — moto's
+Scheduler stores schedules but never fires them, so a loop here does, on time.
+
+Two local-only routes exist for the CLI (never deployed): ``PUT /_local/secrets/<name>`` stores a
+secret in the emulated Secrets Manager, ``PUT /_local/files/<key>`` puts an object into the
+emulated project bucket (which fires file triggers).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from boternity.local.engine import LocalEngine
+
+LOCAL_BUCKET = "boternity-local"
+SCHEDULER_GROUP = "boternity"
+
+
+def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The API Gateway REST (v1) proxy event for one request."""
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    path = parts.path or "/"
+    text_like = not body or _is_text(headers.get("Content-Type") or headers.get("content-type") or "")
+    now = dt.datetime.now(dt.UTC)
+    event: dict[str, Any] = {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": dict(headers),
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}", "httpMethod": method, "path": "/local" + path, "stage": "local",
+            "requestId": uuid.uuid4().hex, "protocol": "HTTP/1.1", "accountId": "123456789012", "apiId": "local",
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"), "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {"sourceIp": "127.0.0.1", "userArn": "arn:aws:iam::123456789012:user/local",
+                         "user": "local", "caller": "local"},
+        },
+        "body": (body.decode("utf-8") if text_like else base64.b64encode(body).decode()) if body else None,
+        "isBase64Encoded": bool(body) and not text_like,
+    }
+    if path.startswith("/hooks/"):
+        event["resource"] = "/hooks/{path+}"
+        event["pathParameters"] = {"path": path[len("/hooks/"):]}
+    return event
+
+
+def _is_text(content_type: str) -> bool:
+    ct = content_type.lower()
+    return ct.startswith("text/") or "json" in ct or "yaml" in ct or "xml" in ct or "x-www-form-urlencoded" in ct
+
+
+class LocalServer:
+    def __init__(self, engine: LocalEngine, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self._stop = threading.Event()
+        self._fired: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        path = urlsplit(raw_path).path
+        if path.startswith("/_local/"):
+            return self._local_route(method, path, body)
+        event = proxy_event(method, raw_path, headers, body)
+        if path.startswith("/hooks/"):
+            from boternity.handlers.webhook import lambda_handler
+        else:
+            from boternity.handlers.api import lambda_handler
+        resp = lambda_handler(event, None)
+        out_headers = {k: str(v) for k, v in (resp.get("headers") or {}).items()}
+        for k, vs in (resp.get("multiValueHeaders") or {}).items():
+            out_headers[k] = ", ".join(str(v) for v in vs)
+        raw = resp.get("body") or ""
+        data = base64.b64decode(raw) if resp.get("isBase64Encoded") else raw.encode("utf-8")
+        return int(resp.get("statusCode", 200)), out_headers, data
+
+    def _local_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        import boto3
+
+        js = {"Content-Type": "application/json"}
+        if method == "PUT" and path.startswith("/_local/secrets/"):
+            name = unquote(path[len("/_local/secrets/"):])
+            sm = boto3.client("secretsmanager")
+            value = body.decode("utf-8")
+            try:
+                sm.create_secret(Name=name, SecretString=value)
+            except sm.exceptions.ResourceExistsException:
+                sm.put_secret_value(SecretId=name, SecretString=value)
+            return 200, js, json.dumps({"secret": name, "stored": True}).encode()
+        if method == "PUT" and path.startswith("/_local/files/"):
+            key = unquote(path[len("/_local/files/"):])
+            boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=key, Body=body)
+            return 200, js, json.dumps({"bucket": LOCAL_BUCKET, "key": key, "size": len(body)}).encode()
+        return 404, js, json.dumps({"error": {"code": "not_found", "message": f"no local route {method} {path}",
+                                              "details": None}}).encode()
+
+    # ------------------------------------------------------------------ cron
+    def fire_due_schedules(self, now: dt.datetime | None = None) -> int:
+        """Start an execution for every schedule whose next fire time has come. Returns how many fired."""
+        import boto3
+
+        from boternity.triggers.schedule import next_fire_times
+
+        now = now or dt.datetime.now(dt.UTC)
+        scheduler = boto3.client("scheduler")
+        sfn = boto3.client("stepfunctions")
+        fired = 0
+        for summary in scheduler.list_schedules(GroupName=SCHEDULER_GROUP).get("Schedules", []):
+            s = scheduler.get_schedule(GroupName=SCHEDULER_GROUP, Name=summary["Name"])
+            if s.get("State") == "DISABLED":
+                continue
+            last = self._fired.get(s["Name"])
+            after = dt.datetime.fromtimestamp(last, dt.UTC) if last else now - dt.timedelta(seconds=1)
+            due = [t for t in next_fire_times(s["ScheduleExpression"], s.get("ScheduleExpressionTimezone") or "UTC",
+                                              after, 1) if t <= now]
+            if not due:
+                continue
+            self._fired[s["Name"]] = due[0].timestamp()
+            target = s["Target"]
+            payload = (target.get("Input") or "{}").replace("<aws.scheduler.scheduled-time>",
+                                                            due[0].strftime("%Y-%m-%dT%H:%M:%SZ"))
+            sfn.start_execution(stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=payload)
+            fired += 1
+        return fired
+
+    def _cron_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.fire_due_schedules()
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; report and go on
+                print(f"cron loop: {exc}")
+
+    # ------------------------------------------------------------------ serving
+    def serve_forever(self) -> None:
+        server = self.make_http_server()
+        threading.Thread(target=self._cron_loop, daemon=True).start()
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            self._stop.set()
+            server.server_close()
+
+    def make_http_server(self) -> ThreadingHTTPServer:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                print(f"  {self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
+
+            def _do(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items()}
+                try:
+                    status, out_headers, data = outer.handle(self.command, self.path, headers, body)
+                except Exception as exc:  # noqa: BLE001 - a handler bug must still answer, as API Gateway does
+                    status, out_headers = 502, {"Content-Type": "application/json"}
+                    data = json.dumps({"error": {"code": "internal", "message": type(exc).__name__,
+                                                 "details": None}}).encode()
+                self.send_response(status)
+                for k, v in out_headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _do
+
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self.port = server.server_address[1]
+        return server
+
+
+def prepare_local_cloud(engine: LocalEngine) -> dict[str, str]:
+    """Create what template.yaml creates, inside moto, and return the api function's environment."""
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket=LOCAL_BUCKET)
+    boto3.client("scheduler").create_schedule_group(Name=SCHEDULER_GROUP)
+    bus = boto3.client("events").create_event_bus(Name="boternity")["EventBusArn"]
+    return {
+        "BOTERNITY_BUCKET_LOCAL": LOCAL_BUCKET,
+        "BOTERNITY_STATE_MACHINE_ROLE_ARN": engine.role_arn,
+        "BOTERNITY_STATE_MACHINE_PREFIX": "boternity-",
+        "BOTERNITY_FUNCTION_ARNS": json.dumps(engine.targets.functions),
+        "BOTERNITY_SCHEDULER_GROUP": SCHEDULER_GROUP,
+        "BOTERNITY_SCHEDULER_ROLE_ARN": engine.role_arn,
+        "BOTERNITY_EVENT_BUS": bus.split("/")[-1],
+    }
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, poll: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
