@@ -20,6 +20,8 @@ offset     what
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -104,6 +106,41 @@ EXIT_0_WAT = f"""
   (func (export "_start")
     (drop (call $write (i32.const 1) (i32.const 64) (i32.const 11)))
     (call $proc_exit (i32.const 0))))
+"""
+
+# Writes 64 KiB of '.' to stderr, then "the end" -- more than the 2 KB tail the runner keeps.
+STDERR_CHATTER_WAT = f"""
+(module
+  {_WASI_IMPORTS}
+  (memory (export "memory") 2)
+  (data (i32.const 64) "the end\\n")
+  {_WRITE_HELPER}
+  (func (export "_start")
+    (memory.fill (i32.const 65536) (i32.const 46) (i32.const 65536))
+    (drop (call $write (i32.const 2) (i32.const 65536) (i32.const 65536)))
+    (drop (call $write (i32.const 2) (i32.const 64) (i32.const 8)))))
+"""
+
+# Traps with `unreachable` at once (memory far below any limit): a plain crash.
+UNREACHABLE_WAT = """
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") unreachable))
+"""
+
+# A library ("reactor") module: no _start, so not a command.
+REACTOR_WAT = """
+(module
+  (memory (export "memory") 1)
+  (func (export "run")))
+"""
+
+# Imports a function the sandbox does not provide.
+FOREIGN_IMPORT_WAT = """
+(module
+  (import "env" "fetch_url" (func (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")))
 """
 
 # Never returns: only fuel or the wall-clock deadline can stop it.
@@ -259,6 +296,16 @@ COMPONENT_ERROR_WAT = """
       (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))
 """
 
+# The echo component, also importing the reference's host interface (as reference skills do).
+# The import is satisfied by a trap; a skill that never calls it runs normally.
+COMPONENT_WITH_HOST_IMPORT_WAT = COMPONENT_ECHO_WAT.replace(
+    "(component",
+    """(component
+  (import "boternity:skill/host" (instance
+    (export "log" (func (param "level" string) (param "message" string)))))""",
+    1,
+)
+
 # A component whose `execute` never returns.
 COMPONENT_SPIN_WAT = """
 (component
@@ -294,3 +341,39 @@ def write_wasm(path: Path, wat: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(wasm_bytes(wat))
     return path
+
+
+# A real program: C against wasi-libc. Counts the bytes, words and lines of stdin and answers
+# {"bytes":B,"words":W,"lines":L}; exits 2 with a message on stderr when stdin is empty.
+C_WORD_COUNT_SOURCE = r"""
+#include <stdio.h>
+
+int main(void) {
+    long bytes = 0, words = 0, lines = 0;
+    int c, in_word = 0;
+    while ((c = getchar()) != EOF) {
+        bytes++;
+        if (c == '\n') lines++;
+        if (c == ' ' || c == '\n' || c == '\t' || c == '"') in_word = 0;
+        else if (!in_word) { in_word = 1; words++; }
+    }
+    if (bytes == 0) { fprintf(stderr, "wc: empty input\n"); return 2; }
+    printf("{\"bytes\":%ld,\"words\":%ld,\"lines\":%ld}\n", bytes, words, lines);
+    return 0;
+}
+"""
+
+
+def build_c_wasm(source: str, workdir: Path) -> bytes | None:
+    """Compile C to a WASI command with clang, or ``None`` when clang/wasi-libc are not installed.
+
+    Debian: ``apt-get install clang lld wasi-libc libclang-rt-dev-wasm32``.
+    """
+    clang = shutil.which("clang")
+    if clang is None:
+        return None
+    src, out = workdir / "program.c", workdir / "program.wasm"
+    src.write_text(source)
+    done = subprocess.run([clang, "--target=wasm32-wasi", "-O2", "-o", str(out), str(src)],
+                          capture_output=True, text=True, timeout=120)
+    return out.read_bytes() if done.returncode == 0 else None

@@ -81,7 +81,6 @@ __all__ = [
     "Skill",
     "clear_skill_cache",
     "load_skill",
-    "parse_output",
     "render_prompt",
     "run_skill",
 ]
@@ -391,7 +390,7 @@ def run_skill(skill: Skill, input_value: Any) -> dict[str, Any]:
         return {"type": "skill", "skill": skill.name, "kind": "prompt",
                 "output": render_prompt(skill.body, input_value)}
 
-    from boternity.executors.wasm import run_wasm
+    from boternity.executors.wasm import parse_output, run_wasm
 
     try:
         stdin = json.dumps(input_value, ensure_ascii=False)
@@ -407,14 +406,6 @@ def run_skill(skill: Skill, input_value: Any) -> dict[str, Any]:
         log.info("skill %s stderr (tail): %s", skill.name, result.stderr_tail)
     return {"type": "skill", "skill": skill.name, "kind": "wasm", "output": parse_output(result.stdout),
             "fuel_consumed": result.fuel_consumed, "duration_ms": result.duration_ms}
-
-
-def parse_output(stdout: str) -> Any:
-    """A program's stdout as a value: JSON when it parses, else the text without trailing newlines."""
-    try:
-        return json.loads(stdout)
-    except ValueError:
-        return stdout.rstrip("\r\n")
 
 
 def _compact_json(value: Any) -> str:

@@ -28,16 +28,19 @@ timeout_secs           wall clock, by epoch interruption: one daemon thread bump
                        epoch every 10 ms; the store's deadline is ``timeout / 10 ms`` ticks.
 memory_bytes           the size any linear memory may reach. A module whose *minimum* is larger
                        fails to instantiate; past it ``memory.grow`` returns -1.
-max_output_bytes       stdout. Collection stops at the cap (later writes fail with EFBIG in the
-                       guest), so a flood costs CPU until fuel or time runs out, never host memory.
+max_output_bytes       stdout. Collection stops at the cap and the guest's later writes fail
+                       (EPIPE), so a flood costs CPU until fuel or time runs out, never host
+                       memory nor disk (stdout and stderr are pipes, see :class:`_Pipe`).
 =====================  ========================================================================
 
 The tiers come from the reference (untrusted: 16 MiB / 10 s; verified: 64 MiB / 30 s) except
-fuel: the reference's 500 000 / 1 000 000 units are exhausted by a C program's libc start-up
-alone. Measured here with wasmtime 50, a tight loop burns ~4 * 10^9 fuel per second, real code
-(memory traffic, host calls) less, so the defaults below give roughly 0.5-2 s (untrusted) and
-2.5-10 s (verified) of pure computation; the wall-clock timeout stays the backstop for slow
-hosts (a 128 MB Lambda has a fraction of a vCPU) and for time spent in host calls.
+fuel, where the reference's 500 000 / 1 000 000 units stop real work early: measured here
+(wasmtime 50), a C ``wc`` built with wasi-libc spends ~8 000 units on start-up and output but
+~47 units per input byte, so 500 000 units end it at about 10 KB of input -- well inside a
+step's 256 KB payload. Throughput is 1-4 * 10^9 units per second (tight loops to real code), so
+the defaults give roughly 0.5-2 s (untrusted, 2 * 10^9) and 2.5-10 s (verified, 10^10) of pure
+computation, below the wall-clock limits, which remain the backstop for slow hosts (a 128 MB
+Lambda has a fraction of a vCPU) and for time spent in host calls.
 
 Failures are ``StepFailed`` (retrying cannot help: the same module with the same input does the
 same thing) with one of these codes:
@@ -60,13 +63,16 @@ SHA-256 of the bytes, in a small LRU (:data:`module_cache`).
 
 from __future__ import annotations
 
-import errno
 import hashlib
+import json
 import math
 import os
+import select
+import shutil
 import tempfile
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -89,6 +95,7 @@ __all__ = [
     "WasmResult",
     "binary_kind",
     "module_cache",
+    "parse_output",
     "run_wasm",
     "tier_limits",
 ]
@@ -297,43 +304,89 @@ class _ModuleCache:
 module_cache = _ModuleCache(_MODULE_CACHE_SIZE)
 
 
-# --------------------------------------------------------------------------- output sinks
+# --------------------------------------------------------------------------- output pipes
 
 
-class _CappedSink:
-    """Collects stdout up to ``cap`` bytes; past it, refuses writes (the guest sees EFBIG)."""
+class _Pipe:
+    """A FIFO the guest writes to (WASI opens it as a file) and a thread that reads it.
 
-    def __init__(self, cap: int) -> None:
+    Why a FIFO: wasmtime's alternative, ``stdout_custom``, calls back into Python from Rust
+    threads, and wasmtime-wasi keeps those callbacks alive until process exit, where they race
+    with interpreter shutdown (a Rust panic on stderr, sometimes an abort). A plain file would
+    put a flood on the (small, shared) disk. A pipe holds 64 KiB in the kernel; the reader keeps
+    what we want and nothing else:
+
+    - ``cap`` mode (stdout): keeps up to ``cap`` bytes, then closes its end, so the guest's
+      next writes fail (EPIPE; Python ignores SIGPIPE) instead of piling up anywhere.
+    - ``tail`` mode (stderr): reads everything, keeps only the last ``tail`` bytes.
+    """
+
+    def __init__(self, path: str, *, cap: int | None = None, tail: int | None = None) -> None:
+        os.mkfifo(path, 0o600)
+        self.path = path
         self.cap = cap
+        self.tail = tail
         self.data = bytearray()
         self.overflowed = False
+        # Non-blocking open: a FIFO's read end opens at once this way, so the guest's write end
+        # (opened by WasiConfig) finds a reader and does not block either.
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._thread: threading.Thread | None = None
+        self._done = False
+        self._lock = threading.Lock()
 
-    def write(self, chunk: bytes) -> int:
-        if self.overflowed:
-            return -errno.EFBIG
-        room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.data += chunk[:room]
-            self.overflowed = True
-            return -errno.EFBIG
-        self.data += chunk
-        return len(chunk)
+    def start(self) -> None:
+        """Start reading; call once the write end is open (before, the reader would see EOF)."""
+        self._thread = threading.Thread(target=self._pump, name="boternity-wasm-pipe", daemon=True)
+        self._thread.start()
 
+    def _pump(self) -> None:
+        try:
+            while True:
+                # select() rather than a blocking read: once the run is over (finish() sets _done)
+                # the reader stops when the pipe is empty, whether or not EOF has arrived yet.
+                readable, _, _ = select.select([self._fd], [], [], 0.05)
+                if not readable:
+                    if self._done:
+                        return
+                    continue
+                try:
+                    chunk = os.read(self._fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return  # EOF: the store, and with it the write end, is gone
+                if self.cap is not None:
+                    room = self.cap - len(self.data)
+                    if len(chunk) > room:
+                        self.data += chunk[:room]
+                        self.overflowed = True
+                        return  # closing our end makes the guest's next write fail
+                    self.data += chunk
+                else:
+                    self.data += chunk
+                    del self.data[: -self.tail or None]
+        except OSError:
+            return
+        finally:
+            self._close()
 
-class _TailSink:
-    """Keeps the last ``size`` bytes written (stderr): enough to explain a failure, bounded."""
+    def finish(self, timeout: float = 2.0) -> None:
+        """The guest is done: collect what is still in the pipe, then stop the reader."""
+        self._done = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._thread is None or not self._thread.is_alive():
+            self._close()
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data = bytearray()
-
-    def write(self, chunk: bytes) -> int:
-        self.data += chunk[-self.size :]
-        del self.data[: -self.size]
-        return len(chunk)
+    def _close(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                os.close(fd)
 
     def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
+        return bytes(self.data).decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------- loading
@@ -433,23 +486,31 @@ def run_wasm(
     data = _read_module(module)
     kind = binary_kind(data)
     compiled = _compile(data, kind)
-    stdout = _CappedSink(limits.max_output_bytes)
-    stderr = _TailSink(STDERR_TAIL_BYTES)
     if kind == "module":
-        outcome = _run_command(compiled, input_text, limits, stdout, stderr, argv0)
+        outcome, stdout, stderr_tail, overflowed = _run_command(compiled, input_text, limits, argv0)
     else:
         outcome = _run_component(compiled, input_text, limits)
+        stdout, stderr_tail, overflowed = "", "", False
         if outcome.returned is not None and outcome.returned.tag == "ok":
             # ok(string) plays the part of a command's stdout, under the same cap.
-            stdout.write(str(outcome.returned.payload).encode("utf-8"))
+            stdout = str(outcome.returned.payload)
+            overflowed = len(stdout.encode("utf-8")) > limits.max_output_bytes
     result = WasmResult(
-        stdout=bytes(stdout.data).decode("utf-8", errors="replace"),
-        stderr_tail=stderr.text(),
+        stdout=stdout,
+        stderr_tail=stderr_tail,
         fuel_consumed=outcome.fuel_consumed,
         duration_ms=outcome.duration_ms,
     )
-    _raise_for_outcome(outcome, result, limits, stdout.overflowed)
+    _raise_for_outcome(outcome, result, limits, overflowed)
     return result
+
+
+def parse_output(stdout: str) -> Any:
+    """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines."""
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        return stdout.rstrip("\r\n")
 
 
 def _new_store(limits: WasmLimits) -> wasmtime.Store:
@@ -468,30 +529,39 @@ def _new_store(limits: WasmLimits) -> wasmtime.Store:
 
 
 def _run_command(
-    module: wasmtime.Module,
-    input_text: str,
-    limits: WasmLimits,
-    stdout: _CappedSink,
-    stderr: _TailSink,
-    argv0: str,
-) -> _Outcome:
-    # WASI reads stdin only from a file: the input goes to a private temp file, removed right after.
-    fd, stdin_path = tempfile.mkstemp(prefix="boternity-stdin-")
+    module: wasmtime.Module, input_text: str, limits: WasmLimits, argv0: str
+) -> tuple[_Outcome, str, str, bool]:
+    """Run ``_start``; returns the outcome, stdout, the stderr tail and whether stdout overflowed."""
+    # A private directory (0700) for the stdin file (WASI reads stdin only from a file) and the
+    # two pipes; removed, with all it holds, right after the run.
+    workdir = tempfile.mkdtemp(prefix="boternity-wasm-")
+    stdout = stderr = None
     try:
-        with os.fdopen(fd, "wb") as f:
+        stdin_path = os.path.join(workdir, "stdin")
+        with open(stdin_path, "wb") as f:
             f.write(input_text.encode("utf-8"))
+        stdout = _Pipe(os.path.join(workdir, "stdout"), cap=limits.max_output_bytes)
+        stderr = _Pipe(os.path.join(workdir, "stderr"), tail=STDERR_TAIL_BYTES)
         wasi = wasmtime.WasiConfig()
         wasi.argv = [argv0]
         wasi.stdin_file = stdin_path
-        # Custom sinks rather than files: the cap is enforced as bytes arrive, and a flood never
-        # reaches the disk either (Lambda's /tmp is small and shared with everything else).
-        wasi.stdout_custom = stdout.write
-        wasi.stderr_custom = stderr.write
+        wasi.stdout_file = stdout.path
+        wasi.stderr_file = stderr.path
+        stdout.start()
+        stderr.start()
         store = _new_store(limits)
         store.set_wasi(wasi)
-        return _invoke(store, limits, lambda s, out: _start(s, module, out))
+        del wasi  # the store owns it now
+        outcome = _invoke(store, limits, lambda s, out: _start(s, module, out))
+        del store  # closes the write ends: the readers see EOF
+        stdout.finish()
+        stderr.finish()
+        return outcome, stdout.text(), stderr.text(), stdout.overflowed
     finally:
-        os.unlink(stdin_path)
+        for pipe in (stdout, stderr):
+            if pipe is not None:
+                pipe.finish(timeout=0)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _start(store: wasmtime.Store, module: wasmtime.Module, out: _Outcome) -> None:
@@ -556,13 +626,16 @@ def _invoke(store: wasmtime.Store, limits: WasmLimits, body: Any) -> _Outcome:
         body(store, out)
     except wasmtime.ExitTrap as exc:
         out.exit_code = exc.code
+        _release_frames(exc)
     except wasmtime.Trap as exc:
         out.trap_code = exc.trap_code
         out.error = exc.message
+        _release_frames(exc)
     except wasmtime.WasmtimeError as exc:
         # Component calls (and host functions that fail) report traps as plain errors.
         out.error = str(exc)
         out.trap_code = _trap_code_in(out.error)
+        _release_frames(exc)
     finally:
         out.duration_ms = round((time.monotonic() - started) * 1000)
         try:
@@ -570,6 +643,17 @@ def _invoke(store: wasmtime.Store, limits: WasmLimits, body: Any) -> _Outcome:
         except wasmtime.WasmtimeError:
             out.fuel_consumed = limits.fuel
     return out
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Let go of the store now rather than at the next garbage collection.
+
+    wasmtime-py raises from frames that hold the exception in a local, a reference cycle
+    (exception -> traceback -> frame -> exception) that keeps every frame of the call alive,
+    and with them the store, its WASI files (our pipes never see EOF) and its memory.
+    """
+    traceback.clear_frames(exc.__traceback__)
+    exc.__traceback__ = None
 
 
 def _raise_for_outcome(out: _Outcome, result: WasmResult, limits: WasmLimits, overflowed: bool) -> None:
@@ -677,6 +761,6 @@ def _first_line(text: str) -> str:
         ]
         for cause in causes:
             if cause.startswith("wasm trap:"):
-                return cause
+                return cause.removeprefix("wasm trap:").strip()
         return causes[0] if causes else lines[0]
     return lines[0]
