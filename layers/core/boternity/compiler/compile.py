@@ -67,6 +67,7 @@ class _Compiler:
         self.targets = targets
         self.g: Graph = build_graph(wf)
         self.names = Names()
+        self._handlers: dict[tuple[str, str, str], str] = {}   # (step, kind, result path) -> state name
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -254,28 +255,36 @@ class _Compiler:
         return (attempts - 1) * limits.EVENTS_RETRY
 
     def _catch(self, s: Step, st: dict[str, dict[str, Any]], rp: str, *, signal: bool) -> list[dict[str, Any]]:
-        """Failure handling: continue_on_error records the error as the output; otherwise fail the run."""
+        """Failure handling: continue_on_error records the error as the output; otherwise fail the run.
+
+        Several states of one step (prepare, Map, task) share one handler state per scope.
+        """
+        kind = "error" if s.continue_on_error else "failed"
+        key = (s.id, kind, rp)
+        name = self._handlers.get(key)
+        if name is None:
+            name = self._handlers[key] = self.names.take(f"{s.id}.{kind}")
+            if s.continue_on_error:
+                st[name] = states.pass_(
+                    comment="continue_on_error: record the failure and let dependents run",
+                    parameters={"status": "failed", "output": {"error.$": f"{rp}.Error", "cause.$": f"{rp}.Cause"},
+                                "error.$": f"{rp}.Error"},
+                    result_path=rp,
+                )
+                if signal:
+                    sig = self.signal_state(s)
+                    st[name]["Next"] = sig[0]
+                    st.update(sig[1])
+            else:
+                # A Fail state may not raise a "States." error, so a step timeout (States.Timeout) is
+                # reported as StepFailed with the original error name in the cause.
+                st[name] = states.fail(
+                    comment=f"Step '{s.id}' failed: fail the run (fail-fast)",
+                    error="StepFailed",
+                    cause_path=f"States.Format('step {s.id} failed ({{}}): {{}}', $.error.Error, $.error.Cause)",
+                )
         if s.continue_on_error:
-            name = self.names.take(f"{s.id}.error")
-            st[name] = states.pass_(
-                comment="continue_on_error: record the failure and let dependents run",
-                parameters={"status": "failed", "output": {"error.$": f"{rp}.Error", "cause.$": f"{rp}.Cause"},
-                            "error.$": f"{rp}.Error"},
-                result_path=rp,
-            )
-            if signal:
-                sig = self.signal_state(s)
-                st[name]["Next"] = sig[0]
-                st.update(sig[1])
             return [{"ErrorEquals": ["States.ALL"], "ResultPath": rp, "Next": name}]
-        name = self.names.take(f"{s.id}.failed")
-        # A Fail state may not raise a "States." error, so a step timeout (States.Timeout) is
-        # reported as StepFailed with the original error name in the cause.
-        st[name] = states.fail(
-            comment=f"Step '{s.id}' failed: fail the run (fail-fast)",
-            error="StepFailed",
-            cause_path=f"States.Format('step {s.id} failed ({{}}): {{}}', $.error.Error, $.error.Cause)",
-        )
         return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": name}]
 
     def signal_state(self, s: Step) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -286,7 +295,7 @@ class _Compiler:
              "Payload": {"op": "signal", "step": {"id": s.id, "loops": list(reversed(self.g.scope_chain(s.id)))},
                          "state.$": "$"}},
             comment=f"Tell the branches waiting for '{s.id}' that it is done",
-            result_path=None, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+            result_path=None, timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
         return name, {name: st}
 

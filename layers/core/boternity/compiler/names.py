@@ -20,7 +20,7 @@ class Names:
         candidate = _fit(name)
         n = 2
         while candidate in self.used:
-            candidate = _fit(f"{name}#{n}")
+            candidate = _fit(f"{name}.{n}")
             n += 1
         self.used.add(candidate)
         return candidate
