@@ -253,7 +253,66 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--approve", action="store_true", help="approve every approval step of this run")
     decision.add_argument("--reject", action="store_true", help="reject every approval step of this run")
     r.set_defaults(fn=cmd_run)
+    _client_commands(sub)
     return p
+
+
+def _client_commands(sub: Any) -> None:
+    from boternity.cli import client as c
+
+    def api_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {c.DEFAULT_API})")
+        p.add_argument("--api-key", help="send an API key instead of signing with AWS credentials")
+
+    sv = sub.add_parser("serve", help="serve the API on 127.0.0.1 with emulated AWS (no account needed)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--dir", help="project folder with bots/ and skills/ (default: the current folder)")
+    sv.set_defaults(fn=c.cmd_serve)
+    d = sub.add_parser("deploy", help="register (create or update) workflows through the API")
+    d.add_argument("files", nargs="+")
+    api_args(d)
+    d.set_defaults(fn=c.cmd_deploy)
+    t = sub.add_parser("trigger", help="start a run through the API")
+    t.add_argument("workflow")
+    t.add_argument("--input", help="the payload: JSON text, or @file.json")
+    t.add_argument("--idempotency-key")
+    api_args(t)
+    t.set_defaults(fn=c.cmd_trigger)
+    rn = sub.add_parser("runs", help="list a workflow's runs")
+    rn.add_argument("workflow")
+    rn.add_argument("--status")
+    rn.add_argument("--limit", type=int, default=20)
+    api_args(rn)
+    rn.set_defaults(fn=c.cmd_runs)
+    lg = sub.add_parser("logs", help="show a run and its steps")
+    lg.add_argument("run_id")
+    lg.add_argument("--json", action="store_true")
+    api_args(lg)
+    lg.set_defaults(fn=c.cmd_logs)
+    for name, fn, helptext in (("cancel", c.cmd_cancel, "stop a run (pending approvals are cancelled)"),
+                               ("redrive", c.cmd_redrive, "resume a failed run from the failed step")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("run_id")
+        api_args(p)
+        p.set_defaults(fn=fn)
+    for name, verdict in (("approve", True), ("reject", False)):
+        p = sub.add_parser(name, help=f"{name} a pending approval")
+        p.add_argument("approval_id")
+        p.add_argument("--comment")
+        api_args(p)
+        p.set_defaults(fn=lambda a, v=verdict: c.cmd_decide(a, v))
+    up = sub.add_parser("upload", help="put a file into the local emulated bucket (fires file triggers)")
+    up.add_argument("file")
+    up.add_argument("--key")
+    up.add_argument("--api")
+    up.set_defaults(fn=c.cmd_upload)
+    se = sub.add_parser("secrets", help="manage secrets of the local emulated Secrets Manager")
+    se_sub = se.add_subparsers(dest="secrets_command", required=True)
+    ss = se_sub.add_parser("set", help="store a secret (the value from --value or standard input)")
+    ss.add_argument("name")
+    ss.add_argument("--value")
+    ss.add_argument("--api")
+    ss.set_defaults(fn=c.cmd_secrets_set)
 
 
 def main(argv: list[str] | None = None) -> int:

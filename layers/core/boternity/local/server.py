@@ -201,7 +201,7 @@ def prepare_local_cloud(engine: LocalEngine) -> dict[str, str]:
     boto3.client("scheduler").create_schedule_group(Name=SCHEDULER_GROUP)
     bus = boto3.client("events").create_event_bus(Name="boternity")["EventBusArn"]
     return {
-        "BOTERNITY_BUCKET_LOCAL": LOCAL_BUCKET,
+        "BOTERNITY_BUCKET": LOCAL_BUCKET,
         "BOTERNITY_STATE_MACHINE_ROLE_ARN": engine.role_arn,
         "BOTERNITY_STATE_MACHINE_PREFIX": "boternity-",
         "BOTERNITY_FUNCTION_ARNS": json.dumps(engine.targets.functions),

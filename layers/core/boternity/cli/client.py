@@ -1,0 +1,195 @@
+"""CLI commands that talk to a served API: `boternity serve` locally, or a deployed stack.
+
+A deployed API uses IAM auth by default, so requests to it are signed with SigV4 from the usual AWS
+credentials; `--api-key` sends an API key instead. Local URLs (127.0.0.1, localhost) are not signed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from boternity.errors import BoternityError
+
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+class ApiError(BoternityError):
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            msg = f"{status} {err.get('code')}: {err.get('message')}"
+            details = err.get("details")
+            if isinstance(details, list):
+                msg += "".join(f"\n  {d.get('file') or ''}{':' + str(d['line']) if d.get('line') else ''} "
+                               f"{'step ' + repr(d['step_id']) + ': ' if d.get('step_id') else ''}"
+                               f"{d.get('message', d)}" if isinstance(d, dict) else f"\n  {d}" for d in details)
+        else:
+            msg = f"{status}: {body}"
+        super().__init__(msg)
+
+
+class Client:
+    def __init__(self, base: str | None = None, *, api_key: str | None = None) -> None:
+        self.base = (base or os.environ.get("BOTERNITY_API") or DEFAULT_API).rstrip("/")
+        self.api_key = api_key or os.environ.get("BOTERNITY_API_KEY")
+
+    def _local(self) -> bool:
+        return (urlsplit(self.base).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+    def request(self, method: str, path: str, *, body: bytes | None = None, content_type: str = "application/json",
+                headers: dict[str, str] | None = None) -> Any:
+        import requests
+
+        url = self.base + path
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if body is not None:
+            hdrs["Content-Type"] = content_type
+        if self.api_key:
+            hdrs["x-api-key"] = self.api_key
+        elif not self._local():
+            hdrs = self._sign(method, url, hdrs, body)
+        try:
+            resp = requests.request(method, url, data=body, headers=hdrs, timeout=30)
+        except requests.ConnectionError as exc:
+            raise BoternityError(f"cannot reach the API at {self.base} (is `boternity serve` running?)") from exc
+        try:
+            data = resp.json()
+        except ValueError:
+            data = resp.text
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, data)
+        return data
+
+    def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        import boto3
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        session = boto3.Session()
+        creds = session.get_credentials()
+        if creds is None:
+            raise BoternityError("no AWS credentials to sign the request with (IAM auth); or pass --api-key")
+        region = session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
+        req = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+        SigV4Auth(creds.get_frozen_credentials(), "execute-api", region).add_auth(req)
+        return dict(req.headers.items())
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_deploy(args: Any) -> int:
+    from boternity.model.loader import load_workflow
+
+    client = Client(args.api, api_key=args.api_key)
+    for f in args.files:
+        wf = load_workflow(f).workflow  # refuse invalid files before sending anything
+        text = Path(f).read_bytes()
+        data = client.request("PUT", f"/workflows/{quote(wf.name)}", body=text, content_type="application/yaml")
+        print(f"{f}: deployed {wf.name}" + (f" ({data.get('state_machine_arn')})" if isinstance(data, dict) else ""))
+    return 0
+
+
+def cmd_trigger(args: Any) -> int:
+    from boternity.cli.main import _parse_input
+
+    payload = _parse_input(args.input)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    _print(Client(args.api, api_key=args.api_key).request(
+        "POST", f"/workflows/{quote(args.workflow)}/runs", body=json.dumps(payload).encode(), headers=headers))
+    return 0
+
+
+def cmd_runs(args: Any) -> int:
+    q = f"?limit={args.limit}" + (f"&status={args.status}" if args.status else "")
+    _print(Client(args.api, api_key=args.api_key).request("GET", f"/workflows/{quote(args.workflow)}/runs{q}"))
+    return 0
+
+
+def cmd_logs(args: Any) -> int:
+    data = Client(args.api, api_key=args.api_key).request("GET", f"/runs/{quote(args.run_id)}")
+    if args.json:
+        _print(data)
+        return 0
+    run = data.get("run", data) if isinstance(data, dict) else data
+    print(f"run {run.get('run_id')} of {run.get('workflow')}: {run.get('status')} "
+          f"(started {run.get('started_at')}, ended {run.get('ended_at') or '-'})")
+    if run.get("error"):
+        print(f"  error: {run.get('error')}: {run.get('cause')}")
+    for s in data.get("steps", []) if isinstance(data, dict) else []:
+        it = f" [{s['iteration']}]" if s.get("iteration") else ""
+        line = f"  {s.get('status', '?'):>10}  {s.get('step_id')}{it}  attempts={s.get('attempts', 0)}"
+        if s.get("error"):
+            line += f"  error: {s['error']}"
+        print(line)
+    return 0
+
+
+def cmd_cancel(args: Any) -> int:
+    _print(Client(args.api, api_key=args.api_key).request("POST", f"/runs/{quote(args.run_id)}/cancel", body=b"{}"))
+    return 0
+
+
+def cmd_redrive(args: Any) -> int:
+    _print(Client(args.api, api_key=args.api_key).request("POST", f"/runs/{quote(args.run_id)}/redrive", body=b"{}"))
+    return 0
+
+
+def cmd_decide(args: Any, approved: bool) -> int:
+    body = json.dumps({"approved": approved, "comment": args.comment}).encode()
+    _print(Client(args.api, api_key=args.api_key).request(
+        "POST", f"/approvals/{quote(args.approval_id)}/decision", body=body))
+    return 0
+
+
+def cmd_upload(args: Any) -> int:
+    data = Path(args.file).read_bytes()
+    key = args.key or Path(args.file).name
+    _print(Client(args.api).request("PUT", f"/_local/files/{quote(key)}", body=data,
+                                    content_type="application/octet-stream"))
+    return 0
+
+
+def cmd_secrets_set(args: Any) -> int:
+    value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
+    _print(Client(args.api).request("PUT", f"/_local/secrets/{quote(args.name)}", body=value.encode(),
+                                    content_type="text/plain"))
+    return 0
+
+
+def cmd_serve(args: Any) -> int:
+    from boternity.local.engine import LocalEngine
+    from boternity.local.server import LocalServer, prepare_local_cloud
+
+    base = Path(args.dir or ".").resolve()
+    env: dict[str, str] = {}
+    for kind in ("bots", "skills"):
+        if (base / kind).is_dir():
+            env[f"BOTERNITY_{kind.upper()}_DIR"] = str(base / kind)
+    with LocalEngine(base_dir=base, env=env) as engine:
+        os.environ.update(prepare_local_cloud(engine))
+        server = LocalServer(engine, host="127.0.0.1", port=args.port)
+        http = server.make_http_server()
+        os.environ["BOTERNITY_WEBHOOK_BASE_URL"] = f"http://127.0.0.1:{server.port}/hooks"
+        os.environ["BOTERNITY_APPROVAL_BASE_URL"] = f"http://127.0.0.1:{server.port}"
+        print(f"Boternity API on http://127.0.0.1:{server.port} (emulated AWS, in memory; Ctrl-C stops)",
+              file=sys.stderr)
+        import threading
+
+        threading.Thread(target=server._cron_loop, daemon=True).start()
+        try:
+            http.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server._stop.set()
+            http.server_close()
+    return 0
