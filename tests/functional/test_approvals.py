@@ -68,3 +68,25 @@ def test_on_timeout_fail_fails_the_run(engine):
                         on_approval=lambda a: None)
     assert result.status == "FAILED"
     assert "step review failed" in result.cause
+
+
+def test_the_decision_is_in_the_step_record_while_the_run_goes_on(engine):
+    import time
+
+    w = parse_workflow({"name": "review2", "steps": [
+        {"id": "review", "type": "approval", "config": {"prompt": "ok?"}},
+        {"id": "nap", "type": "wait", "depends_on": ["review"], "config": {"seconds": 2}},
+    ]})
+    engine.deploy(w)
+    run_id, arn = engine.start(w, {})
+    store = ApprovalStore("boternity")
+    for _ in range(100):
+        pending = store.pending_for_run(run_id)
+        if pending:
+            break
+        time.sleep(0.05)
+    store.decide(pending[0]["approval_id"], approved=True, approver="ada", comment="fine")
+    rec = {s["step_id"]: s for s in engine.runs.steps(run_id)}["review"]
+    assert rec["status"] == "completed" and rec["output"]["approver"] == "ada"
+    result = engine.wait(run_id, arn, timeout=30)
+    assert result.status == "SUCCEEDED"

@@ -35,11 +35,11 @@ class ApprovalStore:
         self.sfn = self.sfn or boto3.client("stepfunctions")
 
     def create(self, *, token: str, run_id: str, step_id: str, workflow: str, prompt: str,
-               timeout_secs: int) -> dict[str, Any]:
+               timeout_secs: int, iteration: str = "") -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(16)
         now = int(time.time())
         item = {"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL", "approval_id": approval_id, "token": token,
-                "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt, "status": "PENDING",
+                "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt, "status": "PENDING", "iteration": iteration,
                 "created_at": now_iso(), "decide_by": now + timeout_secs,
                 "expires_at": now + timeout_secs + RECORD_TTL_SECS}
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -99,6 +99,11 @@ class ApprovalStore:
             if exc.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
                 raise Conflict(f"approval '{approval_id}' is no longer awaited (the run ended or timed out)") from None
             raise
+        from boternity.store.runs import RunStore
+
+        RunStore(self.table_name).step_ended(
+            item["run_id"], item["step_id"], status="completed", output=output,
+            iteration=str(item.get("iteration") or ""), step_type="approval")
         return public(item)
 
     def cancel_for_run(self, run_id: str) -> int:

@@ -409,7 +409,7 @@ class _Compiler:
     def prepared(self, s: Step, *, signal: bool) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
         rp = f"$.steps.{s.id}"
-        prep_name, prep = self._prepare(s, signal=False, rp=rp)
+        prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
         choice_name, ch = self._gate_choice(s, rp)
@@ -417,10 +417,21 @@ class _Compiler:
         ch["Choices"][0]["Next"] = core_start
         prep["Next"] = choice_name
         all_st = {prep_name: prep, choice_name: ch, **core, **st}
-        frag = Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
-        if signal:
-            return self._then_signal(frag, s)
-        return frag
+        return Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
+
+    def _done(self, s: Step, rp: str, *, signal: bool) -> tuple[str, dict[str, Any]]:
+        """A control task that finalises the step's record (and signals waiting branches): steps that
+        run inside Step Functions (Wait, Map, sub-workflow) have no function of their own to do it."""
+        name = self.names.take(f"{s.id}.done")
+        st = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": self._payload(self.spec(s, signal=signal), "finish")},
+            comment=f"{self._comment(s)}: record the result",
+            result_selector=dict(states.STEP_RESULT), result_path=rp, timeout=60,
+            retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        return name, st
 
     def _core(self, s: Step, rp: str, st: dict[str, dict[str, Any]], *, signal: bool
               ) -> tuple[str, dict[str, dict[str, Any]], int]:
@@ -431,10 +442,9 @@ class _Compiler:
                 w = states.wait(seconds=cfg.seconds, comment=self._comment(s))
             else:
                 w = states.wait(timestamp_path=f"{rp}.data.until", comment=self._comment(s))
-            done = self.names.take(f"{s.id}.done")
+            done, d = self._done(s, rp, signal=signal)
             w["Next"] = done
-            d = states.pass_(parameters={"status": "completed", "output.$": f"{rp}.data"}, result_path=rp)
-            return wname, {wname: w, done: d}, 2 * limits.EVENTS_SIMPLE
+            return wname, {wname: w, done: d}, limits.EVENTS_SIMPLE + limits.EVENTS_TASK
         if cfg.type == "sub_workflow":
             name = self.names.take(s.id)
             t = states.task(
@@ -446,14 +456,16 @@ class _Compiler:
                 timeout=s.timeout_secs, retry=self._retry(s)[:1],
             )
             t["Catch"] = self._catch(s, st, rp, signal=signal)
-            return name, {name: t}, limits.EVENTS_TASK + 2
+            done, d = self._done(s, rp, signal=signal)
+            t["Next"] = done
+            return name, {name: t, done: d}, 2 * limits.EVENTS_TASK + 2
         raise CompileError(f"no core for step type '{cfg.type}'", step_id=s.id)
 
     def for_each(self, s: Step, *, signal: bool) -> Frag:
         """A Map state over the list the for_each template gives; each item runs the step once."""
         rp = f"$.steps.{s.id}"
         st: dict[str, dict[str, Any]] = {}
-        prep_name, prep = self._prepare(s, signal=False, rp=rp)
+        prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
         choice_name, ch = self._gate_choice(s, rp)
         prep["Next"] = choice_name
@@ -485,14 +497,13 @@ class _Compiler:
             "Next": NEXT,
         }
         m["Catch"] = self._catch(s, st, rp, signal=signal)
+        done, d = self._done(s, rp, signal=signal)
+        m["Next"] = done
         ch["Choices"][0]["Next"] = map_name
-        all_st = {prep_name: prep, choice_name: ch, map_name: m, **st}
-        events = (limits.EVENTS_TASK + limits.EVENTS_SIMPLE + limits.EVENTS_MAP
+        all_st = {prep_name: prep, choice_name: ch, map_name: m, done: d, **st}
+        events = (2 * limits.EVENTS_TASK + limits.EVENTS_SIMPLE + limits.EVENTS_MAP
                   + limits.FOR_EACH_ESTIMATE * (per_item + limits.EVENTS_MAP_ITERATION))
-        frag = Frag(prep_name, all_st, events, [s.id])
-        if signal:
-            return self._then_signal(frag, s)
-        return frag
+        return Frag(prep_name, all_st, events, [s.id])
 
     def loop(self, s: Step, *, signal: bool) -> Frag:
         """init → check (control task) → Choice → body → check ... The check evaluates the

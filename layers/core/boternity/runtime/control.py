@@ -26,6 +26,8 @@ def handle(event: dict[str, Any], services: Services) -> dict[str, Any]:
         return _loop(event, services)
     if op == "prepare":
         return _prepare(event, services)
+    if op == "finish":
+        return _finish(event, services)
     if op == "signal":
         sc = StepContext(spec=event["step"], state=event.get("state", {}))
         services.sync.signal(sc.run_id, sc.step_id, sc.iteration_key(), sc.steps.get(sc.step_id, {}))
@@ -94,6 +96,8 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         if not items:
             services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=[], iteration=iteration,
                                      step_type=spec.get("type"))
+            if spec.get("signal"):
+                services.sync.signal(sc.run_id, sc.step_id, iteration, record("completed", []))
             return {**record("completed", []), "data": None}
         data["items"] = items
     elif cfg["type"] == "wait":
@@ -107,6 +111,25 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
     elif cfg["type"] == "sub_workflow":
         data["input"] = sc.render(cfg.get("input"), field_name="config.input")
     return {**record("running"), "data": data}
+
+
+def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Record the end of a step that ran inside Step Functions (Wait, Map, sub-workflow)."""
+    from boternity.store.blobs import claim_check
+
+    sc = StepContext(spec=event["step"], state=event.get("state", {}))
+    current = sc.steps.get(sc.step_id) or {}
+    # A wait step's result is what prepare computed; Map and sub-workflow states wrote their output.
+    output = current.get("data") if current.get("status") == "running" else current.get("output")
+    iteration = sc.iteration_key()
+    stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)),
+                         key=f"runs/{sc.run_id}/{sc.step_id}/{iteration or '0'}-done.json", store=sc.blobs)
+    services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
+                             step_type=sc.spec.get("type"))
+    result = record("completed", stored)
+    if sc.spec.get("signal"):
+        services.sync.signal(sc.run_id, sc.step_id, iteration, result)
+    return result
 
 
 def _timestamp(value: Any, step_id: str) -> str:
