@@ -222,8 +222,7 @@ class _Compiler:
             spec["signal"] = True
         return spec
 
-    def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False, in_map: bool = False
-                 ) -> dict[str, Any]:
+    def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
         p: dict[str, Any] = {"op": op, "step": spec, "state.$": "$", "attempt.$": "$$.State.RetryCount"}
         if token:
             p["token.$"] = "$$.Task.Token"

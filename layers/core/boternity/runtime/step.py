@@ -51,8 +51,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
              secrets: Any = None) -> dict[str, Any]:
     """Run a compiled step task. Returns the step record; raises StepFailed/StepRetryable."""
     spec = event["step"]
-    sc = StepContext(spec=spec, state=event.get("state", {}), secrets=secrets) if secrets is not None \
-        else StepContext(spec=spec, state=event.get("state", {}))
+    sc = StepContext(spec=spec, state=event.get("state", {}), **({"secrets": secrets} if secrets is not None else {}))
     attempt = int(event.get("attempt") or 0)
     iteration = sc.iteration_key()
     run_id = sc.run_id
