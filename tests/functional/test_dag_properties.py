@@ -70,19 +70,24 @@ def predict(doc: dict[str, Any], flag: bool) -> dict[str, str]:
 
 
 def spans(history: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
-    """step id -> (event id where the step itself starts, event id where it ends).
+    """step id -> (event id where the step itself starts, event id where its result exists).
 
-    Waiting for another branch (``<id>.await.<dep>``) and signalling after the end
-    (``<id>.signal``) are not part of the step's own run.
+    Waiting for another branch (``<id>.await.<dep>``) is not part of the step's own run. A step that
+    runs inside Step Functions is done once its ``<id>.done`` task starts: that task records the
+    result and signals waiting branches before its own exit event.
     """
     out: dict[str, list[int]] = {}
+    done: dict[str, int] = {}
     for e in history:
         for key in ("stateEnteredEventDetails", "stateExitedEventDetails"):
             name = (e.get(key) or {}).get("name", "")
             if name.startswith("Parallel") or ".await." in name or name.endswith(".signal"):
                 continue
-            out.setdefault(name.split(".")[0], []).append(e["id"])
-    return {k: (min(v), max(v)) for k, v in out.items()}
+            sid = name.split(".")[0]
+            if name.endswith(".done") and key == "stateEnteredEventDetails":
+                done[sid] = e["id"]
+            out.setdefault(sid, []).append(e["id"])
+    return {k: (min(v), done.get(k, max(v))) for k, v in out.items()}
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
