@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             outputs = {k: v.get("output") for k, v in (result.output or {}).items() if isinstance(v, dict)}
             print(json.dumps(outputs, indent=2, ensure_ascii=False))
         else:
-            _err(f"error: {result.error}: {result.cause}")
+            _err(f"error: {_readable_cause(result.error, result.cause)}")
     return 0 if result.status == "SUCCEEDED" else 1
 
 
@@ -223,6 +223,20 @@ def _decide(approval: dict[str, Any], args: argparse.Namespace) -> tuple[bool, s
     answer = input("  approve? [y/N] ").strip().lower()
     comment = input("  comment (optional): ").strip() or None
     return answer in ("y", "yes"), comment
+
+
+def _readable_cause(error: str | None, cause: str | None) -> str:
+    """'step x failed (StepFailed): {"errorMessage": "..."}' -> 'step x failed: ...'."""
+    if not cause:
+        return error or "failed"
+    head, sep, rest = cause.partition(": ")
+    try:
+        payload = json.loads(rest) if sep else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("errorMessage"):
+        return f"{head}: {payload['errorMessage']}"
+    return cause
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,11 @@ class LocalEngine:
     def __enter__(self) -> LocalEngine:
         from moto import mock_aws
 
+        # moto logs every failed state at ERROR with its whole parse tree; run records and the CLI
+        # already say what failed, in a sentence.
+        import logging
+
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
         self._saved_env = {k: os.environ.get(k) for k in self._env()}
         os.environ.update(self._env())
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
@@ -118,6 +123,7 @@ class LocalEngine:
             "BOTERNITY_TABLE": TABLE,
             "BOTERNITY_BLOB_DIR": str(blob_dir),
             "BOTERNITY_BASE_DIR": str(self.base_dir),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR"),
         }
         env.update(self.env)
         return env

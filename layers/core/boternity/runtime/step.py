@@ -79,7 +79,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
             services.runs.step_ended(run_id, sc.step_id, status="failed", iteration=iteration, error=message,
                                      attempt=attempt, step_type=spec.get("type"))
         cls = StepRetryable if exc.retryable else StepFailed
-        raise cls(message, code=exc.code) from None
+        raise cls(sc.secrets.mask(exc.message), code=exc.code) from None
     output = sc.secrets.mask(output)
     stored = claim_check(output, limit=int(spec.get("inline_limit", 32768)),
                          key=f"runs/{run_id}/{sc.step_id}/{iteration or '0'}-{attempt}.json", store=sc.blobs)
