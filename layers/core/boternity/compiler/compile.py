@@ -68,6 +68,7 @@ class _Compiler:
         self.g: Graph = build_graph(wf)
         self.names = Names()
         self._handlers: dict[tuple[str, str, str], str] = {}   # (step, kind, result path) -> state name
+        self._skippable: dict[str, bool] = {}
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -411,12 +412,31 @@ class _Compiler:
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
-        choice_name, ch = self._gate_choice(s, rp)
         core_start, core, events = self._core(s, rp, st, signal=signal)
+        if not self._may_skip(s.id):
+            # Nothing can skip this step: no Choice, one transition less.
+            prep["Next"] = core_start
+            return Frag(prep_name, {prep_name: prep, **core, **st}, limits.EVENTS_TASK + events, [s.id])
+        choice_name, ch = self._gate_choice(s, rp)
         ch["Choices"][0]["Next"] = core_start
         prep["Next"] = choice_name
         all_st = {prep_name: prep, choice_name: ch, **core, **st}
         return Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
+
+    def _may_skip(self, step_id: str) -> bool:
+        """Whether the gate can ever skip this step: its own condition, a conditional branch, or
+        dependencies that can all be skipped."""
+        if step_id in self._skippable:
+            return self._skippable[step_id]
+        s = self.g.steps[step_id]
+        in_branch = any(
+            o.config.type == "conditional" and (step_id in o.config.then_steps or step_id in o.config.else_steps)
+            for o in self.wf.steps
+        )
+        deps = self.g.deps.get(step_id, [])
+        result = bool(s.condition) or in_branch or (bool(deps) and all(self._may_skip(d) for d in deps))
+        self._skippable[step_id] = result
+        return result
 
     def _done(self, s: Step, rp: str, *, signal: bool) -> tuple[str, dict[str, Any]]:
         """A control task that finalises the step's record (and signals waiting branches): steps that
