@@ -1,0 +1,206 @@
+"""Section 2: cost per run. State transitions and Lambda invocations, from moto execution histories.
+
+A sample of the corpus (DAGs of 5-40 steps) runs on the local engine twice per step kind:
+
+* **ours**: the compiled workflow, as ``boternity run`` runs it.
+* **layered**: Kedro's mapping of the same DAG (one Parallel per toposort group, see
+  :mod:`benchmarks.baselines`), where each branch is *the very same states our compiler emits for
+  that step* (the step compiled on its own, so it invokes the same function with the same
+  payload), so the two differ only in how they synchronise. Like Kedro, the baseline passes no
+  data through the state (``ResultPath: null`` on each Parallel).
+
+Step kinds: ``skill`` (a prompt skill, ``examples/skills/echo-prompt``: one Lambda task, the
+shape of every agent/skill/http/code step, i.e. what real workflows are made of) and ``wait0``
+(``wait`` steps of 0 s: a control task that prepares, the Wait state, a control task that
+finishes).
+
+Prices (us-east-1 list): Standard workflows $0.025 per 1,000 state transitions; Lambda $0.20 per
+million requests (Lambda duration not included). A state transition is counted as a
+``*StateEntered`` history event.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from benchmarks import baselines
+from benchmarks.aslsim import simulate
+from benchmarks.dags import DEFAULT_SEED, Dag, corpus, workflow
+from benchmarks.motorun import count, local_engine, run_definition, run_workflow
+from benchmarks.report import table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from boternity.local.engine import LocalEngine
+
+PRICE_PER_TRANSITION = 0.025 / 1000
+PRICE_PER_LAMBDA_REQUEST = 0.20 / 1_000_000
+RUN_TIMEOUT_S = 60.0
+
+
+def sample(dags: Sequence[Dag], k: int) -> list[Dag]:
+    """k DAGs of 5-40 steps: the smallest-index ones of each hand-shaped family, then layered ones."""
+    fits = [d for d in dags if 5 <= d.size <= 40]
+    picked: list[Dag] = []
+    for fam in ("n", "crown", "ladders", "w", "skip"):
+        for d in fits:
+            if d.family == fam and d.size >= 6:
+                picked.append(d)
+                break
+    layered = [d for d in fits if d.family == "layered"]
+    order = [layered[i] for i in range(0, len(layered), max(1, len(layered) // 8))]
+    out = ([order[0]] if order else []) + picked[:2]
+    rest = order[1:] + picked[2:]
+    while len(out) < k and rest:
+        out.append(rest.pop(0))
+    return out[:k]
+
+
+def step_kinds() -> list[str]:
+    """skill when the skill executor exists, and always wait0."""
+    kinds = []
+    if importlib.util.find_spec("boternity.executors.skill") is not None:
+        kinds.append("skill")
+    kinds.append("wait0")
+    return kinds
+
+
+def _wf(dag: Dag, kind: str, name: str | None = None) -> Any:
+    zeros = {s: 0 for s in dag.steps}
+    return workflow(dag, kind="skill" if kind == "skill" else "wait", seconds=zeros, name=name)
+
+
+def isolated_fragment(engine: LocalEngine, dag: Dag, kind: str) -> Callable[[str], baselines.Fragment]:
+    """A step's states exactly as our compiler emits them for the step on its own."""
+    from boternity.compiler import compile_details
+
+    def build(step: str) -> baselines.Fragment:
+        single = Dag(f"{dag.name}-{step}", dag.family, (step,), {step: ()}, {step: 0})
+        definition = compile_details(_wf(single, kind, name="fragment"), targets=engine.targets).definition
+        top = definition["States"]
+        start = top["Run.start"]["Next"]
+        states = {k: v for k, v in top.items() if k not in ("Run.start", "Run.done")}
+        end_pass = f"{step}.end"
+        for st in states.values():
+            if st.get("Next") == "Run.done":
+                del st["Next"]
+                st["End"] = True
+            if st.get("Default") == "Run.done":
+                st["Default"] = end_pass
+                states[end_pass] = {"Type": "Pass", "End": True}
+            for rule in st.get("Choices", []):
+                if rule.get("Next") == "Run.done":
+                    rule["Next"] = end_pass
+                    states[end_pass] = {"Type": "Pass", "End": True}
+        return start, states
+
+    return build
+
+
+def measure(engine: LocalEngine, dag: Dag, kind: str) -> dict[str, Any]:
+    from boternity.compiler import compile_details
+
+    wf = _wf(dag, kind)
+    ours_def = compile_details(wf, targets=engine.targets).definition
+    ours_run = run_workflow(engine, wf, timeout=RUN_TIMEOUT_S)
+    base_def = baselines.layered_asl(dag, isolated_fragment(engine, dag, kind), start=ours_def["States"]["Run.start"])
+    base_run = run_definition(engine, base_def, {}, timeout=RUN_TIMEOUT_S)
+    zeros = {s: 0 for s in dag.steps}
+    row: dict[str, Any] = {"name": dag.name, "family": dag.family, "steps": dag.size, "kind": kind}
+    for label, run, definition in (("ours", ours_run, ours_def), ("layered", base_run, base_def)):
+        c = count(run.events, dag.steps)
+        row[label] = {
+            "status": run.status, "attempts": run.attempts, "transitions": c.transitions,
+            "lambda_invocations": c.lambda_invocations, "history_events": c.events,
+            "own_transitions": c.own_transitions,
+            "simulated_transitions": simulate(definition, zeros).transitions,
+            "seconds": round(run.seconds, 3),
+        }
+    return row
+
+
+def _aggregate(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    ok = [r for r in rows if r[label]["status"] == "SUCCEEDED"]
+    if not ok:
+        return {"runs": 0}
+    steps = sum(r["steps"] for r in ok)
+    tr = sum(r[label]["transitions"] for r in ok)
+    inv = sum(r[label]["lambda_invocations"] for r in ok)
+    own = sum(r[label]["own_transitions"] for r in ok)
+    mean_tr = tr / len(ok)
+    mean_inv = inv / len(ok)
+    mean_steps = steps / len(ok)
+    return {
+        "runs": len(ok),
+        "mean_steps": round(mean_steps, 2),
+        "transitions_per_step": round(tr / steps, 3),
+        "overhead_transitions_per_step": round((tr - own) / steps, 3),
+        "lambda_invocations_per_step": round(inv / steps, 3),
+        "history_events_per_step": round(sum(r[label]["history_events"] for r in ok) / steps, 3),
+        "dollars_per_million_runs": round(1e6 * (mean_tr * PRICE_PER_TRANSITION + mean_inv * PRICE_PER_LAMBDA_REQUEST),
+                                          2),
+        "dollars_per_million_step_runs": round(1e6 * (tr * PRICE_PER_TRANSITION + inv * PRICE_PER_LAMBDA_REQUEST)
+                                               / steps, 2),
+        "hung_attempts": sum(r[label]["attempts"] - 1 for r in rows),
+    }
+
+
+def run(dags: Sequence[Dag] | None = None, *, quick: bool = False, seed: int = DEFAULT_SEED,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    chosen = list(dags) if dags is not None else sample(corpus(seed), 3 if quick else 10)
+    kinds = step_kinds()
+    rows: list[dict[str, Any]] = []
+    with local_engine() as engine:
+        for kind in kinds:
+            for dag in chosen:
+                rows.append(measure(engine, dag, kind))
+    by_kind: dict[str, Any] = {}
+    for kind in kinds:
+        krows = [r for r in rows if r["kind"] == kind]
+        by_kind[kind] = {"ours": _aggregate(krows, "ours"), "layered": _aggregate(krows, "layered")}
+    primary = kinds[0]
+    result: dict[str, Any] = {
+        "method": "moto execution histories; transitions = *StateEntered events, Lambda invocations = "
+                  "TaskScheduled + LambdaFunctionScheduled; the layered baseline runs the same per-step "
+                  "states as ours, one Parallel per Kedro group",
+        "prices": {"per_transition": PRICE_PER_TRANSITION, "per_lambda_request": PRICE_PER_LAMBDA_REQUEST},
+        "primary_kind": primary,
+        "transitions_per_step": {"ours": by_kind[primary]["ours"].get("transitions_per_step"),
+                                 "layered": by_kind[primary]["layered"].get("transitions_per_step")},
+        "lambda_invocations_per_step": {"ours": by_kind[primary]["ours"].get("lambda_invocations_per_step"),
+                                        "layered": by_kind[primary]["layered"].get("lambda_invocations_per_step")},
+        "dollars_per_million_runs": {"ours": by_kind[primary]["ours"].get("dollars_per_million_runs"),
+                                     "layered": by_kind[primary]["layered"].get("dollars_per_million_runs")},
+        "by_kind": by_kind,
+        "simulator_agrees": all(r[lab]["transitions"] == r[lab]["simulated_transitions"]
+                                for r in rows for lab in ("ours", "layered") if r[lab]["status"] == "SUCCEEDED"),
+        "runs": rows,
+    }
+    log(_render(result))
+    return result
+
+
+def _render(res: dict[str, Any]) -> str:
+    rows = []
+    for r in res["runs"]:
+        o, b = r["ours"], r["layered"]
+        rows.append([r["kind"], r["name"], r["steps"], o["transitions"], b["transitions"], o["lambda_invocations"],
+                     b["lambda_invocations"], o["history_events"], o["status"] if o["status"] != "SUCCEEDED" else "ok"])
+    out = ["2. Cost per run (moto histories): ours vs the layered baseline running the same step states"]
+    out.append(table(["kind", "dag", "steps", "trans ours", "trans layered", "λ ours", "λ layered", "events ours",
+                      "ours"], rows))
+    out.append("")
+    agg = []
+    for kind, k in res["by_kind"].items():
+        for label in ("ours", "layered"):
+            a = k[label]
+            agg.append([kind, label, a.get("transitions_per_step"), a.get("overhead_transitions_per_step"),
+                        a.get("lambda_invocations_per_step"), a.get("history_events_per_step"),
+                        a.get("dollars_per_million_runs"), a.get("dollars_per_million_step_runs")])
+    out.append(table(["kind", "machine", "trans/step", "overhead/step", "λ/step", "events/step", "$/M runs",
+                      "$/M step-runs"], agg, digits=3))
+    out.append("overhead/step = transitions beyond the step's own states (Parallels, merges, awaits, start/end), "
+               f"per step; simulator transition counts agree with moto: {res['simulator_agrees']}")
+    return "\n".join(out)
