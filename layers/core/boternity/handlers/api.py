@@ -1,0 +1,441 @@
+"""The api function: the REST API of workflows, runs and approvals (Powertools
+``APIGatewayRestResolver`` with request/response validation and the OpenAPI document).
+
+Routes (template.yaml puts IAM auth on every one):
+
+    PUT    /workflows/{name}                 201 created / 200 updated
+    GET    /workflows                        200
+    GET    /workflows/{name}                 200
+    DELETE /workflows/{name}                 200
+    POST   /workflows/{name}/runs            202 {run_id, status, links}
+    GET    /workflows/{name}/runs            200 ?status=&limit=&next_token=
+    GET    /runs/{run_id}                    200 the run and its steps
+    POST   /runs/{run_id}/cancel             200
+    POST   /runs/{run_id}/redrive            202 (501 where RedriveExecution does not exist)
+    GET    /approvals/{approval_id}          200 JSON, or an HTML page with Approve/Reject
+    POST   /approvals/{approval_id}/decision 200 {approved, comment}
+    GET    /openapi.json                     200
+
+Every error is ``{"error": {"code", "message", "details"}}`` (400, 403, 404, 409, 413, 415, 422,
+429; 500/501 only for the deployment, never for bad input), Powertools' own validation errors
+included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFound
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from pydantic import ValidationError
+
+from boternity.errors import BoternityError
+from boternity.runtime.log import logger
+from boternity.service.api_models import (
+    ApprovalView,
+    CancelResult,
+    DecisionRequest,
+    ErrorResponse,
+    RedriveResult,
+    RunAccepted,
+    RunDetail,
+    RunList,
+    WorkflowDeleted,
+    WorkflowList,
+    WorkflowPutResult,
+    WorkflowView,
+)
+from boternity.service.approval_page import (
+    HTML_HEADERS,
+    check_csrf,
+    csrf_token,
+    prefers_html,
+    render_approval,
+    render_decided,
+)
+from boternity.service.config import Settings
+from boternity.service.errors import (
+    BadRequest,
+    Forbidden,
+    NotFoundError,
+    UnsupportedMediaType,
+    error_body,
+    pydantic_details,
+    to_http,
+)
+from boternity.service.http import caller, header, media_type, raw_body
+from boternity.service.http import headers as request_headers
+from boternity.service.links import api_base_url, run_links, webhook_base_url
+
+app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500)
+
+JSON = "application/json"
+RUN_STATUS = r"^(?i:queued|running|succeeded|failed|timed_out|aborted)$"
+
+
+def _responses(ok: int, description: str, *errors: tuple[int, str]) -> dict[int, Any]:
+    """The OpenAPI responses of a route: its success (schema from the return annotation) and errors."""
+    out: dict[int, Any] = {ok: {"description": description}}
+    for status, text in errors:
+        out[status] = {"description": text, "content": {JSON: {"model": ErrorResponse}}}
+    return out
+
+
+def _event() -> dict[str, Any]:
+    return app.current_event.raw_event
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _json_response(status: int, model: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=JSON, body=model, headers=headers)
+
+
+# ---------------------------------------------------------------------- workflows
+
+
+@app.put(
+    "/workflows/<name>", status_code=201, tags=["workflows"],
+    summary="Register a workflow (create or update its state machine and triggers)",
+    description="Body: the workflow as JSON, or as YAML with Content-Type application/yaml. The body's `name` "
+                "must equal the path's (or is filled from it). Answers 201 when created, 200 when updated.",
+    responses={**_responses(201, "created", (400, "invalid workflow: every validation error in details"),
+                            (409, "webhook path taken, or a concurrent update"), (413, "body over 256 KiB"),
+                            (415, "not JSON or YAML"), (422, "valid, but beyond a Step Functions limit")),
+               200: {"description": "updated", "content": {JSON: {"model": WorkflowPutResult}}}},
+    openapi_extensions={"requestBody": {"required": True, "content": {
+        JSON: {"schema": {"type": "object", "description": "a workflow (see `boternity schema`)"}},
+        "application/yaml": {"schema": {"type": "string"}}}}},
+)
+def put_workflow(name: str) -> Response[WorkflowPutResult]:
+    from boternity.service.registry import WorkflowService
+
+    event = _event()
+    hdrs = request_headers(event)
+    item, created, warnings = WorkflowService(_settings()).deploy(name, raw_body(event), header(hdrs, "Content-Type"))
+    view = WorkflowPutResult(**_workflow_view(item), created=created, warnings=warnings)
+    return _json_response(201 if created else 200, view)
+
+
+@app.get("/workflows", tags=["workflows"], summary="List registered workflows",
+         responses=_responses(200, "the workflows, by name", (400, "bad next_token")))
+def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                   next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[WorkflowList]:
+    from boternity.service.registry import Registry
+
+    items, token = Registry(_settings().table).list(limit=limit, next_token=next_token)
+    return _json_response(200, WorkflowList(workflows=items, next_token=token))
+
+
+@app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",
+         responses=_responses(200, "the workflow", (404, "no such workflow")))
+def get_workflow(name: str) -> Response[WorkflowView]:
+    from boternity.service.registry import WorkflowService
+
+    item = WorkflowService(_settings()).describe(name)
+    return _json_response(200, WorkflowView(**_workflow_view(item)))
+
+
+@app.delete("/workflows/<name>", tags=["workflows"],
+            summary="Delete a workflow: its state machine and trigger resources (run records stay)",
+            responses=_responses(200, "deleted", (404, "no such workflow")))
+def delete_workflow(name: str) -> Response[WorkflowDeleted]:
+    from boternity.service.registry import WorkflowService
+
+    return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
+
+
+def _workflow_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
+    import yaml
+
+    try:
+        definition = yaml.safe_load(item.get("source") or "") if item.get("source_format") == "yaml" \
+            else json.loads(item.get("source") or "null")
+    except (yaml.YAMLError, ValueError):  # stored after validation, so this is corruption
+        definition = None
+    if isinstance(definition, dict) and "name" not in definition:
+        definition = {"name": item["name"], **definition}   # the path named it
+    hooks = webhook_base_url(_event())
+    triggers = []
+    for t in item.get("triggers") or []:
+        t = dict(t)
+        if t.get("type") == "webhook":
+            t["url"] = hooks + t["path"]
+        triggers.append(t)
+    base = api_base_url(_event())
+    out = {k: v for k, v in item.items() if k not in ("source", "triggers")}
+    out.update(definition=definition, triggers=triggers,
+               links={"self": f"{base}/workflows/{item['name']}", "runs": f"{base}/workflows/{item['name']}/runs"})
+    return out
+
+
+# ---------------------------------------------------------------------- runs
+
+
+@app.post(
+    "/workflows/<name>/runs", status_code=202, tags=["runs"],
+    summary="Start a run (the HTTPS trigger); answers at once",
+    description="The JSON body is the trigger payload (at most 256 KiB; empty means {}). The same "
+                "Idempotency-Key returns the same run. With `concurrency`, a full workflow queues the run "
+                "(status QUEUED) or, with `on_limit: reject`, answers 429.",
+    responses=_responses(202, "started (RUNNING) or queued (QUEUED)", (400, "not JSON"), (404, "no such workflow"),
+                         (413, "payload over 256 KiB"), (415, "not JSON"),
+                         (422, "Idempotency-Key reused with another payload"),
+                         (429, "concurrency limit reached (on_limit: reject)")),
+    openapi_extensions={"requestBody": {"required": False, "content": {JSON: {"schema": {}}}}},
+)
+def start_run(name: str,
+              idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+              ) -> Response[RunAccepted]:
+    from boternity.service.runs import RUN_PAYLOAD_MAX, RunService
+
+    event = _event()
+    hdrs = request_headers(event)
+    body = raw_body(event)
+    if len(body) > RUN_PAYLOAD_MAX:   # before parsing anything that large
+        from boternity.service.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"the payload is larger than {RUN_PAYLOAD_MAX // 1024} KiB",
+                              details={"limit_bytes": RUN_PAYLOAD_MAX})
+    mt = media_type(hdrs)
+    if body.strip() and mt and mt != JSON and not mt.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: the payload must be application/json")
+    payload: Any = {}
+    if body.strip():
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"the payload is not valid JSON: {getattr(exc, 'msg', 'not UTF-8')}",
+                             code="invalid_json") from None
+    trigger = {"type": "http", "caller": caller(event)}
+    started = RunService(_settings().table).start(name, payload, trigger_type="http", trigger=trigger,
+                                                  idempotency_key=idempotency_key)
+    links = run_links(api_base_url(event), started.run_id, started.workflow, started.execution_arn)
+    accepted = RunAccepted(run_id=started.run_id, status=started.status, workflow=started.workflow, links=links,
+                           replayed=started.replayed)
+    return _json_response(202, accepted, {"Location": str(links["self"])})
+
+
+@app.get("/workflows/<name>/runs", tags=["runs"], summary="A workflow's runs, newest first",
+         responses=_responses(200, "a page of runs", (400, "bad next_token"), (404, "no such workflow, no runs")))
+def list_runs(name: str,
+              status: Annotated[str | None, Query(pattern=RUN_STATUS)] = None,
+              limit: Annotated[int, Query(ge=1, le=100)] = 20,
+              next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[RunList]:
+    from boternity.service.registry import Registry
+    from boternity.service.runs import RunService
+
+    table = _settings().table
+    runs, token = RunService(table).list(name, status=status, limit=limit, next_token=next_token)
+    if not runs and next_token is None and Registry(table).get(name) is None:
+        raise NotFoundError(f"workflow '{name}' not found and has no runs")
+    return _json_response(200, RunList(runs=runs, next_token=token))
+
+
+@app.get("/runs/<run_id>", tags=["runs"], summary="A run and each of its steps",
+         responses=_responses(200, "the run and its steps", (404, "no such run")))
+def get_run(run_id: str) -> Response[RunDetail]:
+    from boternity.service.runs import RunService
+
+    data = RunService(_settings().table).get(run_id)
+    run = data["run"]
+    links = run_links(api_base_url(_event()), run_id, run.get("workflow"), run.get("execution_arn"))
+    return _json_response(200, RunDetail(run=run, steps=data["steps"], links=links))
+
+
+@app.post("/runs/<run_id>/cancel", tags=["runs"], summary="Stop a run; its pending approvals are cancelled",
+          responses=_responses(200, "stopped", (404, "no such run"), (409, "the run already ended")))
+def cancel_run(run_id: str) -> Response[CancelResult]:
+    from boternity.service.runs import RunService
+
+    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(run_id, by=caller(_event()))))
+
+
+@app.post("/runs/<run_id>/redrive", status_code=202, tags=["runs"],
+          summary="Resume a failed, timed-out or aborted run from the step that failed",
+          responses=_responses(202, "resumed", (404, "no such run"), (409, "the run cannot be redriven"),
+                               (429, "no free concurrency slot"), (501, "RedriveExecution unavailable here")))
+def redrive_run(run_id: str) -> Response[RedriveResult]:
+    from boternity.service.runs import RunService
+
+    svc = RunService(_settings().table)
+    result = svc.redrive(run_id)
+    run = svc.get(run_id)["run"]
+    links = run_links(api_base_url(_event()), run_id, run.get("workflow"), run.get("execution_arn"))
+    return _json_response(202, RedriveResult(**result, links=links))
+
+
+# ---------------------------------------------------------------------- approvals
+
+
+def _approval_item(approval_id: str) -> dict[str, Any]:
+    """The stored approval, task token included (for the CSRF key only; never returned)."""
+    from boternity.service.store import dynamodb
+
+    item = dynamodb().Table(_settings().table).get_item(
+        Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"}, ConsistentRead=True).get("Item")
+    if not item:
+        raise NotFoundError(f"approval '{approval_id}' not found")
+    return item
+
+
+def _approval_view(public: dict[str, Any]) -> ApprovalView:
+    base = api_base_url(_event())
+    aid = public["approval_id"]
+    links = {"self": f"{base}/approvals/{aid}", "decision": f"{base}/approvals/{aid}/decision",
+             "run": f"{base}/runs/{public.get('run_id')}"}
+    return ApprovalView(**public, links=links)
+
+
+@app.get("/approvals/<approval_id>", tags=["approvals"],
+         summary="An approval: JSON, or an HTML page with Approve and Reject buttons for browsers",
+         description="Never decides anything (link scanners fetch GETs); the page's buttons POST the decision.",
+         responses={**_responses(200, "", (404, "no such approval")), 200: {
+                        "description": "the approval", "content": {JSON: {"model": ApprovalView},
+                                                                   "text/html": {"schema": {"type": "string"}}}}})
+def get_approval(approval_id: str) -> Response[ApprovalView | str]:
+    from boternity.approvals import public
+
+    item = _approval_item(approval_id)
+    view = public(item)
+    if prefers_html(header(request_headers(_event()), "Accept")):
+        csrf = csrf_token(str(item["token"]), approval_id) if view.get("status") == "PENDING" else None
+        return Response(200, "text/html; charset=utf-8", render_approval(view, csrf=csrf), headers=dict(HTML_HEADERS))
+    return _json_response(200, _approval_view(view), {"Cache-Control": "no-store"})
+
+
+@app.post(
+    "/approvals/<approval_id>/decision", tags=["approvals"], summary="Approve or reject: {approved, comment}",
+    description="JSON from API clients (the approver is the caller's IAM identity). The approval page posts a "
+                "form carrying its CSRF token; a form without a valid token is refused (403).",
+    responses=_responses(200, "decided; the run resumes", (403, "form post without a valid CSRF token"),
+                         (404, "no such approval"), (409, "already decided, cancelled or expired"),
+                         (415, "neither JSON nor a form")),
+    openapi_extensions={"requestBody": {"required": True, "content": {
+        JSON: {"schema": DecisionRequest.model_json_schema()},
+        "application/x-www-form-urlencoded": {"schema": DecisionRequest.model_json_schema()}}}},
+)
+def decide_approval(approval_id: str) -> Response[ApprovalView | str]:
+    from urllib.parse import parse_qsl
+
+    from boternity.approvals import ApprovalStore
+
+    event = _event()
+    hdrs = request_headers(event)
+    mt = media_type(hdrs)
+    body = raw_body(event)
+    is_form = mt == "application/x-www-form-urlencoded"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text", code="invalid_encoding") from None
+    if is_form:
+        data: Any = dict(parse_qsl(text, keep_blank_values=True))
+        if data.get("comment") == "":
+            data["comment"] = None
+    elif not mt or mt == JSON or mt.endswith("+json"):
+        try:
+            data = json.loads(text) if text.strip() else None
+        except ValueError as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc.msg}", code="invalid_json") from None
+    else:
+        raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: send application/json")
+    decision = DecisionRequest.model_validate(data)   # ValidationError → 422
+    item = _approval_item(approval_id)                 # 404 before any other check
+    if is_form and not check_csrf(str(item["token"]), approval_id, decision.csrf):
+        # A form can be posted cross-site by any page; only the approval page knows the token.
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the approval page", code="csrf_failed")
+    result = ApprovalStore(_settings().table).decide(approval_id, approved=decision.approved, approver=caller(event),
+                                                     comment=decision.comment)
+    logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
+                                           "run_id": result.get("run_id")})
+    if is_form and prefers_html(header(hdrs, "Accept")):
+        return Response(200, "text/html; charset=utf-8", render_decided(result), headers=dict(HTML_HEADERS))
+    return _json_response(200, _approval_view(result))
+
+
+# ---------------------------------------------------------------------- OpenAPI
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[Any]:
+    from boternity import __version__
+
+    doc = app.get_openapi_json_schema(
+        title="Boternity Workflows API", version=__version__,
+        description="Workflows (YAML DAGs compiled to AWS Step Functions), their runs and approvals. Requests are "
+                    "signed with SigV4 (IAM auth); webhooks arrive at /hooks/{path} and verify themselves.")
+    return Response(200, JSON, doc)
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers or None)
+
+
+@app.exception_handler(BoternityError)
+def _boternity_error(exc: BoternityError) -> Response[Any]:
+    status, body, headers = to_http(exc)
+    if status >= 500:
+        logger.error("request failed", extra={"code": body["error"]["code"], "error": str(exc)})
+    return _error(status, body, headers)
+
+
+@app.exception_handler(RequestValidationError)
+def _request_invalid(exc: RequestValidationError) -> Response[Any]:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(400, error_body("invalid_json", "the body is not valid JSON"))
+    return _error(422, error_body("invalid_request", "the request does not match the API", pydantic_details(errors)))
+
+
+@app.exception_handler(ValidationError)
+def _model_invalid(exc: ValidationError) -> Response[Any]:
+    return _error(422, error_body("invalid_request", "the request does not match the API",
+                                  pydantic_details(exc.errors(include_url=False))))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:
+    return _error(415, error_body("unsupported_media_type", "send application/json"))
+
+
+@app.exception_handler(ResponseValidationError)
+def _response_invalid(exc: ResponseValidationError) -> Response[Any]:
+    logger.error("response failed validation", extra={"errors": pydantic_details(exc.errors())})
+    return _error(500, error_body("internal", "internal error"))
+
+
+@app.not_found
+def _no_route(exc: RouteNotFound) -> Response[Any]:
+    event = _event()
+    return _error(404, error_body("not_found", f"no route {event.get('httpMethod')} {event.get('path')}"))
+
+
+@app.exception_handler(ServiceError)
+def _service_error(exc: ServiceError) -> Response[Any]:
+    return _error(exc.status_code, error_body("error", str(exc.msg)))
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[Any]:
+    # A bug or an AWS outage, never bad input: log it whole, answer without details.
+    logger.exception("unhandled error")
+    return _error(500, error_body("internal", "internal error"))
+
+
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return app.resolve(event, context)

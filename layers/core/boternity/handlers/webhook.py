@@ -1,0 +1,202 @@
+"""The webhook function: ``POST /hooks/{path+}`` (a public route: it authenticates every request
+itself), plus the two trigger events delivered straight to it: S3 ObjectCreated notifications
+(file-watch triggers) and event-trigger events whose ``when`` an EventBridge pattern cannot express.
+
+Order of the checks on a webhook request, cheapest and least revealing first: method, size,
+path lookup, signature over the raw bytes (before any parsing), ``when``, then the replay check
+(a conditional put of the delivery id) and the run, whose execution name derives from the
+delivery id as a second guard. A 401 says only "webhook authentication failed"; why goes to
+the log. Light imports only (boto3, stdlib): no pydantic, no compiler.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from botocore.exceptions import ClientError
+
+from boternity.errors import SignatureError, WorkflowError
+from boternity.runtime.log import logger
+from boternity.service.errors import (
+    WEBHOOK_UNAUTHORIZED,
+    BadRequest,
+    MethodNotAllowed,
+    NotFoundError,
+    PayloadTooLarge,
+    Unauthorized,
+    proxy_response,
+    to_http,
+)
+from boternity.service.http import header, raw_body
+from boternity.service.http import headers as request_headers
+from boternity.service.links import api_base_url, run_links
+from boternity.service.store import dynamodb, is_conditional_failure, short_hash
+from boternity.service.triggers import EVENT_TRIGGER_KEY, handle_event_trigger, handle_s3_event, when_matches
+from boternity.store.runs import now_iso
+
+WEBHOOK_BODY_MAX = 256 * 1024
+# Longer than any sender's retry schedule (Standard Webhooks retries for about 3 days), so a
+# late redelivery is still recognised; Step Functions' 90-day name reuse guard backs it up.
+DELIVERY_TTL_SECS = 7 * 86_400
+NOT_FOUND_MESSAGE = "no webhook at this path"
+
+
+def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    if isinstance(event, dict):
+        records = event.get("Records")
+        if isinstance(records, list) and any(isinstance(r, dict) and r.get("eventSource") == "aws:s3"
+                                             for r in records):
+            return handle_s3_event(event)
+        if EVENT_TRIGGER_KEY in event:
+            return handle_event_trigger(event)
+    try:
+        return _hook(event)
+    except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
+        status, body, headers = to_http(exc)
+        if status >= 500:
+            logger.exception("webhook failed")
+        return proxy_response(status, body, headers)
+
+
+def _hook(event: dict[str, Any]) -> dict[str, Any]:
+    if str(event.get("httpMethod") or "").upper() != "POST":
+        raise MethodNotAllowed("webhooks take POST", headers={"Allow": "POST"})
+    raw = raw_body(event)
+    if len(raw) > WEBHOOK_BODY_MAX:
+        raise PayloadTooLarge(f"the webhook body is larger than {WEBHOOK_BODY_MAX // 1024} KiB",
+                              details={"limit_bytes": WEBHOOK_BODY_MAX})
+    try:
+        from boternity.triggers.matching import webhook_path_key
+
+        path = webhook_path_key(_hook_path(event))
+    except WorkflowError:
+        raise NotFoundError(NOT_FOUND_MESSAGE) from None
+    table = os.environ.get("BOTERNITY_TABLE") or ""
+    from boternity.service.registry import Registry
+
+    hook = Registry(table).hook(path)
+    if hook is None:
+        raise NotFoundError(NOT_FOUND_MESSAGE)
+    headers = request_headers(event)
+    auth_type = str(hook.get("auth_type") or "none")
+    secret = _secret(str(hook["secret_name"]), auth_type) if hook.get("secret_name") else None
+    try:
+        from boternity.webhooks import verify
+
+        verified = verify(auth_type, secret, raw, headers)
+    except SignatureError as exc:
+        # The reason is safe to log (it never describes the secret) and useless to a prober.
+        logger.info("webhook rejected", extra={"path": path, "reason": str(exc)})
+        raise Unauthorized(WEBHOOK_UNAUTHORIZED) from None
+    workflow = str(hook["workflow"])
+    payload = _payload(raw, headers)
+    if hook.get("when") and not when_matches(str(hook["when"]), {
+            "event": payload, "trigger": {"type": "webhook", "path": path}}):
+        return proxy_response(202, {"status": "filtered", "workflow": workflow})
+    delivery_id = verified.delivery_id or header(headers, "Idempotency-Key")
+    from boternity.webhooks import execution_name_for_delivery
+
+    run_id = execution_name_for_delivery(workflow, delivery_id) if delivery_id else None
+    if delivery_id and run_id:
+        first = _claim_delivery(table, workflow, delivery_id, run_id)
+        if first is not None:
+            return proxy_response(200, {"status": "duplicate", "run_id": first, "workflow": workflow})
+    from boternity.service.runs import RunService
+
+    try:
+        started = RunService(table).start(workflow, payload, trigger_type="webhook", run_id=run_id,
+                                          trigger={"type": "webhook", "path": path, "delivery_id": delivery_id})
+    except Exception:
+        if delivery_id:  # nothing started: the sender's retry must be able to start it
+            _forget_delivery(table, workflow, delivery_id)
+        raise
+    if started.duplicate:
+        return proxy_response(200, {"status": "duplicate", "run_id": started.run_id, "workflow": workflow})
+    body = {"run_id": started.run_id, "status": started.status, "workflow": workflow,
+            "links": run_links(api_base_url(event), started.run_id, workflow, started.execution_arn)}
+    return proxy_response(202, body)
+
+
+# ---------------------------------------------------------------------- request pieces
+
+
+def _hook_path(event: dict[str, Any]) -> str:
+    params = event.get("pathParameters") or {}
+    if params.get("path"):
+        return str(params["path"])
+    path = str(event.get("path") or "")
+    return path[len("/hooks"):] if path.startswith("/hooks/") else ""
+
+
+def _payload(raw: bytes, headers: dict[str, str]) -> Any:
+    """The run's payload: JSON as sent; a form as an object; other text as ``{"body": text}``."""
+    if not raw.strip():
+        return {}
+    ctype = (header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"body_base64": base64.b64encode(raw).decode("ascii")}
+    if ctype == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(text, keep_blank_values=True))
+    if not ctype or ctype == "application/json" or ctype.endswith("+json"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            if ctype:
+                raise BadRequest("the webhook body is not valid JSON", code="invalid_json") from None
+    return {"body": text}
+
+
+def _secret(name: str, auth_type: str) -> str | list[str] | None:
+    """The webhook secret: the environment variable of that name, else Secrets Manager (cached).
+
+    For ``standard_webhooks`` the value may hold several secrets (a JSON list, or separated by
+    spaces) so a key can be rotated without dropping deliveries.
+    """
+    from boternity.runtime.secrets import lookup_secret
+
+    value = lookup_secret(name)
+    if value is None:
+        logger.warning("webhook secret not found", extra={"secret_name": name})
+        return None
+    text = value.strip()
+    if auth_type == "standard_webhooks":
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+                return [str(s) for s in items] if isinstance(items, list) else text
+            except ValueError:
+                return text
+        if " " in text:
+            return text.split()
+    return value
+
+
+def _claim_delivery(table: str, workflow: str, delivery_id: str, run_id: str) -> str | None:
+    """Record a delivery id once. None if new; else the run id the first delivery started."""
+    t = dynamodb().Table(table)
+    key = {"pk": f"DELIVERY#{workflow}#{short_hash(delivery_id)}", "sk": "DELIVERY"}
+    try:
+        t.put_item(Item={**key, "run_id": run_id, "workflow": workflow, "received_at": now_iso(),
+                         "expires_at": int(time.time()) + DELIVERY_TTL_SECS},
+                   ConditionExpression="attribute_not_exists(pk)")
+        return None
+    except ClientError as exc:
+        if not is_conditional_failure(exc):
+            raise
+    first = t.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+    return str(first.get("run_id") or run_id)
+
+
+def _forget_delivery(table: str, workflow: str, delivery_id: str) -> None:
+    try:
+        dynamodb().Table(table).delete_item(Key={"pk": f"DELIVERY#{workflow}#{short_hash(delivery_id)}",
+                                                 "sk": "DELIVERY"})
+    except ClientError:  # best effort: the run id guard still stops a double start
+        logger.warning("could not forget a failed delivery", extra={"workflow": workflow})

@@ -1,0 +1,161 @@
+"""Request and response models of the API (pydantic): Powertools validates requests and responses
+against them and builds the OpenAPI document from them. Response models allow extra fields so a
+record can grow without breaking older clients; request models forbid them (a typo is an error).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------------- workflows
+
+
+class TriggerView(_Open):
+    type: str
+    index: int
+    url: str | None = Field(default=None, description="webhook triggers: the URL to configure at the sender")
+
+
+class WorkflowSummary(_Open):
+    name: str
+    description: str | None = None
+    state_machine_arn: str
+    version: int
+    created_at: str
+    updated_at: str
+    concurrency: int | None = None
+    on_limit: str = "queue"
+
+
+class WorkflowView(WorkflowSummary):
+    source_format: str
+    definition: Any = Field(description="the workflow as sent (YAML or JSON), parsed")
+    triggers: list[TriggerView] = Field(default_factory=list)
+    links: dict[str, str | None] = Field(default_factory=dict)
+
+
+class WorkflowPutResult(WorkflowView):
+    created: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowSummary]
+    next_token: str | None = None
+
+
+class WorkflowDeleted(BaseModel):
+    name: str
+    deleted: bool
+    aborted_queued_runs: int = 0
+
+
+# ---------------------------------------------------------------------- runs
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    status: str = Field(description="RUNNING, or QUEUED while waiting for a concurrency slot")
+    workflow: str
+    links: dict[str, str | None]
+    replayed: bool = Field(default=False, description="true when an earlier request with this Idempotency-Key "
+                                                      "started the run")
+
+
+class RunRecord(_Open):
+    run_id: str
+    workflow: str | None = None
+    status: str | None = None
+    trigger_type: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    execution_arn: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    output: Any = None
+
+
+class StepView(_Open):
+    step_id: str
+    status: str | None = None
+    step_type: str | None = None
+    iteration: str | None = None
+    attempts: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    output: Any = Field(default=None, description="inline, or {\"$ref\", \"size\", \"sha256\"} when claim-checked")
+    error: str | None = None
+    attempt_errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RunDetail(BaseModel):
+    run: RunRecord
+    steps: list[StepView]
+    links: dict[str, str | None]
+
+
+class RunList(BaseModel):
+    runs: list[RunRecord]
+    next_token: str | None = None
+
+
+class CancelResult(BaseModel):
+    run_id: str
+    status: str
+    cancelled_approvals: int
+
+
+class RedriveResult(BaseModel):
+    run_id: str
+    status: str
+    redrive_count: int
+    redrive_date: str | None = None
+    links: dict[str, str | None]
+
+
+# ---------------------------------------------------------------------- approvals
+
+
+class ApprovalView(_Open):
+    approval_id: str
+    run_id: str | None = None
+    step_id: str | None = None
+    workflow: str | None = None
+    prompt: str | None = None
+    status: str
+    created_at: str | None = None
+    decide_by: int | None = None
+    approved: bool | None = None
+    approver: str | None = None
+    comment: str | None = None
+    decided_at: str | None = None
+    links: dict[str, str | None] = Field(default_factory=dict)
+
+
+class DecisionRequest(BaseModel):
+    """``{approved, comment}``; the approval page's form also sends its ``csrf`` token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: bool
+    comment: str | None = Field(default=None, max_length=2000)
+    csrf: str | None = Field(default=None, max_length=128)

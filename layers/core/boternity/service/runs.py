@@ -1,0 +1,641 @@
+"""Run control: start (idempotent, concurrency-limited, queued), read, list, cancel and redrive.
+
+Table items added here (the single table of ``boternity.store.runs``):
+
+* ``RUN#<run>`` / ``RUN`` — the run record, the same shape ``RunStore.run_started`` writes, plus
+  ``slot_held`` / ``slot_released`` (concurrency bookkeeping), ``queue_sk`` (while QUEUED),
+  ``redrive_count``. Status ``QUEUED`` is new: a run waiting for a concurrency slot.
+* ``CONC#<workflow>`` / ``CONC`` — ``running``: how many of the workflow's runs hold a slot.
+* ``QUEUE#<workflow>`` / ``<queued_at>#<run>`` — a queued run's payload and trigger, oldest first.
+* ``IDEM#<workflow>#<sha256(key)>`` / ``IDEM`` — an Idempotency-Key's run (TTL one day).
+
+Concurrency is a counter taken in the same transaction that writes the run record, and given
+back exactly once per run (``release_slot`` flips ``slot_released`` in the same transaction as
+the decrement), so repeated or late status events cannot free a slot twice. The events function
+calls :func:`on_status_change` for every "Step Functions Execution Status Change" event: at a
+run's end it releases the slot and starts queued runs (:func:`release_slot`, :func:`start_queued`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from boternity.runtime.log import logger
+from boternity.service.errors import (
+    ConflictError,
+    NotAvailable,
+    NotFoundError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unprocessable,
+)
+from boternity.service.store import (
+    cancellation_codes,
+    decode_token,
+    dynamodb,
+    encode_token,
+    is_conditional_failure,
+    plain,
+    short_hash,
+)
+from boternity.store.runs import RECORD_TTL_SECS, RUN_FINAL, RunStore, now_iso
+
+if TYPE_CHECKING:
+    from boternity.service.registry import Registry
+
+# Step Functions refuses execution input over 256 KiB; refusing it here gives the caller a 413
+# instead of a run that fails to start.
+RUN_PAYLOAD_MAX = 256 * 1024
+IDEMPOTENCY_TTL_SECS = 86_400
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+# Fields of the run item that are bookkeeping, not part of the run's story.
+_INTERNAL = ("slot_held", "slot_released", "queue_sk", "expires_at", "payload_sha256")
+
+
+def execution_arn_for(state_machine_arn: str, run_id: str) -> str:
+    """The ARN Step Functions gives an execution named ``run_id`` (fixed by AWS's naming)."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + run_id
+
+
+def payload_text(payload: Any) -> str:
+    text = json.dumps({} if payload is None else payload, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode("utf-8")) > RUN_PAYLOAD_MAX:
+        raise PayloadTooLarge(f"the payload is larger than {RUN_PAYLOAD_MAX // 1024} KiB",
+                              details={"limit_bytes": RUN_PAYLOAD_MAX})
+    return text
+
+
+def public_run(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in plain(item).items() if k not in _INTERNAL and k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
+    for k in ("output", "trigger"):
+        if isinstance(out.get(k), str):
+            try:
+                out[k] = json.loads(out[k])
+            except ValueError:
+                pass
+    return out
+
+
+@dataclass
+class StartResult:
+    run_id: str
+    status: str
+    workflow: str
+    execution_arn: str | None = None
+    duplicate: bool = False       # the run already existed (same delivery, same run id)
+    replayed: bool = False        # returned for a repeated Idempotency-Key
+
+
+class RunService:
+    """Run control over one table; the Step Functions client is created on first use."""
+
+    def __init__(self, table_name: str, *, sfn: Any = None, resource: Any = None) -> None:
+        self.table_name = table_name
+        self._resource = resource
+        self._sfn = sfn
+        self._table: Any = None
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._resource = self._resource or dynamodb()
+            self._table = self._resource.Table(self.table_name)
+        return self._table
+
+    @property
+    def client(self) -> Any:
+        # The resource's client speaks plain Python values in transactions too.
+        return self.table.meta.client
+
+    @property
+    def sfn(self) -> Any:
+        if self._sfn is None:
+            self._sfn = boto3.client("stepfunctions")
+        return self._sfn
+
+    @property
+    def registry(self) -> Registry:
+        from boternity.service.registry import Registry
+
+        return Registry(self.table_name, resource=self._resource)
+
+    @property
+    def runs(self) -> RunStore:
+        return RunStore(self.table_name, client=self._resource or dynamodb())
+
+    def _run_item(self, run_id: str, workflow: str, *, status: str, trigger_type: str,
+                  execution_arn: str | None, trigger: Any, slot_held: bool) -> dict[str, Any]:
+        # Mirrors RunStore.run_started, written here so it can join a transaction with the slot.
+        started = now_iso()
+        item: dict[str, Any] = {
+            "pk": f"RUN#{run_id}", "sk": "RUN", "run_id": run_id, "workflow": workflow, "status": status,
+            "trigger_type": trigger_type, "started_at": started, "gsi1pk": f"WF#{workflow}",
+            "gsi1sk": f"{started}#{run_id}", "expires_at": int(time.time()) + RECORD_TTL_SECS,
+        }
+        if execution_arn:
+            item["execution_arn"] = execution_arn
+        if trigger is not None:
+            item["trigger"] = json.dumps(trigger)
+        if slot_held:
+            item["slot_held"] = True
+        if status == "QUEUED":
+            item["queued_at"] = started
+        return item
+
+    def _put(self, item: dict[str, Any], condition: str = "attribute_not_exists(pk)") -> dict[str, Any]:
+        return {"Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": condition}}
+
+    def _acquire(self, workflow: str, limit: int) -> dict[str, Any]:
+        return {"Update": {
+            "TableName": self.table_name, "Key": {"pk": f"CONC#{workflow}", "sk": "CONC"},
+            "UpdateExpression": "ADD running :one SET #w = :w",
+            "ConditionExpression": "attribute_not_exists(running) OR running < :limit",
+            "ExpressionAttributeNames": {"#w": "workflow"},
+            "ExpressionAttributeValues": {":one": 1, ":limit": limit, ":w": workflow},
+        }}
+
+    # ------------------------------------------------------------------ start
+    def start(self, workflow: str, payload: Any, *, trigger_type: str, trigger: Any = None,
+              run_id: str | None = None, idempotency_key: str | None = None,
+              record: dict[str, Any] | None = None) -> StartResult:
+        """Start (or queue) a run of a registered workflow. Never waits for the run.
+
+        ``run_id`` becomes the execution name: a deterministic id (a webhook delivery) makes a
+        repeated start a duplicate instead of a second run.
+        """
+        text = payload_text(payload)
+        record = record or self.registry.get(workflow)
+        if record is None:
+            raise NotFoundError(f"workflow '{workflow}' is not registered")
+        run_id = run_id or uuid.uuid4().hex
+        claimed_key = False
+        if idempotency_key is not None:
+            previous = self._claim_idempotency(workflow, idempotency_key, run_id, text)
+            if previous is not None:
+                return previous
+            claimed_key = True
+        try:
+            return self._start(workflow, record, text, run_id=run_id, trigger_type=trigger_type, trigger=trigger)
+        except Exception:
+            if claimed_key:  # nothing started: let a retry with the same key try again
+                self.table.delete_item(Key={"pk": _idem_pk(workflow, idempotency_key or ""), "sk": "IDEM"})
+            raise
+
+    def _start(self, workflow: str, record: dict[str, Any], text: str, *, run_id: str, trigger_type: str,
+               trigger: Any) -> StartResult:
+        sm_arn = str(record["state_machine_arn"])
+        exec_arn = execution_arn_for(sm_arn, run_id)
+        limit = int(record.get("concurrency") or 0)
+        item = self._run_item(run_id, workflow, status="RUNNING", trigger_type=trigger_type,
+                              execution_arn=exec_arn, trigger=trigger, slot_held=bool(limit))
+        if limit:
+            try:
+                self.client.transact_write_items(TransactItems=[self._acquire(workflow, limit), self._put(item)])
+            except ClientError as exc:
+                codes = cancellation_codes(exc)
+                if len(codes) < 2:
+                    raise
+                if codes[1] == "ConditionalCheckFailed":
+                    return self._duplicate(run_id, workflow)
+                if codes[0] != "ConditionalCheckFailed":
+                    raise
+                if record.get("on_limit") == "reject":
+                    raise TooManyRequests(
+                        f"workflow '{workflow}' already runs {limit} run{'s' if limit != 1 else ''} "
+                        "(concurrency limit; on_limit: reject)", code="concurrency_limit",
+                        details={"limit": limit}) from None
+                return self._enqueue(workflow, run_id, text, trigger_type=trigger_type, trigger=trigger)
+        else:
+            try:
+                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    return self._duplicate(run_id, workflow)
+                raise
+        self._start_execution(workflow, sm_arn, run_id, text, slot=bool(limit))
+        logger.info("run started", extra={"run_id": run_id, "workflow": workflow, "trigger_type": trigger_type})
+        return StartResult(run_id=run_id, status="RUNNING", workflow=workflow, execution_arn=exec_arn)
+
+    def _start_execution(self, workflow: str, sm_arn: str, run_id: str, text: str, *, slot: bool) -> None:
+        try:
+            self.sfn.start_execution(stateMachineArn=sm_arn, name=run_id, input=text)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ExecutionAlreadyExists":
+                return  # a retry after a crash between the record and the start: the run exists
+            self.runs.run_ended(run_id, status="FAILED", error="Boternity.StartFailed", cause=code,
+                                workflow=workflow)
+            if slot:
+                release_slot(self.table_name, workflow, run_id, resource=self._resource)
+            if code in ("StateMachineDoesNotExist", "StateMachineDeleting"):
+                raise ConflictError(f"the state machine of workflow '{workflow}' is gone; PUT the workflow again",
+                                    code="state_machine_missing") from None
+            if code in ("ExecutionLimitExceeded", "ThrottlingException"):
+                raise TooManyRequests("Step Functions refused a new execution (limit); retry later",
+                                      code="execution_limit") from None
+            raise
+
+    def _duplicate(self, run_id: str, workflow: str) -> StartResult:
+        rec = self.runs.get_run(run_id) or {}
+        return StartResult(run_id=run_id, status=str(rec.get("status") or "RUNNING"),
+                           workflow=str(rec.get("workflow") or workflow),
+                           execution_arn=rec.get("execution_arn"), duplicate=True)
+
+    def _claim_idempotency(self, workflow: str, key: str, run_id: str, text: str) -> StartResult | None:
+        """Record key → run with a conditional put; on a repeat, the first run (or 422 if the same
+        key comes with a different payload: the caller reused a key by mistake)."""
+        digest = short_hash(text, 64)
+        pk = _idem_pk(workflow, key)
+        try:
+            self.table.put_item(
+                Item={"pk": pk, "sk": "IDEM", "run_id": run_id, "workflow": workflow, "payload_sha256": digest,
+                      "created_at": now_iso(), "expires_at": int(time.time()) + IDEMPOTENCY_TTL_SECS},
+                ConditionExpression="attribute_not_exists(pk)")
+            return None
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        first = self.table.get_item(Key={"pk": pk, "sk": "IDEM"}, ConsistentRead=True).get("Item") or {}
+        if first.get("payload_sha256") not in (None, digest):
+            raise Unprocessable("this Idempotency-Key was used with a different payload",
+                                code="idempotency_key_reused")
+        result = self._duplicate(str(first.get("run_id") or run_id), workflow)
+        result.replayed = True
+        return result
+
+    # ------------------------------------------------------------------ queue
+    def _enqueue(self, workflow: str, run_id: str, text: str, *, trigger_type: str, trigger: Any) -> StartResult:
+        item = self._run_item(run_id, workflow, status="QUEUED", trigger_type=trigger_type, execution_arn=None,
+                              trigger=trigger, slot_held=False)
+        qsk = f"{item['started_at']}#{run_id}"
+        item["queue_sk"] = qsk
+        queued = {"pk": f"QUEUE#{workflow}", "sk": qsk, "run_id": run_id, "workflow": workflow, "payload": text,
+                  "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        try:
+            self.client.transact_write_items(TransactItems=[self._put(item), self._put(queued)])
+        except ClientError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                return self._duplicate(run_id, workflow)
+            raise
+        logger.info("run queued", extra={"run_id": run_id, "workflow": workflow})
+        # A run may have ended between the refused slot and the enqueue: without this, the new
+        # run would wait for the *next* run end (or forever, if none is running any more).
+        start_queued(self.table_name, workflow, resource=self._resource, sfn=self._sfn)
+        rec = self.runs.get_run(run_id) or {}
+        return StartResult(run_id=run_id, status=str(rec.get("status") or "QUEUED"), workflow=workflow,
+                           execution_arn=rec.get("execution_arn"))
+
+    # ------------------------------------------------------------------ read
+    def get(self, run_id: str) -> dict[str, Any]:
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFoundError(f"run '{run_id}' not found")
+        steps = [s for s in self.runs.steps(run_id) if "step_id" in s]
+        errors: dict[str, list[dict[str, Any]]] = {}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("ATTEMPT#"),
+            "ConsistentRead": True}
+        while True:
+            resp = self.table.query(**kwargs)
+            for a in resp.get("Items", []):
+                a = plain(a)
+                errors.setdefault(str(a.get("step_id")), []).append(
+                    {"attempt": a.get("attempt"), "error": a.get("error"), "at": a.get("at")})
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for s in steps:
+            s.pop("expires_at", None)
+            if s["step_id"] in errors:
+                s["attempt_errors"] = errors[s["step_id"]]
+        steps.sort(key=lambda s: (str(s.get("started_at") or s.get("ended_at") or "~"), str(s.get("step_id"))))
+        return {"run": public_run(item), "steps": steps}
+
+    def list(self, workflow: str, *, status: str | None = None, limit: int = 20,
+             next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A workflow's runs, newest first, optionally of one status; paged by ``next_token``."""
+        start = decode_token(next_token, expect={"gsi1pk": f"WF#{workflow}"})
+        kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(f"WF#{workflow}"),
+                                  "ScanIndexForward": False}
+        if status:
+            kwargs["FilterExpression"] = Attr("status").eq(status.upper())
+        out: list[dict[str, Any]] = []
+        last: dict[str, Any] | None = None
+        while len(out) < limit:
+            # With a filter, a page may hold fewer matches than asked: read on until full or done.
+            kwargs["Limit"] = limit - len(out) if not status else max(limit, 25)
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self.table.query(**kwargs)
+            items = resp.get("Items", [])
+            for i, item in enumerate(items):
+                out.append(public_run(item))
+                if len(out) == limit:
+                    # Stop inside the page: the token must point just after the last run returned.
+                    last = {k: item[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
+                    if i == len(items) - 1 and "LastEvaluatedKey" not in resp:
+                        last = None
+                    return out, encode_token(last)
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                break
+        return out, None
+
+    # ------------------------------------------------------------------ cancel
+    def cancel(self, run_id: str, *, by: str | None = None) -> dict[str, Any]:
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFoundError(f"run '{run_id}' not found")
+        cause = f"cancelled by {by}" if by else "cancelled through the API"
+        status = item.get("status")
+        workflow = str(item.get("workflow") or "")
+        if status == "QUEUED" and item.get("queue_sk"):
+            try:
+                self.table.delete_item(Key={"pk": f"QUEUE#{workflow}", "sk": item["queue_sk"]},
+                                       ConditionExpression="attribute_exists(pk)")
+            except ClientError as exc:
+                if not is_conditional_failure(exc):
+                    raise
+                return self.cancel(run_id, by=by)  # it was just started: cancel the execution instead
+            self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
+            return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
+        if status in RUN_FINAL:
+            raise ConflictError(f"run '{run_id}' already ended ({status})", code="run_ended")
+        final = "ABORTED"
+        arn = item.get("execution_arn")
+        if arn:
+            try:
+                self.sfn.stop_execution(executionArn=arn, error="Boternity.Cancelled", cause=cause)
+                d = self.sfn.describe_execution(executionArn=arn)
+                # A run that ended on its own just before the stop keeps its real end.
+                final = d["status"] if d["status"] in RUN_FINAL else "ABORTED"
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
+                    raise
+        from boternity.approvals import ApprovalStore
+
+        cancelled = ApprovalStore(self.table_name, resource=self._resource, sfn=self.sfn).cancel_for_run(run_id)
+        if final == "ABORTED" and not self.runs.run_ended(run_id, status=final, error="Boternity.Cancelled",
+                                                          cause=cause):
+            # The end event won the race; say who stopped the run where it said nothing.
+            try:
+                self.table.update_item(
+                    Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, UpdateExpression="SET #e = :e, #c = :c",
+                    ConditionExpression="#s = :aborted AND attribute_not_exists(#e)",
+                    ExpressionAttributeNames={"#e": "error", "#c": "cause", "#s": "status"},
+                    ExpressionAttributeValues={":e": "Boternity.Cancelled", ":c": cause, ":aborted": "ABORTED"})
+            except ClientError as exc:
+                if not is_conditional_failure(exc):
+                    raise
+        elif final != "ABORTED":
+            self.runs.run_ended(run_id, status=final)
+        # The events function does the same when the ABORTED event arrives; both are idempotent,
+        # and doing it here frees the slot without waiting for the event.
+        if workflow:
+            release_slot(self.table_name, workflow, run_id, resource=self._resource)
+            start_queued(self.table_name, workflow, resource=self._resource, sfn=self._sfn)
+        rec = self.runs.get_run(run_id) or {}
+        return {"run_id": run_id, "status": rec.get("status", final), "cancelled_approvals": cancelled}
+
+    # ------------------------------------------------------------------ redrive
+    def redrive(self, run_id: str) -> dict[str, Any]:
+        """RedriveExecution: the same execution resumes from the step that failed.
+
+        The run record is reopened (RUNNING) *before* the redrive, since a final status can never
+        be overwritten afterwards; if the redrive is refused, the record is put back.
+        """
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFoundError(f"run '{run_id}' not found")
+        status = str(item.get("status"))
+        if status not in REDRIVABLE or not item.get("execution_arn"):
+            raise ConflictError(f"run '{run_id}' is {status}: only failed, timed-out or aborted runs can be redriven",
+                                code="not_redrivable")
+        workflow = str(item.get("workflow") or "")
+        wf = self.registry.get(workflow) if workflow else None
+        limit = int((wf or {}).get("concurrency") or 0)
+        reopen: dict[str, Any] = {"Update": {
+            "TableName": self.table_name, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
+            "UpdateExpression": "SET #s = :running, redriven_at = :now, slot_held = :held "
+                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released",
+            "ConditionExpression": "#s = :old",
+            "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#c": "cause", "#o": "output"},
+            "ExpressionAttributeValues": {":running": "RUNNING", ":now": now_iso(), ":held": bool(limit), ":one": 1,
+                                          ":old": status},
+        }}
+        items = [reopen] + ([self._acquire(workflow, limit)] if limit else [])
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise ConflictError(f"run '{run_id}' changed while being redriven; try again") from None
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise TooManyRequests(f"workflow '{workflow}' has no free concurrency slot to redrive into",
+                                      code="concurrency_limit", details={"limit": limit}) from None
+            raise
+        try:
+            resp = self.sfn.redrive_execution(executionArn=item["execution_arn"])
+        except NotImplementedError:
+            self._restore(item, limit)
+            raise NotAvailable("RedriveExecution is not available here: the emulated Step Functions (moto) does not "
+                               "implement it; the local engine provides it when boternity.local.cloud_patches is "
+                               "applied, and AWS always does", code="redrive_unavailable") from None
+        except ClientError as exc:
+            self._restore(item, limit)
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ExecutionNotRedrivable", "ExecutionDoesNotExist", "StateMachineDoesNotExist"):
+                raise ConflictError(f"run '{run_id}' cannot be redriven: {code}", code="not_redrivable") from None
+            if code == "ExecutionLimitExceeded":
+                raise TooManyRequests("Step Functions refused the redrive (limit); retry later",
+                                      code="execution_limit") from None
+            raise
+        redrive_date = resp.get("redriveDate")
+        logger.info("run redriven", extra={"run_id": run_id, "workflow": workflow})
+        return {"run_id": run_id, "status": "RUNNING", "redrive_count": int(item.get("redrive_count") or 0) + 1,
+                "redrive_date": redrive_date.isoformat() if hasattr(redrive_date, "isoformat") else redrive_date}
+
+    def _restore(self, item: dict[str, Any], limit: int) -> None:
+        """Undo a reopen whose redrive was refused: the record's end as it was, the slot given back."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":old": item["status"], ":one": -1}
+        sets = ["#s = :old"]
+        for i, field in enumerate(("ended_at", "error", "cause", "output")):
+            if field in item:
+                names[f"#f{i}"] = field
+                values[f":f{i}"] = item[field]
+                sets.append(f"#f{i} = :f{i}")
+        self.table.update_item(
+            Key={"pk": item["pk"], "sk": "RUN"},
+            UpdateExpression="SET " + ", ".join(sets) + ", slot_released = :t ADD redrive_count :one REMOVE redriven_at",
+            ExpressionAttributeNames=names, ExpressionAttributeValues={**values, ":t": True})
+        if limit:
+            _decrement(self.table, str(item.get("workflow")))
+
+
+def _idem_pk(workflow: str, key: str) -> str:
+    return f"IDEM#{workflow}#{short_hash(key)}"
+
+
+def _decrement(table: Any, workflow: str) -> None:
+    try:
+        table.update_item(Key={"pk": f"CONC#{workflow}", "sk": "CONC"}, UpdateExpression="ADD running :m",
+                          ConditionExpression="running > :z", ExpressionAttributeValues={":m": -1, ":z": 0})
+    except ClientError as exc:
+        if not is_conditional_failure(exc):
+            raise
+
+
+# ---------------------------------------------------------------------- for the events function
+
+
+def release_slot(table: str, workflow: str, run_id: str, *, resource: Any = None) -> bool:
+    """Give back the concurrency slot ``run_id`` holds, once. Returns False when it held none
+    (no limit, a queued run, or already released): safe to call for every end event."""
+    t = (resource or dynamodb()).Table(table)
+    run = t.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True,
+                     ProjectionExpression="slot_held, slot_released").get("Item") or {}
+    if not run.get("slot_held") or run.get("slot_released"):
+        return False   # the common case (no limit, or released already) without a failing transaction
+    try:
+        t.meta.client.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
+                        "UpdateExpression": "SET slot_released = :t",
+                        "ConditionExpression": "slot_held = :t AND attribute_not_exists(slot_released)",
+                        "ExpressionAttributeValues": {":t": True}}},
+            {"Update": {"TableName": table, "Key": {"pk": f"CONC#{workflow}", "sk": "CONC"},
+                        "UpdateExpression": "ADD running :m", "ConditionExpression": "running > :z",
+                        "ExpressionAttributeValues": {":m": -1, ":z": 0}}},
+        ])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            return False
+        raise
+    return True
+
+
+def start_queued(table: str, workflow: str, *, max_starts: int = 25, resource: Any = None,
+                 sfn: Any = None) -> list[str]:
+    """Start queued runs of ``workflow``, oldest first, while slots are free. Returns their ids.
+
+    Each start takes the slot, removes the queue item and marks the run RUNNING in one
+    transaction, so two callers (two run ends at once) never start the same run.
+    """
+    svc = RunService(table, sfn=sfn, resource=resource)
+    started: list[str] = []
+    record: dict[str, Any] | None = None
+    while len(started) < max_starts:
+        resp = svc.table.query(KeyConditionExpression=Key("pk").eq(f"QUEUE#{workflow}"), Limit=1,
+                               ConsistentRead=True)
+        items = resp.get("Items", [])
+        if not items:
+            break
+        queued = items[0]
+        record = record or svc.registry.get(workflow)
+        if record is None:
+            break  # deleting a workflow aborts its queue; nothing to start
+        limit = int(record.get("concurrency") or 0)
+        run_id = str(queued["run_id"])
+        exec_arn = execution_arn_for(str(record["state_machine_arn"]), run_id)
+        claim = [
+            {"Delete": {"TableName": table, "Key": {"pk": queued["pk"], "sk": queued["sk"]},
+                        "ConditionExpression": "attribute_exists(pk)"}},
+            {"Update": {"TableName": table, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
+                        "UpdateExpression": "SET #s = :running, execution_arn = :arn, started_at = :now, "
+                                            "slot_held = :held REMOVE queue_sk",
+                        "ConditionExpression": "#s = :queued",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":running": "RUNNING", ":arn": exec_arn, ":now": now_iso(),
+                                                      ":held": bool(limit), ":queued": "QUEUED"}}},
+        ]
+        if limit:
+            claim.append(svc._acquire(workflow, limit))
+        try:
+            svc.client.transact_write_items(TransactItems=claim)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if limit and len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
+                break  # no free slot: the next run end tries again
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed" and codes[0] != "ConditionalCheckFailed":
+                # The run is no longer QUEUED (cancelled): drop its stale queue item and go on.
+                svc.table.delete_item(Key={"pk": queued["pk"], "sk": queued["sk"]})
+                continue
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                continue  # another caller took this one
+            raise
+        try:
+            svc._start_execution(workflow, str(record["state_machine_arn"]), run_id, str(queued["payload"]),
+                                 slot=bool(limit))
+        except Exception:  # noqa: BLE001 - the run is recorded FAILED; keep starting the others
+            logger.exception("queued run failed to start", extra={"run_id": run_id, "workflow": workflow})
+            continue
+        logger.info("queued run started", extra={"run_id": run_id, "workflow": workflow})
+        started.append(run_id)
+    return started
+
+
+def on_status_change(event: dict[str, Any], table: str | None = None, *, prefix: str | None = None,
+                     resource: Any = None, sfn: Any = None) -> dict[str, Any]:
+    """What the events function does with each "Step Functions Execution Status Change" event,
+    besides ``finish_run``: record runs that started without the API (cron schedules and event
+    rules start executions directly), and at a run's end give back its slot and start queued runs.
+    Idempotent: EventBridge may deliver an event twice, or out of order."""
+    import os
+
+    detail = event.get("detail") or {}
+    run_id = detail.get("name")
+    status = detail.get("status")
+    table = table or os.environ.get("BOTERNITY_TABLE") or ""
+    if not run_id or not table:
+        return {"run_id": run_id, "status": status}
+    prefix = prefix if prefix is not None else (os.environ.get("BOTERNITY_STATE_MACHINE_PREFIX") or "boternity-")
+    machine = str(detail.get("stateMachineArn") or "").rsplit(":", 1)[-1]
+    derived = machine[len(prefix):] if machine.startswith(prefix) else machine
+    t = (resource or dynamodb()).Table(table)
+    if status == "RUNNING":
+        _record_external_start(t, run_id, derived, detail)
+        return {"run_id": run_id, "status": status}
+    if status not in RUN_FINAL:
+        return {"run_id": run_id, "status": status}
+    item = t.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item") or {}
+    workflow = str(item.get("workflow") or derived)
+    released = release_slot(table, workflow, run_id, resource=resource)
+    started = start_queued(table, workflow, resource=resource, sfn=sfn) if workflow else []
+    return {"run_id": run_id, "status": status, "released": released, "started": started}
+
+
+def _record_external_start(t: Any, run_id: str, workflow: str, detail: dict[str, Any]) -> None:
+    """Fill in the record of a run the API did not start; never touches a run that has one.
+
+    Every attribute uses if_not_exists, so an API-started run, or an end event that arrived
+    first and already wrote a final status, is left as it is.
+    """
+    started = now_iso()
+    try:
+        payload = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        payload = None
+    kind = "external"
+    if isinstance(payload, dict):
+        if "scheduled_time" in payload:
+            kind = "cron"
+        elif "detail-type" in payload and "source" in payload:
+            kind = "event"
+    values = {"run_id": run_id, "workflow": workflow, "status": "RUNNING", "trigger_type": kind,
+              "started_at": started, "execution_arn": detail.get("executionArn"), "gsi1pk": f"WF#{workflow}",
+              "gsi1sk": f"{started}#{run_id}", "expires_at": int(time.time()) + RECORD_TTL_SECS}
+    values = {k: v for k, v in values.items() if v is not None}
+    t.update_item(
+        Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+        UpdateExpression="SET " + ", ".join(f"#{k} = if_not_exists(#{k}, :{k})" for k in values),
+        ExpressionAttributeNames={f"#{k}": k for k in values},
+        ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
