@@ -1,0 +1,2 @@
+"""The approval function: its handler lives in the CoreLayer; the local engine calls it in-process."""
+from boternity.handlers.approval import lambda_handler  # noqa: F401

@@ -1,0 +1,2 @@
+"""The code function: its handler lives in the CoreLayer; the local engine calls it in-process."""
+from boternity.handlers.code import lambda_handler  # noqa: F401

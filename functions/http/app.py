@@ -1,0 +1,2 @@
+"""The http function: its handler lives in the CoreLayer; the local engine calls it in-process."""
+from boternity.handlers.http import lambda_handler  # noqa: F401

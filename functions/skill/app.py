@@ -1,0 +1,2 @@
+"""The skill function: its handler lives in the CoreLayer; the local engine calls it in-process."""
+from boternity.handlers.skill import lambda_handler  # noqa: F401

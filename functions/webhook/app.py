@@ -1,0 +1,2 @@
+"""The webhook function: its handler lives in the CoreLayer; the local engine calls it in-process."""
+from boternity.handlers.webhook import lambda_handler  # noqa: F401

@@ -1,0 +1,319 @@
+"""template.yaml is a valid SAM template and says what the library expects: offline, no credentials.
+
+The SAM transform runs in-process (aws-sam-translator) and cfn-lint checks the CloudFormation it
+produces, which is where a dangling ``!Ref``/``!GetAtt`` shows up. The remaining tests read the
+transformed template: handlers, API auth per route, logging, the table, IAM wildcards.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("samtranslator", reason="needs aws-sam-translator (test-only dependency)")
+pytest.importorskip("cfnlint", reason="needs cfn-lint (test-only dependency)")
+
+from tests.support.sam_offline import describe, lint, load_template, transform_template  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+FUNCTIONS = ("api", "webhook", "agent", "skill", "http", "code", "approval", "control", "events")
+
+ROUTES = {
+    ("put", "/workflows/{name}"), ("get", "/workflows/{name}"), ("delete", "/workflows/{name}"),
+    ("get", "/workflows"), ("post", "/workflows/{name}/runs"), ("get", "/workflows/{name}/runs"),
+    ("get", "/runs/{run_id}"), ("post", "/runs/{run_id}/cancel"), ("post", "/runs/{run_id}/redrive"),
+    ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
+    ("get", "/openapi.json"), ("post", "/hooks/{path+}"),
+}
+WEBHOOK_ROUTE = ("post", "/hooks/{path+}")
+
+# Actions IAM cannot scope to a resource, so "*" is the only possible Resource (checked below
+# against cfn-lint's copy of the Service Authorization Reference): X-Ray, CloudWatch Logs
+# delivery, and answering task tokens (the token itself is the capability).
+WILDCARD_ACTIONS = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "states:SendTaskSuccess", "states:SendTaskFailure",
+}
+
+# cfn-lint warnings reviewed and accepted (rule id -> reason). Errors are never accepted.
+ACCEPTED_WARNINGS: dict[str, str] = {}
+
+
+def _fn_name(name: str) -> str:
+    return f"{name.capitalize()}Function"
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict[str, Any]:
+    return transform_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(cfn: dict[str, Any]) -> dict[str, Any]:
+    return cfn["Resources"]
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def _render(value: Any) -> Any:
+    """A Ref/GetAtt/Sub value as one string with ``${...}`` placeholders (nested Subs inlined)."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else sub
+        for name, inner in variables.items():
+            text = text.replace(f"${{{name}}}", _render(inner))
+        return text
+    if isinstance(value, dict) and "Ref" in value:
+        return f"${{{value['Ref']}}}"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    return value
+
+
+FUNCTION_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-"
+
+
+# ---------------------------------------------------------------------------- validity
+
+
+def test_transformed_template_lints_clean(cfn: dict[str, Any]) -> None:
+    matches = lint(cfn)
+    errors = [describe(m) for m in matches if m.rule.id.startswith("E")]
+    unreviewed = [describe(m) for m in matches
+                  if m.rule.id.startswith("W") and m.rule.id not in ACCEPTED_WARNINGS]
+    assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
+    assert not unreviewed, "new cfn-lint warnings (fix, or accept in ACCEPTED_WARNINGS):\n" + "\n".join(unreviewed)
+
+
+def test_lint_sees_a_dangling_reference_inside_a_serverless_resource(tmp_path: Path) -> None:
+    """The check above is not vacuous: a typo in a SAM policy template's table is caught."""
+    broken = tmp_path / "template.yaml"
+    text = TEMPLATE.read_text().replace("- DynamoDBCrudPolicy: {TableName: !Ref Table}",
+                                        "- DynamoDBCrudPolicy: {TableName: !Ref Tabel}", 1)
+    assert "Tabel" in text
+    broken.write_text(text)
+    rule_ids = {m.rule.id for m in lint(transform_template(broken))}
+    assert "E1020" in rule_ids
+
+
+# ---------------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_is_a_shim_over_the_layer_handler(name: str, resources: dict[str, Any],
+                                                   sam: dict[str, Any]) -> None:
+    props = sam["Resources"][_fn_name(name)]["Properties"]
+    assert props["CodeUri"] == f"functions/{name}/"
+    assert props["Handler"] == "app.lambda_handler"
+    assert resources[_fn_name(name)]["Properties"]["Layers"] == [
+        {"Ref": next(k for k in resources if k.startswith("CoreLayer"))}
+    ]
+
+    tree = ast.parse((ROOT / "functions" / name / "app.py").read_text())
+    imports = [(node.module, [a.name for a in node.names]) for node in tree.body
+               if isinstance(node, ast.ImportFrom)]
+    assert imports == [(f"boternity.handlers.{name}", ["lambda_handler"])]
+
+
+def test_every_function_resource_is_listed(resources: dict[str, Any]) -> None:
+    assert set(_of_type(resources, "AWS::Lambda::Function")) == {_fn_name(n) for n in FUNCTIONS}
+
+
+def test_every_function_knows_the_table_and_bucket(resources: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        env = resources[_fn_name(name)]["Properties"]["Environment"]["Variables"]
+        assert env["BOTERNITY_TABLE"] == {"Ref": "Table"}, name
+        assert env["BOTERNITY_BUCKET"] == {"Ref": "Bucket"}, name
+
+
+def test_api_function_gets_the_arn_of_every_step_function(resources: dict[str, Any]) -> None:
+    from boternity.compiler.targets import FUNCTIONS as STEP_FUNCTIONS
+
+    env = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    for var in ("BOTERNITY_STATE_MACHINE_ROLE_ARN", "BOTERNITY_STATE_MACHINE_PREFIX", "BOTERNITY_SCHEDULER_GROUP",
+                "BOTERNITY_SCHEDULER_ROLE_ARN", "BOTERNITY_EVENT_BUS", "BOTERNITY_WEBHOOK_BASE_URL"):
+        assert var in env, var
+    arns = json.loads(_render(env["BOTERNITY_FUNCTION_ARNS"]))
+    assert arns == {k: FUNCTION_ARN + k for k in STEP_FUNCTIONS}
+
+
+def test_function_names_match_the_arns_handed_out(resources: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        assert _render(resources[_fn_name(name)]["Properties"]["FunctionName"]) == "${AWS::StackName}-" + name
+
+
+def test_state_machines_may_invoke_exactly_the_step_functions(resources: dict[str, Any]) -> None:
+    from boternity.compiler.targets import FUNCTIONS as STEP_FUNCTIONS
+
+    statements = _statements(resources["StateMachineRole"])
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    arns = {_render(r) for r in invoke["Resource"]}
+    assert arns == {FUNCTION_ARN + k + suffix for k in STEP_FUNCTIONS for suffix in ("", ":*")}
+
+
+# ---------------------------------------------------------------------------- API
+
+
+def test_webhook_route_is_open_and_every_other_route_needs_iam(resources: dict[str, Any]) -> None:
+    body = resources["Api"]["Properties"]["Body"]
+    routes = {(method, path): op.get("security") for path, ops in body["paths"].items()
+              for method, op in ops.items()}
+    assert set(routes) == ROUTES
+    assert routes.pop(WEBHOOK_ROUTE) in (None, [], [{"NONE": []}])
+    assert all(security == [{"AWS_IAM": []}] for security in routes.values()), routes
+
+
+def test_data_tracing_is_off_and_access_logs_hold_no_request_path(resources: dict[str, Any]) -> None:
+    (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
+    settings = stage["Properties"]["MethodSettings"]
+    assert settings and all(s["DataTraceEnabled"] is False for s in settings)
+    assert any(s["ResourcePath"] == "/*" and s["HttpMethod"] == "*" for s in settings)
+    assert stage["Properties"]["TracingEnabled"] is True
+    log_format = stage["Properties"]["AccessLogSetting"]["Format"]
+    assert "$context.resourcePath" in log_format
+    assert "$context.path" not in log_format  # a webhook path may carry a secret
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+def test_table_matches_the_run_store(resources: dict[str, Any]) -> None:
+    from boternity.store.runs import table_definition
+
+    props = resources["Table"]["Properties"]
+    expected = table_definition("any")
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    (expected_gsi,) = expected["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1"
+    assert gsi["KeySchema"] == expected_gsi["KeySchema"]
+    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_bucket_is_private_and_expires_run_outputs(resources: dict[str, Any]) -> None:
+    props = resources["Bucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert {"Prefix": "runs/", "ExpirationInDays": 90}.items() <= next(
+        r for r in rules if r.get("Prefix") == "runs/").items()
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def test_status_changes_of_our_machines_reach_the_events_function(resources: dict[str, Any]) -> None:
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    (prefix,) = pattern["detail"]["stateMachineArn"]
+    assert prefix["prefix"]["Fn::Sub"].endswith(":stateMachine:${StateMachinePrefix}")
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["EventsFunction", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["StatusChangeDeadLetterQueue", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+# ---------------------------------------------------------------------------- IAM
+
+
+def _statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource["Properties"]
+    docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    if "PolicyDocument" in props:
+        docs.append(props["PolicyDocument"])
+    return [s for d in docs for s in d["Statement"]]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_wildcard_resources_only_for_actions_iam_cannot_scope(resources: dict[str, Any]) -> None:
+    offending = []
+    for logical_id, resource in resources.items():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            continue
+        for s in _statements(resource):
+            if s["Effect"] == "Allow" and "*" in _as_list(s.get("Resource")):
+                offending += [f"{logical_id}: {a}" for a in _as_list(s["Action"]) if a not in WILDCARD_ACTIONS]
+    assert not offending, offending
+
+
+def test_the_wildcard_actions_really_have_no_resource_type() -> None:
+    import cfnlint
+
+    spec = json.loads((Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text())
+    scoped = [a for a in WILDCARD_ACTIONS
+              if spec[a.split(":")[0]]["Actions"][a.split(":")[1].lower()].get("Resources")]
+    assert not scoped, f"these actions can be scoped to a resource: {scoped}"
+
+
+def test_machine_and_execution_grants_stay_under_the_prefix(resources: dict[str, Any]) -> None:
+    arn_re = re.compile(r"^arn:\$\{AWS::Partition\}:states:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+                        r"(stateMachine:\$\{StateMachinePrefix\}\*|execution:\$\{StateMachinePrefix\}\*:\*)$")
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for s in _statements(resource):
+            states_actions = [a for a in _as_list(s["Action"]) if a.startswith("states:")]
+            if not states_actions or "*" in _as_list(s.get("Resource")):
+                continue
+            for r in _as_list(s["Resource"]):
+                assert arn_re.match(_render(r)), f"{logical_id} {states_actions}: {_render(r)}"
+
+
+# ---------------------------------------------------------------------------- build config
+
+
+def _pins(path: Path) -> set[str]:
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()}
+
+
+def test_deployed_pins_are_the_packages_pins() -> None:
+    """Every runtime dependency ships in the layer or in the one function that needs it, at the
+    version pyproject.toml pins (boto3 comes from the Lambda runtime)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    needed = {d for d in project["dependencies"] if not d.startswith("boto3")}
+    needed |= set(extras["agent"]) | set(extras["skill"])
+    files = [ROOT / "layers/core/requirements.txt", *sorted((ROOT / "functions").glob("*/requirements.txt"))]
+    shipped = set().union(*(_pins(f) for f in files))
+    assert needed <= shipped, needed - shipped
+    assert shipped <= needed, f"pins that differ from pyproject.toml: {shipped - needed}"
+    assert set(extras["agent"]) <= _pins(ROOT / "functions/agent/requirements.txt")
+
+
+def test_samconfig_environments() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    for env in ("default", "dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND", env
+        assert deploy["resolve_s3"] is True, env
+        assert "use_container" not in config[env].get("build", {}).get("parameters", {}), env
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    assert config["prod"]["deploy"]["parameters"]["parameter_overrides"] == "Stage=prod"
