@@ -53,18 +53,37 @@ class Counts:
     lambda_invocations: int   # TaskScheduled (lambda:invoke integrations) + LambdaFunctionScheduled
     events: int               # history events (the 25,000 limit)
     own_transitions: int      # states that belong to a step itself (not awaits, signals, Parallels)
+    breakdown: dict[str, int]  # transitions by kind: step, await, signal, parallel, branch_end, run
+
+
+def transition_kind(name: str, state_type: str, steps: Collection[str]) -> str:
+    sid, role = step_of(name)
+    if sid in steps:
+        if (role or "").startswith("await."):
+            return "await"
+        if role == "signal":
+            return "signal"
+        return "step"
+    if state_type == "Parallel":
+        return "parallel"
+    if role is not None and (role.startswith("out") or role.startswith("end")):
+        return "branch_end"     # Parallel(...).outN / .endN: a branch's last Pass
+    return "run"                # Run.start, Run.done, baseline Start/Done
 
 
 def count(events: list[dict[str, Any]], steps: Collection[str]) -> Counts:
     transitions = own = 0
+    breakdown: dict[str, int] = {}
     for e in events:
         if e["type"].endswith("StateEntered"):
             transitions += 1
-            sid, role = step_of(e["stateEnteredEventDetails"]["name"])
-            if sid in steps and not (role or "").startswith(("await.", "signal")):
+            kind = transition_kind(e["stateEnteredEventDetails"]["name"], e["type"][: -len("StateEntered")], steps)
+            breakdown[kind] = breakdown.get(kind, 0) + 1
+            if kind == "step":
                 own += 1
     invocations = sum(e["type"] in ("TaskScheduled", "LambdaFunctionScheduled") for e in events)
-    return Counts(transitions=transitions, lambda_invocations=invocations, events=len(events), own_transitions=own)
+    return Counts(transitions=transitions, lambda_invocations=invocations, events=len(events), own_transitions=own,
+                  breakdown=breakdown)
 
 
 def real_makespan(events: list[dict[str, Any]], steps: Collection[str]) -> float:
