@@ -7,7 +7,8 @@ It interprets a definition structurally, on the happy path (no Catch, no Retry):
 * A Task, Wait or Map state that *is* a step (its name is exactly the step id, as the compiler names
   a step's main state) takes that step's duration. Helper states ``<id>.<role>`` take no time:
   ``<id>.prepare`` (control task), ``<id>.gate``, ``<id>.done`` (control task), ``<id>.signal``.
-  A Wait that is not a step waits its ``Seconds``; any other Task takes ``task_seconds`` (0).
+  A Wait that is not a step waits its ``Seconds``; any other Task (helpers, awaits at the least)
+  takes ``task_seconds``: 0 by default, or a Lambda latency measured from a run.
 * A Parallel state ends when its last branch ends.
 * An await task (``<sid>.await.<dep>``, a ``.waitForTaskToken`` task whose payload has
   ``op: await``) ends at max(now, the time ``dep`` signalled). A producer signals when its
@@ -171,7 +172,7 @@ class _Round:
             producer = _producer(name, st)
             if producer is not None:
                 self.awaited.add(producer)
-                return max(t, self.known.get(producer, t))
+                return max(t + self.task_seconds, self.known.get(producer, t))
             end = t + (float(self.durations[sid]) if own else self.task_seconds)
             announced = _signals_from(name, st)
             if announced is not None:

@@ -86,6 +86,24 @@ def count(events: list[dict[str, Any]], steps: Collection[str]) -> Counts:
                   breakdown=breakdown)
 
 
+def helper_task_seconds(events: list[dict[str, Any]], steps: Collection[str]) -> float:
+    """The median time of a step's helper tasks (``<id>.prepare``, ``<id>.done``, ``<id>.signal``)
+    in a run: the Lambda latency moto adds, which the simulator can take as ``task_seconds``."""
+    import statistics
+
+    entered: dict[str, Any] = {}
+    spans: list[float] = []
+    for e in events:
+        if e["type"] == "TaskStateEntered":
+            entered[e["stateEnteredEventDetails"]["name"]] = e["timestamp"]
+        elif e["type"] == "TaskStateExited":
+            name = e["stateExitedEventDetails"]["name"]
+            sid, role = step_of(name)
+            if sid in steps and role in ("prepare", "done", "signal") and name in entered:
+                spans.append((e["timestamp"] - entered[name]).total_seconds())
+    return statistics.median(spans) if spans else 0.0
+
+
 def real_makespan(events: list[dict[str, Any]], steps: Collection[str]) -> float:
     """From the first state of any step entered to the last state of any step left (seconds).
 

@@ -36,11 +36,22 @@ def test_simulated_makespan_matches_moto(warm_engine: Any, name: str) -> None:
     wf = dags.workflow(dag)
     definition = compile_details(wf, targets=warm_engine.targets).definition
     sim = aslsim.simulate(definition, dag.durations)
-    run = motorun.run_workflow(warm_engine, wf, timeout=30)
-    assert run.status == "SUCCEEDED"
-    real = motorun.real_makespan(run.events, dag.steps)
     assert sim.makespan == dags.critical_path(dag)
-    assert abs(real - sim.makespan) <= TOLERANCE_S, f"{name}: moto {real:.3f} s, simulated {sim.makespan} s"
+    # moto adds the latency of every Lambda task on the critical path (tens of ms; hundreds on a
+    # busy machine). The simulator takes the run's median helper-task latency as ``task_seconds``,
+    # so the comparison is about structure, not machine load; a simulator error would be
+    # systematic, so one re-run absorbs a noisy measurement.
+    measured: list[tuple[float, float]] = []
+    for _ in range(2):
+        run = motorun.run_workflow(warm_engine, wf, timeout=30)
+        assert run.status == "SUCCEEDED"
+        latency = motorun.helper_task_seconds(run.events, dag.steps)
+        expected = aslsim.simulate(definition, dag.durations, task_seconds=latency).makespan
+        measured.append((motorun.real_makespan(run.events, dag.steps), expected))
+        if abs(measured[-1][0] - expected) <= TOLERANCE_S:
+            break
+    real, expected = measured[-1]
+    assert abs(real - expected) <= TOLERANCE_S, f"{name}: (moto, simulated) {measured}; at 0 latency {sim.makespan} s"
 
 
 def test_simulated_layered_baseline_matches_moto(warm_engine: Any) -> None:
@@ -48,11 +59,11 @@ def test_simulated_layered_baseline_matches_moto(warm_engine: Any) -> None:
     dag = SMALL["n-shape"]
     definition = baselines.layered_asl(dag)
     sim = aslsim.simulate(definition, dag.durations)
+    assert sim.makespan == 6
     run = motorun.run_definition(warm_engine, definition, timeout=30)
     assert run.status == "SUCCEEDED"
     real = motorun.real_makespan(run.events, dag.steps)
-    assert sim.makespan == 6
-    assert abs(real - sim.makespan) <= TOLERANCE_S
+    assert abs(real - sim.makespan) <= TOLERANCE_S, f"moto {real:.3f} s, simulated {sim.makespan} s"
 
 
 def test_transition_count_matches_moto(warm_engine: Any) -> None:
