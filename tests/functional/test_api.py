@@ -262,6 +262,18 @@ def test_concurrency_queue_starts_the_next_run_when_a_slot_frees(cloud):
     assert "workflow" in item
 
 
+def test_raising_the_limit_starts_queued_runs_at_once(cloud):
+    doc = wf("grow", {"id": "nap", "type": "wait", "config": {"seconds": 30}}, concurrency=1)
+    deploy(doc)
+    first = start("grow")
+    second = start("grow")
+    assert second["status"] == "QUEUED"
+    deploy({**doc, "concurrency": 2})
+    assert call(api, "GET", f"/runs/{second['run_id']}").json["run"]["status"] == "RUNNING"
+    for run in (first, second):
+        call(api, "POST", f"/runs/{run['run_id']}/cancel")
+
+
 def test_slots_are_released_once_per_run(cloud):
     from boternity.service.runs import release_slot
 
@@ -523,6 +535,18 @@ def test_decision_body_errors(cloud, body, headers, status, code):
     r = call(api, "POST", "/approvals/whatever/decision", body=body, headers=headers)
     assert r.status == status, r.text
     assert r.error["code"] == code
+
+
+def test_a_decision_after_the_deadline_is_409(cloud):
+    doc = _approval_wf()
+    doc["steps"][0]["config"]["timeout_secs"] = 1
+    deploy(doc)
+    rid = start("review", {"title": "late"})["run_id"]
+    aid = wait_for(lambda: _pending_approval(rid))
+    body = finished(rid)   # the approval timed out: rejected, the run went on
+    assert body["run"]["status"] == "SUCCEEDED"
+    r = call(api, "POST", f"/approvals/{aid}/decision", body={"approved": True})
+    assert r.status == 409 and r.error["code"] == "conflict" and "expired" in r.error["message"]
 
 
 def test_unknown_approval_is_404(cloud):

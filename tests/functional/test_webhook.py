@@ -283,3 +283,20 @@ def test_two_triggers_of_one_workflow_cannot_share_a_path(cloud):
            "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}
     r = call(api, "PUT", "/workflows/twice", body=doc)
     assert r.status == 400 and r.error["details"][0]["code"] == "duplicate_webhook_path"
+
+
+def test_the_handlers_stay_light():
+    """Cold starts: the webhook function loads no pydantic, compiler or YAML parser; neither function
+    loads moto, anthropic or wasmtime."""
+    import subprocess
+    import sys
+
+    heavy = ("pydantic", "boternity.compiler", "boternity.model", "yaml", "moto", "anthropic", "wasmtime")
+    code = ("import sys, boternity.handlers.{0}; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    webhook = subprocess.run([sys.executable, "-c", code.format("webhook")], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert webhook == ""
+    api_mods = subprocess.run([sys.executable, "-c", code.format("api")], capture_output=True, text=True,
+                              check=True).stdout.strip().split(",")
+    assert not {"moto", "anthropic", "wasmtime", "boternity.compiler", "yaml"} & set(api_mods)

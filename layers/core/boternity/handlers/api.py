@@ -438,4 +438,6 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).
+    logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
     return app.resolve(event, context)

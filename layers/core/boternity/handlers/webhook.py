@@ -54,6 +54,7 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
             return handle_s3_event(event)
         if EVENT_TRIGGER_KEY in event:
             return handle_event_trigger(event)
+    logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
     try:
         return _hook(event)
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error

@@ -286,6 +286,11 @@ class WorkflowService:
             self.registry.release_hooks(name, [p for p in claimed if p not in old_paths])
             raise
         self.registry.release_hooks(name, [p for p in old_paths if p not in {h["path"] for h in hooks}])
+        if old is not None:
+            # A raised (or removed) concurrency limit frees slots now, not at the next run end.
+            from boternity.service.runs import start_queued
+
+            start_queued(s.table, name, sfn=self._sfn)
         logger.info("workflow deployed", extra={"workflow": name, "created": old is None})
         return _workflow(item), old is None, self._warnings(wf)
 

@@ -370,6 +370,11 @@ class RunService:
             return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
         if status in RUN_FINAL:
             raise ConflictError(f"run '{run_id}' already ended ({status})", code="run_ended")
+        from boternity.approvals import ApprovalStore
+
+        # Approvals first: a decision landing while the run is being stopped then gets 409 instead
+        # of resuming a run on its way out (and the count is ours, not the end event's).
+        cancelled = ApprovalStore(self.table_name, resource=self._resource, sfn=self.sfn).cancel_for_run(run_id)
         final = "ABORTED"
         arn = item.get("execution_arn")
         if arn:
@@ -381,9 +386,6 @@ class RunService:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "StateMachineDoesNotExist"):
                     raise
-        from boternity.approvals import ApprovalStore
-
-        cancelled = ApprovalStore(self.table_name, resource=self._resource, sfn=self.sfn).cancel_for_run(run_id)
         if final == "ABORTED" and not self.runs.run_ended(run_id, status=final, error="Boternity.Cancelled",
                                                           cause=cause):
             # The end event won the race; say who stopped the run where it said nothing.
