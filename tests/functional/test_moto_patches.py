@@ -78,3 +78,33 @@ def test_status_change_events_reach_listeners(engine):
     assert statuses[0] == "RUNNING" and statuses[-1] == "SUCCEEDED"
     assert got[-1]["detail-type"] == "Step Functions Execution Status Change"
     assert got[-1]["detail"]["name"] and '"a"' in got[-1]["detail"]["output"]
+
+
+def test_concurrent_update_item_on_a_new_item_loses_no_write(engine):
+    """The cross-branch signal needs DynamoDB's atomic UpdateItem; moto alone can lose one."""
+    import threading
+
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    for trial in range(200):  # unpatched moto lost about 1 write in 40 here
+        key = {"pk": {"S": f"RACE#{trial}"}, "sk": {"S": "x"}}
+        barrier = threading.Barrier(2)
+
+        def waiter(key=key, barrier=barrier):
+            barrier.wait()
+            ddb.update_item(TableName="boternity", Key=key, UpdateExpression="ADD waiters :w",
+                            ExpressionAttributeValues={":w": {"SS": ["t"]}})
+
+        def signaller(key=key, barrier=barrier):
+            barrier.wait()
+            ddb.update_item(TableName="boternity", Key=key, UpdateExpression="SET done = :t",
+                            ExpressionAttributeValues={":t": {"BOOL": True}})
+
+        threads = [threading.Thread(target=waiter), threading.Thread(target=signaller)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        item = ddb.get_item(TableName="boternity", Key=key)["Item"]
+        assert "waiters" in item and "done" in item, f"trial {trial}: a concurrent write was lost: {item}"

@@ -6,6 +6,9 @@ which fails loudly when moto changes under these).
    converted to boto3's names), and its completion poll is shortened from 0.5 s.
 3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING).
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
+7. DynamoDB writes are atomic, as in AWS: moto applies an UpdateItem in steps, and two threads
+   updating the same new item can lose one write (the cross-branch signal relies on atomic
+   UpdateItem with ReturnValues), so every write and read holds one lock.
 6. Execution status changes are delivered as the "Step Functions Execution Status Change" events
    AWS sends to EventBridge (moto emits none): every function in ``STATUS_LISTENERS`` receives the
    event, in a thread of its own, when an execution starts and when it ends.
@@ -218,6 +221,23 @@ def _patch_status_events() -> None:
     BaseExecutionWorkerCommunication.terminated = terminated
 
 
+_DDB_LOCK = threading.RLock()
+
+
+def _patch_dynamodb_atomic() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "get_item", "query", "update_item", "delete_item", "transact_write_items",
+                 "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _DDB_LOCK:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def apply() -> None:
     """Apply every patch once per process."""
     global _applied
@@ -236,6 +256,7 @@ def apply() -> None:
         _patch_retry_sleep()
         _patch_definite_paths()
         _patch_status_events()
+        _patch_dynamodb_atomic()
         _applied = True
 
 
