@@ -284,3 +284,30 @@ def test_a_workflow_that_cannot_fit_the_history_limit_is_refused():
     with pytest.raises(CompileError) as info:
         compile_workflow(wf)
     assert info.value.limit == "history_events" and "sub_workflow" in str(info.value)
+
+
+def test_too_many_steps_for_one_state_are_refused():
+    from boternity.compiler import compile_workflow
+    from boternity.errors import CompileError
+
+    steps = "".join(f"  - {{id: s{i}, type: skill, config: {{skill: x}}}}\n" for i in range(450))
+    with pytest.raises(CompileError) as info:
+        compile_workflow(load_workflow_text(BASE + steps).workflow)
+    assert info.value.limit == "state_size" and "sub_workflow" in str(info.value)
+
+
+def test_for_each_item_cap_comes_from_the_history_budget():
+    from boternity.compiler import compile_workflow
+
+    wf = load_workflow_text(BASE + "  - {id: a, type: skill, for_each: '{{ trigger.items }}', config: {skill: x}}\n"
+                            "  - {id: b, type: skill, for_each: '{{ trigger.items }}', config: {skill: x}}\n").workflow
+    asl = compile_workflow(wf)
+    caps = [st["Parameters"]["Payload"]["step"]["max_items"] for name, st in _all_states(asl) if name.endswith(".prepare")]
+    assert len(caps) == 2 and all(100 <= c <= 1000 for c in caps)
+
+
+def _all_states(asl):
+    for name, st in asl["States"].items():
+        yield name, st
+        for b in st.get("Branches", []):
+            yield from _all_states(b)

@@ -69,6 +69,7 @@ class _Compiler:
         self.names = Names()
         self._handlers: dict[tuple[str, str, str], str] = {}   # (step, kind, result path) -> state name
         self._skippable: dict[str, bool] = {}
+        self._for_each: list[tuple[dict[str, Any], int]] = []   # (spec, history events per item)
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -106,6 +107,13 @@ class _Compiler:
             "States": all_states,
         }
         events = top.events + limits.EVENTS_EXECUTION + 2 * limits.EVENTS_SIMPLE
+        worst = len(self.wf.steps) * (self.inline + limits.RECORD_OVERHEAD_BYTES)
+        if worst > limits.MAX_STATE_WORST_BYTES:
+            raise CompileError(
+                f"{len(self.wf.steps)} steps cannot all keep their records in one execution's state "
+                f"(about {worst:,} bytes at {self.inline} bytes each; Step Functions allows 256 KiB). "
+                "Move groups of steps into sub_workflow steps.", limit="state_size")
+        self._cap_for_each(events)
         size = len(json.dumps(definition, separators=(",", ":")).encode())
         if size >= limits.MAX_DEFINITION_BYTES:
             raise CompileError(
@@ -119,6 +127,17 @@ class _Compiler:
                 "history is separate.", limit="history_events")
         return Compiled(definition=definition, estimated_events=events, definition_bytes=size,
                         inline_bytes=self.inline)
+
+    def _cap_for_each(self, events: int) -> None:
+        """Share the history left after everything else between the for_each steps, so that the
+        runtime refuses a list that would overflow 25,000 events instead of failing mid-run."""
+        if not self._for_each:
+            return
+        assumed = sum(limits.FOR_EACH_ESTIMATE * per_item for _, per_item in self._for_each)
+        left = limits.MAX_HISTORY_EVENTS - (events - assumed)
+        share = left // len(self._for_each)
+        for spec, per_item in self._for_each:
+            spec["max_items"] = max(1, min(limits.MAX_FOR_EACH_ITEMS, share // per_item))
 
     # ------------------------------------------------------------------ scopes and plan nodes
     def scope(self, scope_id: str) -> Frag:
@@ -214,7 +233,7 @@ class _Compiler:
             spec["branches"] = branches
         if s.for_each:
             spec["for_each"] = s.for_each
-            spec["max_items"] = limits.FOR_EACH_ESTIMATE * 25
+            spec["max_items"] = limits.MAX_FOR_EACH_ITEMS  # lowered to the history budget in run()
         if s.continue_on_error:
             spec["continue_on_error"] = True
         if s.retry:
@@ -520,8 +539,10 @@ class _Compiler:
         m["Next"] = done
         ch["Choices"][0]["Next"] = map_name
         all_st = {prep_name: prep, choice_name: ch, map_name: m, done: d, **st}
+        item_events = per_item + limits.EVENTS_MAP_ITERATION
+        self._for_each.append((prep["Parameters"]["Payload"]["step"], item_events))
         events = (2 * limits.EVENTS_TASK + limits.EVENTS_SIMPLE + limits.EVENTS_MAP
-                  + limits.FOR_EACH_ESTIMATE * (per_item + limits.EVENTS_MAP_ITERATION))
+                  + limits.FOR_EACH_ESTIMATE * item_events)
         return Frag(prep_name, all_st, events, [s.id])
 
     def loop(self, s: Step, *, signal: bool) -> Frag:

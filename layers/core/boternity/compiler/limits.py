@@ -16,6 +16,12 @@ STATE_BUDGET_BYTES = 160 * 1024
 DEFAULT_INLINE_BYTES = 32 * 1024
 # Never inline less than this: below it a reference is as big as the value.
 MIN_INLINE_BYTES = 512
+# What one step record costs in the state besides its output (keys, status, a reference).
+RECORD_OVERHEAD_BYTES = 64
+# The worst case the state may reach (every output at its inline limit): under 256 KiB with a margin.
+MAX_STATE_WORST_BYTES = 224 * 1024
+# The most items one for_each may have, whatever the history budget leaves.
+MAX_FOR_EACH_ITEMS = 1000
 # State machine definition: 1 MB, hard limit.
 MAX_DEFINITION_BYTES = 1_048_576
 # Standard workflow execution history: 25,000 events; the execution fails at the limit.

@@ -57,11 +57,11 @@ def _plan(nodes: list[str], deps: dict[str, list[str]]) -> Node:
     comps = _components(nodes, deps)
     if len(comps) > 1:
         return Par([_plan(c, _restrict(deps, c)) for c in comps])
-    split = _series_split(nodes, deps)
-    if split is not None:
-        head, tail = split
+    segments = _series_segments(nodes, deps)
+    if len(segments) > 1:
         items: list[Node] = []
-        for part in (_plan(head, _restrict(deps, head)), _plan(tail, _restrict(deps, tail))):
+        for seg in segments:
+            part = _plan(seg, _restrict(deps, seg))
             items.extend(part.items if isinstance(part, Seq) else [part])
         return Seq(items)
     return _chains(nodes, deps)
@@ -98,20 +98,20 @@ def _topo(nodes: list[str], deps: dict[str, list[str]]) -> list[str]:
     return topo_order(nodes, deps)
 
 
-def _series_split(nodes: list[str], deps: dict[str, list[str]]) -> tuple[list[str], list[str]] | None:
-    """The shortest prefix A of a topological order with every node of A an ancestor of every other node.
+def _series_segments(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]:
+    """Split at every prefix A of a topological order whose steps are all ancestors of every later step.
 
-    If such a split exists, A precedes all of B in *every* topological order, so checking the
-    prefixes of one order finds it.
+    Such a prefix comes first in *every* topological order, so checking the prefixes of one order
+    finds all of them, in one pass. The segments between two splits have no split of their own
+    (it would be a split of the whole), so a long chain is cut in one step, without recursion.
     """
     order = _topo(nodes, deps)
     idx = {n: i for i, n in enumerate(order)}
-    # desc[n]: bitmask of the descendants of n.
     succ: dict[str, list[str]] = {n: [] for n in order}
     for n in order:
         for d in deps[n]:
             succ[d].append(n)
-    desc: dict[str, int] = {}
+    desc: dict[str, int] = {}   # bitmask of each node's descendants
     for n in reversed(order):
         m = 0
         for s in succ[n]:
@@ -119,14 +119,16 @@ def _series_split(nodes: list[str], deps: dict[str, list[str]]) -> tuple[list[st
         desc[n] = m
     full = (1 << len(order)) - 1
     common = full
+    cuts: list[int] = []
     for k in range(len(order) - 1):
         common &= desc[order[k]]
+        if common == 0:
+            break
         tail_mask = full & ~((1 << (k + 1)) - 1)
         if common & tail_mask == tail_mask:
-            return order[: k + 1], order[k + 1:]
-        if common == 0:
-            return None
-    return None
+            cuts.append(k + 1)
+    bounds = [0, *cuts, len(order)]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def _chains(nodes: list[str], deps: dict[str, list[str]]) -> Chains:
