@@ -126,7 +126,7 @@ def cmd_logs(args: Any) -> int:
         print(f"  error: {run.get('error')}: {run.get('cause')}")
     for s in data.get("steps", []) if isinstance(data, dict) else []:
         it = f" [{s['iteration']}]" if s.get("iteration") else ""
-        line = f"  {s.get('status', '?'):>10}  {s.get('step_id')}{it}  attempts={s.get('attempts', 0)}"
+        line = f"  {s.get('status', '?'):>10}  {s.get('step_id')}{it}  attempts={s.get('attempts') or 0}"
         if s.get("error"):
             line += f"  error: {s['error']}"
         print(line)
@@ -175,7 +175,11 @@ def cmd_serve(args: Any) -> int:
         if (base / kind).is_dir():
             env[f"BOTERNITY_{kind.upper()}_DIR"] = str(base / kind)
     with LocalEngine(base_dir=base, env=env) as engine:
+        from boternity.local import cloud_patches
+
+        cloud_patches.apply()
         os.environ.update(prepare_local_cloud(engine))
+        cloud_patches.install_trigger_function(role_arn=engine.role_arn)
         server = LocalServer(engine, host="127.0.0.1", port=args.port)
         http = server.make_http_server()
         os.environ["BOTERNITY_WEBHOOK_BASE_URL"] = f"http://127.0.0.1:{server.port}/hooks"

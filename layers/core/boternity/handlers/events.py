@@ -16,4 +16,9 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     if _stores is None:
         runs = RunStore.from_env()
         _stores = (runs, ApprovalStore(runs.table_name))
-    return finish_run(event, *_stores)
+    result = finish_run(event, *_stores)
+    # Concurrency slots, queued runs, and records of runs started by schedules and event rules.
+    from boternity.service.runs import on_status_change
+
+    result["service"] = on_status_change(event, _stores[0].table_name)
+    return result
