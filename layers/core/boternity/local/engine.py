@@ -63,11 +63,11 @@ class LocalEngine:
     env: dict[str, str] = field(default_factory=dict)
 
     def __enter__(self) -> LocalEngine:
-        from moto import mock_aws
-
         # moto logs every failed state at ERROR with its whole parse tree; run records and the CLI
         # already say what failed, in a sentence.
         import logging
+
+        from moto import mock_aws
 
         logging.getLogger("moto").setLevel(logging.CRITICAL)
         self._saved_env = {k: os.environ.get(k) for k in self._env()}
