@@ -197,3 +197,35 @@ def cmd_serve(args: Any) -> int:
             server._stop.set()
             http.server_close()
     return 0
+
+
+def sync_assets(bucket: str, *, bots: Path | None, skills: Path | None, s3: Any = None) -> list[str]:
+    """Upload bots/<slug>/ and skills/<name>/ folders to the project bucket, where the cloud
+    functions read them (cached per container). Returns the keys written."""
+    import boto3
+
+    s3 = s3 or boto3.client("s3")
+    written: list[str] = []
+    for kind, root in (("bots", bots), ("skills", skills)):
+        if root is None:
+            continue
+        if not root.is_dir():
+            raise BoternityError(f"--{kind}: {root} is not a folder")
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if "/" not in rel or any(part.startswith(".") and part != ".boternity-meta.toml"
+                                     for part in rel.split("/")):
+                continue  # only files inside a bot or skill folder; no dotfiles except the manifest
+            key = f"{kind}/{rel}"
+            s3.upload_file(str(path), bucket, key)
+            written.append(key)
+    return written
+
+
+def cmd_sync(args: Any) -> int:
+    keys = sync_assets(args.bucket, bots=Path(args.bots) if args.bots else None,
+                       skills=Path(args.skills) if args.skills else None)
+    for k in keys:
+        print(f"s3://{args.bucket}/{k}")
+    print(f"{len(keys)} files synced", file=sys.stderr)
+    return 0
