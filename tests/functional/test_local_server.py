@@ -92,3 +92,25 @@ def test_cron_schedules_fire_on_time(server):
         time.sleep(0.05)
     assert d["status"] == "SUCCEEDED"
     assert "scheduled_time" in json.loads(d["input"])
+
+
+@pytest.mark.parametrize(("doc", "status", "cause_part"), [
+    ("name: breaks\nsteps:\n  - {id: fetch, type: http, config: {url: 'http://127.0.0.1:9/'}}\n",
+     "FAILED", "step fetch failed"),
+    ("name: slow\ntimeout_secs: 1\nsteps:\n  - {id: nap, type: wait, config: {seconds: 5}}\n", "TIMED_OUT", None),
+])
+def test_failed_and_timed_out_runs_end_with_their_status_through_the_api(server, doc, status, cause_part):
+    name = doc.split("\n")[0].split(": ")[1]
+    assert call(server, "PUT", f"/workflows/{name}", doc.encode(), "application/yaml")[0] in (200, 201)
+    code, body = call(server, "POST", f"/workflows/{name}/runs", {})
+    assert code == 202
+    run_id = body["run_id"]
+    for _ in range(300):
+        code, run = call(server, "GET", f"/runs/{run_id}")
+        if run["run"]["status"] not in ("RUNNING", "QUEUED"):
+            break
+        time.sleep(0.05)
+    assert run["run"]["status"] == status
+    if cause_part:
+        assert cause_part in run["run"]["cause"]
+    assert all(s["status"] != "running" for s in run["steps"])
