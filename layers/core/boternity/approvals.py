@@ -97,7 +97,14 @@ class ApprovalStore:
                                        output=_json({"status": "completed", "output": output}))
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                raise Conflict(f"approval '{approval_id}' is no longer awaited (the run ended or timed out)") from None
+                # The step timed out (or its run ended) just before the deadline we store: the
+                # decision changed nothing, so the record must not claim it did.
+                self.table.update_item(
+                    Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
+                    UpdateExpression="SET #s = :e REMOVE approved, approver, #c, decided_at",
+                    ExpressionAttributeNames={"#s": "status", "#c": "comment"},
+                    ExpressionAttributeValues={":e": "EXPIRED"})
+                raise Conflict(f"approval '{approval_id}' has expired (its step timed out or its run ended)") from None
             raise
         from boternity.store.runs import RunStore
 
