@@ -1,9 +1,11 @@
 """Workflow model in, Amazon States Language dict out. Pure: no clients, clock or environment.
 
 The state of a run is ``{"ctx": {trigger, run, workflow, variables}, "steps": {<id>: record}}``
-where a record is ``{"status": "completed" | "skipped" | "failed", "output": ...}``. Every step
-writes its record to ``$.steps.<id>``; Parallel states merge their branches back with
-``States.JsonMerge``. See docs/compiler.md for the shapes with examples.
+where a record is ``{"status": "completed" | "skipped" | "failed", "output": ...}``. A step writes
+its record to ``$.steps.<id>``, or, inside the k-th nested non-first branch of Parallel states, to
+``$.b<k>.<id>``: such a branch ends by returning just ``$.b<k>`` (its own records) through its last
+state's OutputPath, and the Parallel merges the branches back with ``States.JsonMerge``. Functions
+see one merged view of the records. See docs/compiler.md for the shapes with examples.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from boternity.compiler import limits, states
 from boternity.compiler.names import Names
@@ -70,6 +75,9 @@ class _Compiler:
         self._handlers: dict[tuple[str, str, str], str] = {}   # (step, kind, result path) -> state name
         self._skippable: dict[str, bool] = {}
         self._for_each: list[tuple[dict[str, Any], int]] = []   # (spec, history events per item)
+        # How many non-first Parallel branches enclose the states being compiled: records go to
+        # $.steps at level 0 and to $.b<level> deeper (see the module docstring).
+        self.level = 0
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -152,17 +160,35 @@ class _Compiler:
             frags = [self.node(it, signal) for it in n.items]
             return self.sequence(frags)
         if isinstance(n, Par):
-            return self.parallel([self.node(b, signal) for b in n.branches])
+            return self.branches([lambda b=b: self.node(b, signal) for b in n.branches])
         assert isinstance(n, Chains)
-        branches = []
-        for chain in n.chains:
+
+        def chain_frag(chain: list[str]) -> Frag:
             parts: list[Frag] = []
             for sid in chain:
                 for dep in n.waits.get(sid, []):
                     parts.append(self.await_(sid, dep))
                 parts.append(self.step(self.g.steps[sid], signal=sid in signal))
-            branches.append(self.sequence(parts))
-        return self.parallel(branches)
+            return self.sequence(parts)
+
+        return self.branches([lambda c=c: chain_frag(c) for c in n.chains])
+
+    # ------------------------------------------------------------------ where records live
+    def _records(self) -> str:
+        return "steps" if self.level == 0 else f"b{self.level}"
+
+    def _rp(self, step_id: str) -> str:
+        return f"$.{self._records()}.{step_id}"
+
+    def _merged_steps(self) -> str:
+        """A path or intrinsic giving every record visible here, the innermost winning."""
+        return _merge_expr(["$.steps", *(f"$.b{k}" for k in range(1, self.level + 1))])
+
+    def _state_param(self) -> dict[str, Any]:
+        """The payload entry giving a function the run's state, with the records merged."""
+        if self.level == 0:
+            return {"state.$": "$"}
+        return {"state": {"ctx.$": "$.ctx", "steps.$": self._merged_steps()}}
 
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
@@ -174,38 +200,53 @@ class _Compiler:
             new.extend(f.new_steps)
         return Frag(frags[0].start, merged, sum(f.events for f in frags), new)
 
+    def branches(self, build: list[Callable[[], Frag]]) -> Frag:
+        """Compile branch builders side by side: the first at this level, the others one deeper."""
+        if len(build) == 1:
+            return build[0]()
+        first = build[0]()
+        self.level += 1
+        try:
+            rest = [b() for b in build[1:]]
+        finally:
+            self.level -= 1
+        return self.parallel([first, *rest])
+
     def parallel(self, branches: list[Frag]) -> Frag:
-        if len(branches) == 1:
-            return branches[0]
+        """Branch 0 carries the whole state; the others return only the records they wrote."""
+        level = self.level
+        own = self._records()
+        inner = f"b{level + 1}"
         label = "+".join(b.new_steps[0] if b.new_steps else b.start for b in branches[:4])
         if len(branches) > 4:
             label += f"+{len(branches) - 4}more"
         name = self.names.take(f"Parallel({label})")
         asl_branches = []
-        parts = ["$[0].steps"]
+        parts = [f"$[0].{own}"]
         for i, b in enumerate(branches):
             st = dict(b.states)
             if i == 0:
                 wire(st, None, end_name=self.names.take(f"{name}.end0"))
             else:
-                # Branches other than the first return only the records they add, so the merged
-                # state holds one copy of what came before (not one per branch).
-                out = self.names.take(f"{name}.out{i}")
-                wire(st, out)
-                st[out] = {"Type": "Pass", "Comment": "Return only this branch's records",
-                           "Parameters": {f"{s}.$": f"$.steps.{s}" for s in b.new_steps}, "End": True}
+                # The other branches wrote their records to $.b<level+1> and return just that, so
+                # the merged state holds one copy of what came before (not one per branch), and no
+                # extra state is needed to trim a branch's output.
+                wire(st, None, end_name=self.names.take(f"{name}.end{i}"), output_path=f"$.{inner}")
                 parts.append(f"$[{i}]")
             asl_branches.append({"StartAt": b.start, "States": st})
         new = [s for b in branches for s in b.new_steps]
+        keep = ["steps", *(f"b{k}" for k in range(1, level + 1))]
         par = {
             "Type": "Parallel",
             "Comment": f"{len(branches)} branches run at once: " + ", ".join(new[:20]) + ("..." if len(new) > 20 else ""),
+            "Parameters": {"ctx.$": "$.ctx", **{f"{k}.$": f"$.{k}" for k in keep}, inner: {}},
             "Branches": asl_branches,
-            "ResultSelector": {"ctx.$": "$[0].ctx", "steps.$": _merge_expr(parts)},
+            "ResultSelector": {"ctx.$": "$[0].ctx",
+                               **{f"{k}.$": (_merge_expr(parts) if k == own else f"$[0].{k}") for k in keep}},
             "ResultPath": "$",
             "Next": NEXT,
         }
-        events = limits.EVENTS_PARALLEL + sum(b.events for b in branches) + (len(branches) - 1) * limits.EVENTS_SIMPLE
+        events = limits.EVENTS_PARALLEL + sum(b.events for b in branches)
         return Frag(name, {name: par}, events, new)
 
     # ------------------------------------------------------------------ steps
@@ -243,7 +284,7 @@ class _Compiler:
         return spec
 
     def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
-        p: dict[str, Any] = {"op": op, "step": spec, "state.$": "$", "attempt.$": "$$.State.RetryCount"}
+        p: dict[str, Any] = {"op": op, "step": spec, **self._state_param(), "attempt.$": "$$.State.RetryCount"}
         if token:
             p["token.$"] = "$$.Task.Token"
         return p
@@ -312,7 +353,7 @@ class _Compiler:
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "signal", "step": {"id": s.id, "loops": list(reversed(self.g.scope_chain(s.id)))},
-                         "state.$": "$"}},
+                         **self._state_param()}},
             comment=f"Tell the branches waiting for '{s.id}' that it is done",
             result_path=None, timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
@@ -324,9 +365,11 @@ class _Compiler:
             states.LAMBDA_CALLBACK,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "await", "step": {"id": dep, "loops": list(reversed(self.g.scope_chain(dep)))},
-                         "state.$": "$", "token.$": "$$.Task.Token"}},
+                         **self._state_param(), "token.$": "$$.Task.Token"}},
             comment=f"'{sid}' also needs '{dep}', which runs in another branch: wait for its signal",
-            result_path=f"$.steps.{dep}", timeout=self.wf.timeout_secs,
+            # Into this branch's own records: a stale copy (an earlier loop iteration) in an outer
+            # level's records would otherwise win the merged view.
+            result_path=self._rp(dep), timeout=self.wf.timeout_secs,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
@@ -352,7 +395,7 @@ class _Compiler:
                     in_map: bool = False) -> Frag:
         """agent, skill, http, code, conditional: one Lambda task. The function evaluates the gate
         (condition, skipped dependencies, branch selection) itself, so a skip costs no extra state."""
-        rp = rp or f"$.steps.{s.id}"
+        rp = rp or self._rp(s.id)
         kind = step_function_kind(s.type)
         assert kind is not None
         name = name or self.names.take(s.id)
@@ -370,7 +413,7 @@ class _Compiler:
         return Frag(name, st, limits.EVENTS_TASK + self._retries_events(s), [s.id])
 
     def approval(self, s: Step, *, signal: bool, rp: str | None = None, in_map: bool = False) -> Frag:
-        rp = rp or f"$.steps.{s.id}"
+        rp = rp or self._rp(s.id)
         name = self.names.take(s.id)
         st: dict[str, dict[str, Any]] = {}
         cfg = s.config
@@ -427,7 +470,7 @@ class _Compiler:
 
     def prepared(self, s: Step, *, signal: bool) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
-        rp = f"$.steps.{s.id}"
+        rp = self._rp(s.id)
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
@@ -501,7 +544,7 @@ class _Compiler:
 
     def for_each(self, s: Step, *, signal: bool) -> Frag:
         """A Map state over the list the for_each template gives; each item runs the step once."""
-        rp = f"$.steps.{s.id}"
+        rp = self._rp(s.id)
         st: dict[str, dict[str, Any]] = {}
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
@@ -509,16 +552,19 @@ class _Compiler:
         prep["Next"] = choice_name
         # The item processor: the same step with the item in the state, writing its record to "$".
         t = s.config.type
-        if t in LAMBDA_TYPES:
-            inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
-            inner_states = inner.states
-            per_item = inner.events
-        elif t == "approval":
-            inner = self.approval(s, signal=False, rp="$", in_map=True)
-            inner_states = inner.states
-            per_item = inner.events
-        else:
+        if t not in LAMBDA_TYPES and t != "approval":
             raise CompileError(f"for_each is not supported on {t} steps", step_id=s.id)
+        merged = self._merged_steps()
+        level, self.level = self.level, 0   # an item's state has the records merged under "steps"
+        try:
+            if t in LAMBDA_TYPES:
+                inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
+            else:
+                inner = self.approval(s, signal=False, rp="$", in_map=True)
+        finally:
+            self.level = level
+        inner_states = inner.states
+        per_item = inner.events
         first = next(iter(inner_states))
         wire(inner_states, None, end_name=self.names.take(f"{s.id}.item.end"))
         map_name = self.names.take(s.id)
@@ -526,7 +572,7 @@ class _Compiler:
             "Type": "Map",
             "Comment": f"{self._comment(s)}: once per item of {s.for_each}",
             "ItemsPath": f"{rp}.data.items",
-            "ItemSelector": {"ctx.$": "$.ctx", "steps.$": "$.steps", "item.$": "$$.Map.Item.Value",
+            "ItemSelector": {"ctx.$": "$.ctx", "steps.$": merged, "item.$": "$$.Map.Item.Value",
                              "index.$": "$$.Map.Item.Index"},
             "MaxConcurrency": s.max_concurrency or 0,
             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": first, "States": inner_states},
@@ -548,7 +594,7 @@ class _Compiler:
     def loop(self, s: Step, *, signal: bool) -> Frag:
         """init → check (control task) → Choice → body → check ... The check evaluates the
         condition, counts iterations and stops at max_iterations."""
-        rp = f"$.steps.{s.id}"
+        rp = self._rp(s.id)
         cfg = s.config
         init = self.names.take(f"{s.id}.init")
         check = self.names.take(s.id)

@@ -110,14 +110,19 @@ def wait(*, seconds: int | None = None, timestamp_path: str | None = None, comme
     return s
 
 
-def wire(states: dict[str, dict[str, Any]], target: str | None, *, end_name: str | None = None) -> None:
-    """Point every NEXT in ``states`` at ``target``; with no target, end the (sub)machine there."""
+def wire(states: dict[str, dict[str, Any]], target: str | None, *, end_name: str | None = None,
+         output_path: str | None = None) -> None:
+    """Point every NEXT in ``states`` at ``target``; with no target, end the (sub)machine there,
+    and with ``output_path`` the ending states output only that part of the state."""
     choice_needs_end = False
     for st in states.values():
         if st.get("Next") == NEXT:
             if target is None:
                 del st["Next"]
                 st["End"] = True
+                if output_path is not None:
+                    assert "OutputPath" not in st, "an ending state already selects its output"
+                    st["OutputPath"] = output_path
             else:
                 st["Next"] = target
         if st.get("Type") == "Choice":
@@ -134,6 +139,8 @@ def wire(states: dict[str, dict[str, Any]], target: str | None, *, end_name: str
         # A Choice cannot end a machine: give it a terminal Pass to go to.
         assert end_name is not None
         states[end_name] = {"Type": "Pass", "End": True}
+        if output_path is not None:
+            states[end_name]["OutputPath"] = output_path
         wire(states, end_name)
 
 

@@ -1,0 +1,119 @@
+"""Records written deep inside Parallel branches reach every step that reads them.
+
+Non-first branches keep their records apart (``$.b<level>``) and return only those; these runs
+prove that every shape still sees exactly its upstream outputs: nested Parallels two levels deep,
+chains with awaits inside a loop (where a stale record from the previous iteration must not win),
+for_each, continue_on_error, conditional skips and control steps in non-first
+branches, and the order in which the merges let the newest record win.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from boternity.model import parse_workflow
+from boternity.validate import check_workflow
+
+pytest.importorskip("py_mini_racer")
+
+
+def js(step_id: str, deps: tuple[str, ...] = (), k: int = 0, *, loop: bool = False, **kw: Any) -> dict[str, Any]:
+    """A JavaScript step whose output is k + the sum of its dependencies' outputs (+ the iteration)."""
+    inputs: dict[str, str] = {d: f"{{{{ steps.{d}.output.output }}}}" for d in deps}
+    if loop:
+        inputs["iteration"] = "{{ loop.iteration }}"
+    return {"id": step_id, "type": "code", "depends_on": list(deps),
+            "config": {"language": "javascript", "input": inputs,
+                       "source": f"Object.values(input).reduce((s, v) => s + Number(v), {k})"}, **kw}
+
+
+def value(result, step_id: str) -> Any:
+    rec = result.output[step_id]
+    assert rec["status"] == "completed", (step_id, rec)
+    return rec["output"]["output"]
+
+
+def run(engine, steps: list[dict[str, Any]], trigger: dict[str, Any] | None = None):
+    w = parse_workflow({"name": "nested", "steps": steps})
+    check_workflow(w)
+    result = engine.run(w, trigger or {}, timeout=90)
+    assert result.status == "SUCCEEDED", result.cause
+    return result
+
+
+def test_records_flow_through_parallels_nested_three_levels_deep(engine):
+    # p is the first top-level branch; y's part is a second branch (level 1) holding a Parallel whose
+    # second branch (level 2) holds another whose second branch (z2) is at level 3.
+    result = run(engine, [
+        js("p", k=1),
+        js("y", k=2),
+        js("y1", ("y",), k=3),
+        js("y2", ("y",), k=4),
+        js("z1", ("y2",), k=5),
+        js("z2", ("y2",), k=6),
+        js("j", ("y1", "z1", "z2"), k=7),
+        js("end", ("p", "j"), k=0),
+    ])
+    y, y1, y2 = 2, 5, 6
+    z1, z2 = y2 + 5, y2 + 6
+    j = y1 + z1 + z2 + 7
+    assert [value(result, s) for s in ("p", "y", "y1", "y2", "z1", "z2", "j", "end")] == \
+        [1, y, y1, y2, z1, z2, j, 1 + j]
+
+
+def test_awaited_records_inside_a_loop_are_the_current_iterations(engine):
+    # The loop body is an N shape (a -> c, a -> d, b -> d): d waits for a from another branch. In the
+    # second iteration the first iteration's a is still in the outer records; d must read the new one.
+    # The loop itself sits in a second top-level branch, so its records live at level 1.
+    result = run(engine, [
+        js("other", k=100),
+        {"id": "rounds", "type": "loop",
+         "config": {"condition": "loop.iteration < 3", "max_iterations": 5, "body_steps": ["a", "b", "c", "d"]}},
+        js("a", k=10, loop=True),
+        js("b", k=20, loop=True),
+        js("c", ("a",), k=0, loop=True),
+        js("d", ("a", "b"), k=0, loop=True),
+        js("after", ("rounds",), k=0) | {"config": {
+            "language": "javascript", "source": "input",
+            "input": {"d": "{{ steps.d.output.output }}", "c": "{{ steps.c.output.output }}",
+                      "iterations": "{{ steps.rounds.output.iterations }}"}}},
+    ])
+    last = 2
+    a, b = 10 + last, 20 + last
+    assert value(result, "a") == a and value(result, "b") == b
+    assert value(result, "c") == a + last
+    assert value(result, "d") == a + b + last
+    after = value(result, "after")
+    assert {k: int(v) for k, v in after.items()} == {"d": a + b + last, "c": a + last, "iterations": 3}
+    assert value(result, "other") == 100
+
+
+def test_for_each_continue_on_error_and_skips_in_second_branches(engine):
+    result = run(engine, [
+        js("first", k=1),
+        # Second top-level branch: a for_each over an upstream list, then a step reading its outputs.
+        {"id": "list", "type": "code", "config": {"language": "javascript", "source": "[1, 2, 3]"}},
+        {"id": "each", "type": "code", "depends_on": ["list"], "for_each": "{{ steps.list.output.output }}",
+         "config": {"language": "javascript", "source": "Number(input.item) * Number(input.base)",
+                    "input": {"item": "{{ item }}", "base": "{{ steps.list.output.output[2] }}"}}},
+        {"id": "total", "type": "code", "depends_on": ["each"],
+         "config": {"language": "javascript", "source": "input.reduce((s, r) => s + r.output, 0)",
+                    "input": "{{ steps.each.output }}"}},
+        # Third top-level branch: a failure recorded and passed on, and a skipped branch.
+        {"id": "broken", "type": "code", "continue_on_error": True,
+         "config": {"language": "javascript", "source": "throw new Error('nope')"}},
+        {"id": "route", "type": "conditional", "depends_on": ["broken"],
+         "config": {"condition": "steps.broken.status == 'failed'", "then_steps": ["recover"],
+                    "else_steps": ["proceed"]}},
+        js("recover", k=7),
+        js("proceed", k=8),
+        js("join", ("first", "total", "recover"), k=0) | {"depends_on": ["first", "total", "recover", "proceed"]},
+    ])
+    assert value(result, "total") == 3 * (1 + 2 + 3)
+    assert result.output["broken"]["status"] == "failed"
+    assert "nope" in result.output["broken"]["output"]["cause"]
+    assert result.output["proceed"]["status"] == "skipped"
+    assert value(result, "recover") == 7
+    assert value(result, "join") == 1 + 18 + 7
