@@ -67,7 +67,7 @@ def transition_kind(name: str, state_type: str, steps: Collection[str]) -> str:
     if state_type == "Parallel":
         return "parallel"
     if role is not None and (role.startswith("out") or role.startswith("end")):
-        return "branch_end"     # Parallel(...).outN / .endN: a branch's last Pass
+        return "branch_end"     # Parallel(...).endN: the Pass ending a branch whose last state is a Choice
     return "run"                # Run.start, Run.done, baseline Start/Done
 
 
