@@ -169,6 +169,21 @@ def test_state_machines_may_invoke_exactly_the_step_functions(resources: dict[st
     assert arns == {FUNCTION_ARN + k + suffix for k in STEP_FUNCTIONS for suffix in ("", ":*")}
 
 
+def test_approval_function_may_publish_to_the_approval_topic_only(resources: dict[str, Any]) -> None:
+    from boternity.notify import TOPIC_ENV
+
+    env = resources["ApprovalFunction"]["Properties"]["Environment"]["Variables"]
+    assert env[TOPIC_ENV] == {"Ref": "ApprovalTopic"}
+    topic = resources["ApprovalTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == "alias/aws/sns", "announcements carry prompts: encrypt them at rest"
+    publish = [s for s in _statements(resources["ApprovalFunctionRole"])
+               if "sns:Publish" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+    assert publish, "the approval function cannot publish"
+    for s in publish:
+        resources_ = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert all("ApprovalTopic" in json.dumps(r) for r in resources_), resources_
+
+
 # ---------------------------------------------------------------------------- API
 
 

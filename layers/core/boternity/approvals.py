@@ -3,7 +3,7 @@
 The approval function stores ``{approval_id (random, 128 bits), task token, run, step, rendered
 prompt, expiry}`` and hands out only the approval id. A decision is one conditional write
 (PENDING → APPROVED | REJECTED), so exactly one decision wins; then SendTaskSuccess resumes the run
-with ``{approved, approver, comment, decided_at}``. A second decision gets "already decided".
+with ``{approved, approver, comment, feedback, decided_at}``. A second decision gets "already decided".
 """
 
 from __future__ import annotations
@@ -91,7 +91,9 @@ class ApprovalStore:
                 raise Conflict(f"approval '{approval_id}' was already decided ({current['status'].lower()})") from None
             raise Conflict(f"approval '{approval_id}' has expired") from None
         item = resp["Attributes"]
-        output = {"approved": approved, "approver": approver, "comment": comment, "decided_at": decided_at}
+        # "feedback" is the reference format's name for the comment (its templates read it).
+        output = {"approved": approved, "approver": approver, "comment": comment, "feedback": comment,
+                  "decided_at": decided_at}
         try:
             self.sfn.send_task_success(taskToken=item["token"],
                                        output=_json({"status": "completed", "output": output}))

@@ -430,7 +430,8 @@ class _Compiler:
             st[tname] = states.pass_(
                 comment=f"No decision within {cfg.timeout_secs} s: rejected",
                 parameters={"status": "completed", "output": {"approved": False, "approver": None,
-                                                              "comment": "timed out", "timed_out": True,
+                                                              "comment": "timed out", "feedback": "timed out",
+                                                              "timed_out": True,
                                                               "decided_at": None}},
                 result_path=rp,
             )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 from typing import Any
 
 from boternity.approvals import ApprovalStore
@@ -12,7 +10,6 @@ from boternity.runtime.context import StepContext
 from boternity.runtime.step import Services
 from boternity.store.runs import table_name_from_env
 
-log = logging.getLogger("boternity.approval")
 services = Services()
 _store: ApprovalStore | None = None
 
@@ -44,22 +41,8 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     services.runs.step_ended(sc.run_id, sc.step_id, status="waiting_approval", iteration=iteration,
                              output={"approval_id": approval["approval_id"]}, step_type="approval")
     if cfg.get("notify"):
-        _notify(cfg["notify"], approval, allow_private=bool(sc.ctx.get("workflow", {}).get("allow_private_network")))
+        from boternity.notify import notify_approval
+
+        notify_approval(cfg["notify"], approval,
+                        allow_private=bool(sc.ctx.get("workflow", {}).get("allow_private_network")))
     return {"approval_id": approval["approval_id"]}
-
-
-def _notify(url: str, approval: dict[str, Any], *, allow_private: bool) -> None:
-    """POST the prompt and the approval link (never the token) to the notify webhook, SSRF-guarded."""
-    from boternity.errors import StepError
-    from boternity.executors.http import run_http
-
-    base = os.environ.get("BOTERNITY_APPROVAL_BASE_URL", "")
-    link = f"{base.rstrip('/')}/approvals/{approval['approval_id']}" if base else None
-    body = {"approval_id": approval["approval_id"], "workflow": approval["workflow"], "run_id": approval["run_id"],
-            "step_id": approval["step_id"], "prompt": approval["prompt"], "link": link,
-            "decide_by": approval["decide_by"]}
-    try:
-        run_http({"method": "POST", "url": url, "body": body, "timeout_secs": 10}, allow_private_network=allow_private)
-    except StepError as exc:
-        # A failed notification must not lose the approval: it can still be decided through the API.
-        log.warning("approval notify failed: %s", exc.code)

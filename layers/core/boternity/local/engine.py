@@ -29,6 +29,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 PREFIX = "boternity-"
 TABLE = "boternity"
+APPROVAL_TOPIC = "boternity-approvals"
 ROLE_NAME = "boternity-local"
 
 
@@ -84,6 +85,8 @@ class LocalEngine:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.ddb = boto3.client("dynamodb", region_name=REGION)
         self.ddb.create_table(**table_definition(TABLE))
+        # What `notify: sns` publishes to (the template's ApprovalTopic); tests subscribe queues to it.
+        boto3.client("sns", region_name=REGION).create_topic(Name=APPROVAL_TOPIC)
         iam = boto3.client("iam", region_name=REGION)
         self.role_arn = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps({
             "Version": "2012-10-17",
@@ -121,6 +124,7 @@ class LocalEngine:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_SESSION_TOKEN": "local",
             "BOTERNITY_TABLE": TABLE,
+            "BOTERNITY_APPROVAL_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{APPROVAL_TOPIC}",
             "BOTERNITY_BLOB_DIR": str(blob_dir),
             "BOTERNITY_BASE_DIR": str(self.base_dir),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR"),

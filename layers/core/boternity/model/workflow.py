@@ -98,7 +98,17 @@ class ApprovalConfig(_Model):
     prompt: str = Field(min_length=1)
     timeout_secs: int = Field(default=86_400, gt=0, le=365 * 86_400)
     on_timeout: Literal["reject", "fail"] = "reject"
-    notify: str | None = Field(default=None, description="A webhook URL that receives the prompt and link.")
+    notify: str | None = Field(
+        default=None,
+        description="Who hears of the request: a webhook URL (POSTed the prompt and the approval link), or "
+                    "'sns' for the deployment's approval topic (email and other SNS subscriptions).")
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_target(cls, v: str | None) -> str | None:
+        if v is not None and not (v == "sns" or re.match(r"https?://[^\s/]+", v)):
+            raise ValueError(f"notify must be an http(s) URL or 'sns', not {v[:80]!r}")
+        return v
 
 
 class SubWorkflowConfig(_Model):
