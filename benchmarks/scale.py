@@ -92,8 +92,9 @@ def worst_state_bytes(n: int) -> int:
 
     share = limits.STATE_BUDGET_BYTES // max(1, n)
     inline = max(limits.MIN_INLINE_BYTES, min(limits.DEFAULT_INLINE_BYTES, share))
-    # A JSON string of exactly `inline` bytes: the largest value that still travels inline.
-    value = "x" * (inline - 2)
+    # A JSON string of exactly `inline` bytes: the largest value that still travels inline (a
+    # claim-check reference is never larger than the floor).
+    value = "x" * (max(inline, limits.MAX_REF_BYTES) - 2)
     state = {
         "ctx": {"trigger": {}, "run": {"id": "0" * 32, "started_at": "2026-01-01T00:00:00.000Z"},
                 "workflow": {"name": "w" * 64, "allow_private_network": False}, "variables": {}},

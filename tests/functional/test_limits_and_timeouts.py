@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from boternity.model import parse_workflow
 from boternity.validate import check_workflow
@@ -26,11 +25,12 @@ def test_large_output_travels_by_reference_and_templates_resolve_it(engine, tmp_
     result = engine.run(w, {"big": big}, timeout=60)
     assert result.status == "SUCCEEDED", result.cause
     ref = result.output["a"]["output"]
-    assert set(ref) == {"$ref", "size", "sha256"} and ref["size"] > 60_000
-    stored = json.loads(Path(ref["$ref"].removeprefix("file://")).read_text())
+    assert set(ref) == {"$ref", "size"} and ref["size"] > 60_000 and ref["$ref"].startswith("blob:")
+    blobs = tmp_path / "blobs" / "runs"
+    stored = json.loads((blobs / f"{ref['$ref'].removeprefix('blob:')}.json").read_text())
     assert stored["output"] == f"Handled: {big}\n"
-    b = json.loads(Path(result.output["b"]["output"]["$ref"].removeprefix("file://")).read_text())
-    assert b["output"] == f"Handled: Handled: {big}\n\n"
+    b_ref = result.output["b"]["output"]["$ref"].removeprefix("blob:")
+    assert json.loads((blobs / f"{b_ref}.json").read_text())["output"] == f"Handled: Handled: {big}\n\n"
 
 
 def test_inline_threshold_shrinks_with_the_number_of_steps():

@@ -286,14 +286,32 @@ def test_a_workflow_that_cannot_fit_the_history_limit_is_refused():
     assert info.value.limit == "history_events" and "sub_workflow" in str(info.value)
 
 
-def test_too_many_steps_for_one_state_are_refused():
-    from boternity.compiler import compile_workflow
+def test_five_hundred_steps_fit_one_state_even_at_their_inline_limits():
+    import json
+
+    from boternity.compiler import compile_details, limits
+
+    n = 500
+    steps = "".join(f"  - {{id: step-{i:03d}, type: skill, config: {{skill: x}}}}\n" for i in range(n))
+    compiled = compile_details(load_workflow_text(BASE + steps).workflow)
+    worst_output = "x" * (compiled.inline_bytes - 2)   # a JSON string of exactly the inline limit
+    state = {"ctx": {"trigger": {}, "run": {"id": "r" * 80, "started_at": "2026-11-27T00:00:00.000Z"},
+                     "workflow": {"name": "w" * 64, "allow_private_network": False}, "variables": {}},
+             "steps": {f"step-{i:03d}": {"status": "completed", "output": worst_output} for i in range(n)}}
+    assert len(json.dumps(state, separators=(",", ":"))) <= limits.MAX_STATE_WORST_BYTES
+
+
+def test_too_many_steps_for_one_state_are_refused(monkeypatch):
+    from boternity.compiler import compile_workflow, limits
     from boternity.errors import CompileError
 
-    steps = "".join(f"  - {{id: s{i}, type: skill, config: {{skill: x}}}}\n" for i in range(450))
+    # The definition-size limit stops real workflows first; a smaller state bound shows the check.
+    monkeypatch.setattr(limits, "MAX_STATE_WORST_BYTES", 20_000)
+    steps = "".join(f"  - {{id: s{i}, type: skill, config: {{skill: x}}}}\n" for i in range(150))
     with pytest.raises(CompileError) as info:
         compile_workflow(load_workflow_text(BASE + steps).workflow)
     assert info.value.limit == "state_size" and "sub_workflow" in str(info.value)
+    assert "150 steps" in str(info.value)
 
 
 def test_for_each_item_cap_comes_from_the_history_budget():

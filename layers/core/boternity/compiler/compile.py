@@ -115,11 +115,13 @@ class _Compiler:
             "States": all_states,
         }
         events = top.events + limits.EVENTS_EXECUTION + 2 * limits.EVENTS_SIMPLE
-        worst = len(self.wf.steps) * (self.inline + limits.RECORD_OVERHEAD_BYTES)
+        # Every record at its largest: an output just under the inline limit, or a reference.
+        worst = sum(len(s.id) + limits.RECORD_OVERHEAD_BYTES + max(self.inline, limits.MAX_REF_BYTES)
+                    for s in self.wf.steps)
         if worst > limits.MAX_STATE_WORST_BYTES:
             raise CompileError(
                 f"{len(self.wf.steps)} steps cannot all keep their records in one execution's state "
-                f"(about {worst:,} bytes at {self.inline} bytes each; Step Functions allows 256 KiB). "
+                f"(about {worst:,} bytes with {self.inline} bytes of output each; Step Functions allows 256 KiB). "
                 "Move groups of steps into sub_workflow steps.", limit="state_size")
         self._cap_for_each(events)
         size = len(json.dumps(definition, separators=(",", ":")).encode())

@@ -14,10 +14,13 @@ MAX_PAYLOAD_BYTES = 262_144
 STATE_BUDGET_BYTES = 160 * 1024
 # Default inline threshold for one step's output; larger outputs are claim-checked.
 DEFAULT_INLINE_BYTES = 32 * 1024
-# Never inline less than this: below it a reference is as big as the value.
-MIN_INLINE_BYTES = 512
-# What one step record costs in the state besides its output (keys, status, a reference).
-RECORD_OVERHEAD_BYTES = 64
+# A claim-check reference, {"$ref": "blob:<sha256>", "size": n}, at most (store/blobs.py checks it).
+MAX_REF_BYTES = 100
+# Never inline less than this: below it a reference is about as big as the value.
+MIN_INLINE_BYTES = 128
+# What one step record costs in the state besides its output and its id:
+# "<id>":{"status":"completed","output":<output>}, plus the commas.
+RECORD_OVERHEAD_BYTES = 40
 # The worst case the state may reach (every output at its inline limit): under 256 KiB with a margin.
 MAX_STATE_WORST_BYTES = 224 * 1024
 # The most items one for_each may have, whatever the history budget leaves.

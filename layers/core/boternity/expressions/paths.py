@@ -2,7 +2,7 @@
 
 Both languages read the same run context (``steps``, ``trigger``, ``variables``...) and must agree on
 what ``a[0]`` or ``a.b`` means on a dict, a list or anything else, on how a claim-checked value
-(``{"$ref": "s3://...", ...}``) is swapped for its content, and on how a non-string is written into
+(``{"$ref": "blob:<sha256>", ...}``) is swapped for its content, and on how a non-string is written into
 a string. Keeping those rules here means a condition and a template never disagree about a value.
 
 Only the standard library is imported: this module is loaded by every Lambda.

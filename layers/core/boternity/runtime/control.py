@@ -122,8 +122,7 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
     # A wait step's result is what prepare computed; Map and sub-workflow states wrote their output.
     output = current.get("data") if current.get("status") == "running" else current.get("output")
     iteration = sc.iteration_key()
-    stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)),
-                         key=f"runs/{sc.run_id}/{sc.step_id}/{iteration or '0'}-done.json", store=sc.blobs)
+    stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
                              step_type=sc.spec.get("type"))
     result = record("completed", stored)

@@ -81,8 +81,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         cls = StepRetryable if exc.retryable else StepFailed
         raise cls(sc.secrets.mask(exc.message), code=exc.code) from None
     output = sc.secrets.mask(output)
-    stored = claim_check(output, limit=int(spec.get("inline_limit", 32768)),
-                         key=f"runs/{run_id}/{sc.step_id}/{iteration or '0'}-{attempt}.json", store=sc.blobs)
+    stored = claim_check(output, limit=int(spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(run_id, sc.step_id, status="completed", iteration=iteration, output=stored,
                              attempt=attempt, step_type=spec.get("type"))
     logger.info("step completed", extra={"claim_checked": stored is not output})

@@ -102,7 +102,7 @@ class StepView(_Open):
     attempts: int | None = None
     started_at: str | None = None
     ended_at: str | None = None
-    output: Any = Field(default=None, description="inline, or {\"$ref\", \"size\", \"sha256\"} when claim-checked")
+    output: Any = Field(default=None, description="inline, or {\"$ref\": \"blob:<sha256>\", \"size\"} when claim-checked")
     error: str | None = None
     attempt_errors: list[dict[str, Any]] = Field(default_factory=list)
 
