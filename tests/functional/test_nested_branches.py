@@ -117,3 +117,21 @@ def test_for_each_continue_on_error_and_skips_in_second_branches(engine):
     assert result.output["proceed"]["status"] == "skipped"
     assert value(result, "recover") == 7
     assert value(result, "join") == 1 + 18 + 7
+
+
+def test_for_each_outputs_larger_than_the_state_together_still_reach_the_next_step(engine):
+    # 60 items of 10 KB each: 600 KB, more than a Step Functions state may hold at once.
+    result = run(engine, [
+        {"id": "list", "type": "code", "config": {"language": "javascript",
+                                                  "source": "Array.from({length: 60}, (_, i) => i)"}},
+        {"id": "each", "type": "code", "depends_on": ["list"], "for_each": "{{ steps.list.output.output }}",
+         "max_concurrency": 10,
+         "config": {"language": "javascript", "source": "'x'.repeat(10000) + input",
+                    "input": "{{ item }}"}},
+        {"id": "check", "type": "code", "depends_on": ["each"],
+         "config": {"language": "javascript",
+                    "source": "({n: input.length, chars: input.reduce((s, r) => s + r.output.length, 0),"
+                              " last: input[59].output.slice(10000)})",
+                    "input": "{{ steps.each.output }}"}},
+    ])
+    assert value(result, "check") == {"n": 60, "chars": 60 * 10000 + 10 + 50 * 2, "last": "59"}

@@ -316,7 +316,8 @@ class _Compiler:
         attempts = s.retry.max_attempts if s.retry else 3
         return (attempts - 1) * limits.EVENTS_RETRY
 
-    def _catch(self, s: Step, st: dict[str, dict[str, Any]], rp: str, *, signal: bool) -> list[dict[str, Any]]:
+    def _catch(self, s: Step, st: dict[str, dict[str, Any]], rp: str, *, signal: bool,
+               in_map: bool = False) -> list[dict[str, Any]]:
         """Failure handling: continue_on_error records the error as the output; otherwise fail the run.
 
         Several states of one step (prepare, Map, task) share one handler state per scope.
@@ -326,7 +327,13 @@ class _Compiler:
         name = self._handlers.get(key)
         if name is None:
             name = self._handlers[key] = self.names.take(f"{s.id}.{kind}")
-            if s.continue_on_error:
+            if s.continue_on_error and in_map:
+                # The cause (the function's error message) is in the item's run record already.
+                st[name] = states.pass_(
+                    comment="continue_on_error: record the item's failure and go on with the others",
+                    parameters={"status": "failed", "error.$": f"{rp}.Error"}, result_path=rp,
+                )
+            elif s.continue_on_error:
                 st[name] = states.pass_(
                     comment="continue_on_error: record the failure and let dependents run",
                     parameters={"status": "failed", "output": {"error.$": f"{rp}.Error", "cause.$": f"{rp}.Cause"},
@@ -405,12 +412,15 @@ class _Compiler:
         main = states.task(
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function(kind), "Payload": self._payload(self.spec(s, signal=signal), "run")},
-            comment=self._comment(s), result_selector=dict(states.STEP_RESULT), result_path=rp,
-            timeout=s.timeout_secs, retry=self._retry(s),
+            comment=self._comment(s),
+            # A for_each item keeps only its status: the outputs are gathered from the run table
+            # afterwards (see runtime/control.py), as all of them together may not fit the state.
+            result_selector={"status.$": "$.Payload.status"} if in_map else dict(states.STEP_RESULT),
+            result_path=rp, timeout=s.timeout_secs, retry=self._retry(s),
         )
         if not in_map or s.continue_on_error:
             # In a Map, an uncaught failure fails the Map, whose own Catch handles it once.
-            main["Catch"] = self._catch(s, st, rp, signal=signal and not in_map)
+            main["Catch"] = self._catch(s, st, rp, signal=signal and not in_map, in_map=in_map)
         st = {name: main, **st}
         return Frag(name, st, limits.EVENTS_TASK + self._retries_events(s), [s.id])
 
@@ -579,8 +589,8 @@ class _Compiler:
                              "index.$": "$$.Map.Item.Index"},
             "MaxConcurrency": s.max_concurrency or 0,
             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": first, "States": inner_states},
-            "ResultSelector": {"status": "completed", "output.$": "$[*].output"},
-            "ResultPath": rp,
+            # Each item's status (an approval's decision too); the .done task gathers the outputs.
+            "ResultPath": f"{rp}.results",
             "Next": NEXT,
         }
         m["Catch"] = self._catch(s, st, rp, signal=signal)

@@ -119,9 +119,12 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
 
     sc = StepContext(spec=event["step"], state=event.get("state", {}))
     current = sc.steps.get(sc.step_id) or {}
-    # A wait step's result is what prepare computed; Map and sub-workflow states wrote their output.
-    output = current.get("data") if current.get("status") == "running" else current.get("output")
     iteration = sc.iteration_key()
+    if sc.spec.get("for_each") and isinstance(current.get("results"), list):
+        output = _gather_items(sc, services, current["results"], iteration)
+    else:
+        # A wait step's result is what prepare computed; a sub-workflow state wrote its output.
+        output = current.get("data") if current.get("status") == "running" else current.get("output")
     stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
                              step_type=sc.spec.get("type"))
@@ -129,6 +132,33 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
     if sc.spec.get("signal"):
         services.sync.signal(sc.run_id, sc.step_id, iteration, result)
     return result
+
+
+def _gather_items(sc: StepContext, services: Services, results: list[Any], iteration: str) -> list[Any]:
+    """The outputs of a for_each step's items, in item order.
+
+    The Map state keeps only each item's status (and an approval's small decision): a thousand
+    outputs would not fit in a 256 KiB state together. Each item's function recorded its output in
+    the run table before returning, so the outputs are read from there.
+    """
+    records = services.runs.item_records(sc.run_id, sc.step_id, loops=iteration)
+    out: list[Any] = []
+    for index, r in enumerate(results):
+        r = r if isinstance(r, dict) else {}
+        status = r.get("status")
+        rec = records.get(index, {})
+        if "output" in r:
+            out.append(r["output"])
+        elif status == "completed":
+            if rec.get("status") != "completed":
+                raise StepFailed(f"step '{sc.step_id}': item {index} completed but its output was not recorded",
+                                 code="for_each")
+            out.append(rec.get("output"))
+        elif status == "failed":
+            out.append({"error": r.get("error"), "cause": rec.get("error")})
+        else:
+            out.append(None)
+    return out
 
 
 def _timestamp(value: Any, step_id: str) -> str:

@@ -193,6 +193,22 @@ class RunStore:
                                 & Key("sk").begins_with(f"ATTEMPT#{step_id}#{iteration}#"), ConsistentRead=True)
         return [_plain(i) for i in resp.get("Items", [])]
 
+    def item_records(self, run_id: str, step_id: str, *, loops: str = "") -> dict[int, dict[str, Any]]:
+        """A for_each step's item records (iteration ``<loops>/i<index>``), by index."""
+        prefix = f"STEP#{step_id}#" + (f"{loops}/i" if loops else "i")
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(prefix),
+                                  "ConsistentRead": True}
+        out: dict[int, dict[str, Any]] = {}
+        while True:
+            resp = self.table.query(**kwargs)
+            for item in resp.get("Items", []):
+                index = str(item["sk"])[len(prefix):]
+                if index.isdigit():
+                    out[int(index)] = _plain(item)
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("STEP#"),
