@@ -170,7 +170,9 @@ class LocalEngine:
                 self.sfn.stop_execution(executionArn=execution_arn, error="Local.Timeout",
                                         cause=f"no result within {timeout} s")
                 continue
-            time.sleep(poll)
+            # Each progress poll reads every step record (and contends with the run's own writes
+            # for moto's lock), so a run with many steps is polled less often.
+            time.sleep(min(0.5, poll + 0.0005 * len(seen)))
         self._finish(d)
         if on_step is not None:
             self._report(run_id, seen, on_step)
