@@ -135,3 +135,25 @@ def test_for_each_outputs_larger_than_the_state_together_still_reach_the_next_st
                     "input": "{{ steps.each.output }}"}},
     ])
     assert value(result, "check") == {"n": 60, "chars": 60 * 10000 + 10 + 50 * 2, "last": "59"}
+
+
+def test_a_sub_workflow_whose_output_would_not_fit_next_to_the_parents_records(engine):
+    # The child returns five 32 KB outputs (160 KB, inline in the child); the parent already holds
+    # five 23 KB ones (115 KB, its inline share is 23,405 B). Both together exceed a state, so the
+    # parent's .done task must read the child's output and claim-check it, not take it into the state.
+    def big(step_id: str, ch: str, n: int) -> dict[str, Any]:
+        return {"id": step_id, "type": "code", "config": {"language": "javascript", "source": f"'{ch}'.repeat({n})"}}
+
+    child = parse_workflow({"name": "child", "steps": [big(f"c{i}", "c", 32_000) for i in range(5)]})
+    engine.deploy(child)
+    result = run(engine, [
+        *(big(f"p{i}", "p", 23_000) for i in range(5)),
+        {"id": "sub", "type": "sub_workflow", "depends_on": [f"p{i}" for i in range(5)],
+         "config": {"workflow_name": "child"}},
+        {"id": "check", "type": "code", "depends_on": ["sub"],
+         "config": {"language": "javascript", "source": "input.length",
+                    "input": "{{ steps.sub.output.c4.output.output }}"}},
+    ])
+    assert all(isinstance(result.output[f"p{i}"]["output"]["output"], str) for i in range(5)), "kept inline"
+    assert result.output["sub"]["output"]["$ref"].startswith("blob:")
+    assert value(result, "check") == 32000

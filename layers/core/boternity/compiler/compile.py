@@ -546,7 +546,9 @@ class _Compiler:
                 {"StateMachineArn": self.targets.state_machine(cfg.workflow_name),
                  "Input.$": f"{rp}.data.input", "Name.$": "States.UUID()"},
                 comment=f"{self._comment(s)}: runs workflow '{cfg.workflow_name}' and waits for it",
-                result_selector={"status": "completed", "output.$": "$.Output"}, result_path=rp,
+                # Only the child's execution: its output (up to a whole state of records) would not
+                # fit next to the parent's own records; the .done task reads and claim-checks it.
+                result_selector={"status": "completed", "execution.$": "$.ExecutionArn"}, result_path=rp,
                 timeout=s.timeout_secs, retry=self._retry(s)[:1],
             )
             t["Catch"] = self._catch(s, st, rp, signal=signal)

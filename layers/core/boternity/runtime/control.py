@@ -122,8 +122,10 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
     iteration = sc.iteration_key()
     if sc.spec.get("for_each") and isinstance(current.get("results"), list):
         output = _gather_items(sc, services, current["results"], iteration)
+    elif current.get("execution"):
+        output = _child_output(str(current["execution"]))
     else:
-        # A wait step's result is what prepare computed; a sub-workflow state wrote its output.
+        # A wait step's result is what prepare computed.
         output = current.get("data") if current.get("status") == "running" else current.get("output")
     stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
@@ -159,6 +161,22 @@ def _gather_items(sc: StepContext, services: Services, results: list[Any], itera
         else:
             out.append(None)
     return out
+
+
+_sfn: Any = None
+
+
+def _child_output(execution_arn: str) -> Any:
+    """A finished sub-workflow's output: its step records."""
+    import json
+
+    import boto3
+
+    global _sfn
+    if _sfn is None:
+        _sfn = boto3.client("stepfunctions")
+    d = _sfn.describe_execution(executionArn=execution_arn)
+    return json.loads(d["output"]) if d.get("output") else None
 
 
 def _timestamp(value: Any, step_id: str) -> str:
