@@ -60,3 +60,43 @@ def test_workflow_timeout_times_the_run_out(engine):
     assert result.record["status"] == "TIMED_OUT"
     steps = {s["step_id"]: s for s in result.steps}
     assert steps["nap"]["status"] == "failed" and "timed out" in steps["nap"]["error"]
+
+
+def test_a_large_trigger_starts_as_a_reference_and_templates_still_read_it(engine):
+    # 150 KB of trigger next to 160 KB of records would not fit a state; the run starts with a
+    # reference to the payload instead, and every step reads through it.
+    items = [{"id": i, "text": "t" * 1000} for i in range(150)]
+    w = wf({"name": "big-trigger", "steps": [
+        {"id": "a", "type": "skill", "config": {"skill": "echo-prompt", "input": "{{ trigger.items[149].id }}"}},
+        {"id": "b", "type": "skill", "depends_on": ["a"], "condition": "trigger.items[0].id == 0",
+         "config": {"skill": "echo-prompt", "input": "{{ trigger.label }}"}},
+    ]})
+    result = engine.run(w, {"items": items, "label": "ok"}, timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    started = engine.history(result.execution_arn)[0]["executionStartedEventDetails"]["input"]
+    assert json.loads(started)["$ref"].startswith("blob:") and len(started) < 120
+    assert result.output["a"]["output"]["output"] == "Handled: 149\n"
+    assert result.output["b"]["output"]["output"] == "Handled: ok\n"
+
+
+def test_a_for_each_list_too_big_for_the_state_is_refused_with_the_field_named(engine):
+    w = wf({"name": "big-list", "steps": [
+        {"id": "each", "type": "skill", "for_each": "{{ trigger.items }}",
+         "config": {"skill": "echo-prompt", "input": "{{ item }}"}}]})
+    result = engine.run(w, {"items": ["x" * 1000] * 60}, timeout=60)
+    assert result.status == "FAILED"
+    assert "step 'each', field 'for_each': the list is 60," in result.cause
+    assert "Iterate over ids" in result.cause
+
+
+def test_a_large_sub_workflow_input_reaches_the_child_by_reference(engine):
+    from boternity.model import parse_workflow
+
+    child = parse_workflow({"name": "child", "steps": [
+        {"id": "last", "type": "skill", "config": {"skill": "echo-prompt", "input": "{{ trigger.items[99].id }}"}}]})
+    engine.deploy(child)
+    parent = wf({"name": "parent", "steps": [
+        {"id": "sub", "type": "sub_workflow", "config": {"workflow_name": "child", "input": {"items": "{{ trigger.items }}"}}}]})
+    result = engine.run(parent, {"items": [{"id": i, "text": "t" * 1000} for i in range(100)]}, timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["sub"]["output"]["last"]["output"]["output"] == "Handled: 99\n"

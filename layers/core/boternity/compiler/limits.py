@@ -16,6 +16,11 @@ STATE_BUDGET_BYTES = 160 * 1024
 DEFAULT_INLINE_BYTES = 32 * 1024
 # A claim-check reference, {"$ref": "blob:<sha256>", "size": n}, at most (store/blobs.py checks it).
 MAX_REF_BYTES = 100
+# A trigger payload larger than this starts the run as a claim-check reference (templates resolve
+# it): the state keeps room for the records' 160 KiB budget whatever a webhook sends.
+TRIGGER_INLINE_BYTES = 32 * 1024
+# A for_each list sits in the state while its Map runs (next to the records' budget).
+FOR_EACH_LIST_BYTES = 48 * 1024
 # Never inline less than this: below it a reference is about as big as the value.
 MIN_INLINE_BYTES = 128
 # What one step record costs in the state besides its output and its id:

@@ -148,8 +148,10 @@ class LocalEngine:
         arn = self.machines.get(PREFIX + wf.name) or self.deploy(wf)
         run_id = run_id or uuid.uuid4().hex
         self.runs.run_started(run_id, workflow=wf.name, trigger_type=trigger_type)
+        from boternity.store.blobs import execution_input
+
         ex = self.sfn.start_execution(stateMachineArn=arn, name=run_id,
-                                      input=json.dumps(payload if payload is not None else {}))
+                                      input=execution_input(json.dumps(payload if payload is not None else {})))
         return run_id, ex["executionArn"]
 
     def wait(self, run_id: str, execution_arn: str, *, timeout: float | None = None,

@@ -10,12 +10,15 @@ because they need the condition language (one implementation, in Python).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from boternity.compiler import limits
 from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
 from boternity.runtime.step import Services, record, run_step
+from boternity.store.blobs import claim_check
 
 
 def handle(event: dict[str, Any], services: Services) -> dict[str, Any]:
@@ -93,6 +96,12 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         if len(items) > max_items:
             raise StepFailed(f"step '{sc.step_id}': for_each has {len(items)} items; at most {max_items} fit in "
                              "one execution's history. Use a sub_workflow per batch.", code="for_each")
+        size = len(json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > limits.FOR_EACH_LIST_BYTES:
+            raise StepFailed(f"step '{sc.step_id}', field 'for_each': the list is {size:,} bytes; at most "
+                             f"{limits.FOR_EACH_LIST_BYTES // 1024} KiB fit in the run's state while the items run. "
+                             "Iterate over ids (or indexes) and fetch each item in the step, or split the list "
+                             "with a sub_workflow per batch.", code="for_each")
         if not items:
             services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=[], iteration=iteration,
                                      step_type=spec.get("type"))
@@ -109,14 +118,14 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
             data["until"] = (now + timedelta(seconds=int(cfg["seconds"]))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             data["seconds"] = int(cfg["seconds"])
     elif cfg["type"] == "sub_workflow":
-        data["input"] = sc.render(cfg.get("input"), field_name="config.input")
+        # The child's trigger: by reference when it is large, as for any run (store/blobs.py).
+        data["input"] = claim_check(sc.render(cfg.get("input"), field_name="config.input"),
+                                    limit=limits.TRIGGER_INLINE_BYTES, store=sc.blobs)
     return {**record("running"), "data": data}
 
 
 def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
     """Record the end of a step that ran inside Step Functions (Wait, Map, sub-workflow)."""
-    from boternity.store.blobs import claim_check
-
     sc = StepContext(spec=event["step"], state=event.get("state", {}))
     current = sc.steps.get(sc.step_id) or {}
     iteration = sc.iteration_key()
@@ -168,8 +177,6 @@ _sfn: Any = None
 
 def _child_output(execution_arn: str) -> Any:
     """A finished sub-workflow's output: its step records."""
-    import json
-
     import boto3
 
     global _sfn

@@ -103,6 +103,19 @@ def claim_check(value: Any, *, limit: int, store: BlobStore) -> Any:
     return {"$ref": SCHEME + digest, "size": len(data)}
 
 
+def execution_input(text: str, store: BlobStore | None = None) -> str:
+    """The input to start an execution with: the trigger payload, or a reference to it when it is
+    too big to sit in every state of the run next to the step records."""
+    from boternity.compiler.limits import TRIGGER_INLINE_BYTES
+
+    data = text.encode()
+    if len(data) <= TRIGGER_INLINE_BYTES:
+        return text
+    digest = hashlib.sha256(data).hexdigest()
+    (store or blob_store_from_env()).put(blob_key(digest), data)
+    return json.dumps({"$ref": SCHEME + digest, "size": len(data)})
+
+
 def read_ref(store: BlobStore, ref: dict[str, Any]) -> bytes:
     """The stored bytes a reference stands for, checked against its hash."""
     target = str(ref["$ref"])
