@@ -524,6 +524,51 @@ def test_the_approval_page_form_decides_with_its_csrf_token(cloud):
     assert steps["review"]["output"]["approved"] is False and steps["publish"]["status"] == "skipped"
 
 
+def test_an_approval_link_opens_the_page_and_decides_without_aws_credentials(cloud):
+    import re
+
+    from boternity.service.approval_page import link_key
+    from boternity.service.store import dynamodb
+
+    deploy(_approval_wf())
+    rid = start("review", {"title": "Q4"})["run_id"]
+    aid = wait_for(lambda: _pending_approval(rid))
+    token = dynamodb().Table("boternity").get_item(Key={"pk": f"APPROVAL#{aid}", "sk": "APPROVAL"})["Item"]["token"]
+    key = link_key(token, aid)
+    anonymous = {"identity": {"sourceIp": "203.0.113.9"}}   # no IAM caller: the route is open
+
+    # A wrong or missing key looks exactly like an unknown approval.
+    for bad in ("", "0" * 40, key[:-1] + ("0" if key[-1] != "0" else "1")):
+        r = call(api, "GET", f"/approve/{aid}", query={"k": bad}, **anonymous)
+        assert r.status == 404 and r.error["code"] == "not_found", bad
+    assert call(api, "GET", f"/approve/{'x' * 22}", query={"k": key}, **anonymous).status == 404
+
+    page = call(api, "GET", f"/approve/{aid}", query={"k": key}, **anonymous)
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert f'action="{aid}"' in page.text and f'name="k" value="{key}"' in page.text
+    assert token not in page.text
+    assert call(api, "GET", f"/approvals/{aid}").json["status"] == "PENDING", "looking never decides"
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text).group(1)
+
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+    no_csrf = call(api, "POST", f"/approve/{aid}", body=f"k={key}&approved=true", headers=form, **anonymous)
+    assert no_csrf.status == 403 and no_csrf.error["code"] == "csrf_failed"
+    wrong_key = call(api, "POST", f"/approve/{aid}", body=f"k=nope&csrf={csrf}&approved=true", headers=form,
+                     **anonymous)
+    assert wrong_key.status == 404
+    json_body = call(api, "POST", f"/approve/{aid}", body={"k": key, "csrf": csrf, "approved": True}, **anonymous)
+    assert json_body.status == 415
+
+    r = call(api, "POST", f"/approve/{aid}", body=f"k={key}&csrf={csrf}&comment=lgtm&approved=true", headers=form,
+             **anonymous)
+    assert r.status == 200 and "approved" in r.text
+    body = finished(rid)
+    review = {s["step_id"]: s for s in body["steps"]}["review"]["output"]
+    assert review["approved"] is True and review["approver"] == "approval link" and review["feedback"] == "lgtm"
+    again = call(api, "POST", f"/approve/{aid}", body=f"k={key}&csrf={csrf}&approved=false", headers=form, **anonymous)
+    assert again.status == 409
+
+
 @pytest.mark.parametrize(("body", "headers", "status", "code"), [
     ({"approved": "maybe"}, None, 422, "invalid_request"),
     ({"comment": "no verdict"}, None, 422, "invalid_request"),
@@ -568,6 +613,7 @@ def test_openapi_lists_every_route(cloud):
         ("DELETE", "/workflows/{name}"), ("POST", "/workflows/{name}/runs"), ("GET", "/workflows/{name}/runs"),
         ("GET", "/runs/{run_id}"), ("POST", "/runs/{run_id}/cancel"), ("POST", "/runs/{run_id}/redrive"),
         ("GET", "/approvals/{approval_id}"), ("POST", "/approvals/{approval_id}/decision"),
+        ("GET", "/approve/{approval_id}"), ("POST", "/approve/{approval_id}"),
     }
     start_op = doc["paths"]["/workflows/{name}/runs"]["post"]
     assert "202" in start_op["responses"] and "429" in start_op["responses"]

@@ -124,7 +124,10 @@ def test_notify_sns_publishes_the_prompt_and_link_but_never_the_token(engine, mo
     text = envelope["Message"]
     assert "Publish for evals?" in text
     (stored,) = _approvals_of(result)
-    assert f"https://approvals.example.com/prod/approvals/{stored['approval_id']}" in text
+    from boternity.service.approval_page import link_key
+
+    key = link_key(stored["token"], stored["approval_id"])
+    assert f"https://approvals.example.com/prod/approve/{stored['approval_id']}?k={key}" in text
     assert stored["token"] not in msg["Body"], "the task token must never leave the backend"
     attrs = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
     assert attrs == {"workflow": "review", "step_id": "review", "run_id": result.record["run_id"]}

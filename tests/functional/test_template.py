@@ -32,8 +32,11 @@ ROUTES = {
     ("get", "/runs/{run_id}"), ("post", "/runs/{run_id}/cancel"), ("post", "/runs/{run_id}/redrive"),
     ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
     ("get", "/openapi.json"), ("post", "/hooks/{path+}"),
+    ("get", "/approve/{approval_id}"), ("post", "/approve/{approval_id}"),
 }
 WEBHOOK_ROUTE = ("post", "/hooks/{path+}")
+# Open to browsers without SigV4; each function checks its own credential (a signature, a link key).
+OPEN_ROUTES = {WEBHOOK_ROUTE, ("get", "/approve/{approval_id}"), ("post", "/approve/{approval_id}")}
 
 # Actions IAM cannot scope to a resource, so "*" is the only possible Resource (checked below
 # against cfn-lint's copy of the Service Authorization Reference): X-Ray, CloudWatch Logs
@@ -187,12 +190,13 @@ def test_approval_function_may_publish_to_the_approval_topic_only(resources: dic
 # ---------------------------------------------------------------------------- API
 
 
-def test_webhook_route_is_open_and_every_other_route_needs_iam(resources: dict[str, Any]) -> None:
+def test_webhook_and_approval_link_routes_are_open_and_every_other_route_needs_iam(resources: dict[str, Any]) -> None:
     body = resources["Api"]["Properties"]["Body"]
     routes = {(method, path): op.get("security") for path, ops in body["paths"].items()
               for method, op in ops.items()}
     assert set(routes) == ROUTES
-    assert routes.pop(WEBHOOK_ROUTE) in (None, [], [{"NONE": []}])
+    for route in OPEN_ROUTES:
+        assert routes.pop(route) in (None, [], [{"NONE": []}]), route
     assert all(security == [{"AWS_IAM": []}] for security in routes.values()), routes
 
 

@@ -1,8 +1,9 @@
 """Announce a pending approval: a webhook POST, or a message on the deployment's SNS topic.
 
 What is sent: the workflow, run and step, the rendered prompt, the deadline and a link to the
-approval page. Never the task token (it stays in DynamoDB; the link carries only the random
-approval id). A failed notification is logged and swallowed: the approval is stored already and
+approval page. Never the task token (it stays in DynamoDB); the link carries the approval id and a
+key derived from the token (service/approval_page.py), which opens the page without AWS
+credentials. A failed notification is logged and swallowed: the approval is stored already and
 can still be decided through the API or `boternity approve`.
 """
 
@@ -23,20 +24,21 @@ MAX_PROMPT_CHARS = 16_000
 MAX_SUBJECT_CHARS = 100
 
 
-def approval_link(approval_id: str) -> str | None:
+def approval_link(approval_id: str, key: str) -> str | None:
+    """The page a browser can open without AWS credentials (the api's ``/approve/<id>`` route)."""
     base = os.environ.get(BASE_URL_ENV, "")
-    return f"{base.rstrip('/')}/approvals/{approval_id}" if base else None
+    return f"{base.rstrip('/')}/approve/{approval_id}?k={key}" if base else None
 
 
-def announcement(approval: dict[str, Any]) -> dict[str, Any]:
+def announcement(approval: dict[str, Any], key: str) -> dict[str, Any]:
     return {"approval_id": approval["approval_id"], "workflow": approval["workflow"], "run_id": approval["run_id"],
             "step_id": approval["step_id"], "prompt": approval["prompt"],
-            "link": approval_link(approval["approval_id"]), "decide_by": approval["decide_by"]}
+            "link": approval_link(approval["approval_id"], key), "decide_by": approval["decide_by"]}
 
 
-def notify_approval(target: str, approval: dict[str, Any], *, allow_private: bool) -> bool:
+def notify_approval(target: str, approval: dict[str, Any], *, link_key: str, allow_private: bool) -> bool:
     """Send the announcement; True when it was accepted by the webhook or SNS."""
-    body = announcement(approval)
+    body = announcement(approval, link_key)
     if target == SNS:
         return _publish(body)
     return _post(target, body, allow_private=allow_private)

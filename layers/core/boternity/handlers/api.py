@@ -56,6 +56,7 @@ from boternity.service.api_models import (
 from boternity.service.approval_page import (
     HTML_HEADERS,
     check_csrf,
+    check_link_key,
     csrf_token,
     prefers_html,
     render_approval,
@@ -363,6 +364,65 @@ def decide_approval(approval_id: str) -> Response[ApprovalView | str]:
     if is_form and prefers_html(header(hdrs, "Accept")):
         return Response(200, "text/html; charset=utf-8", render_decided(result), headers=dict(HTML_HEADERS))
     return _json_response(200, _approval_view(result))
+
+
+# ---------------------------------------------------------------------- approval links (no IAM)
+# A browser cannot sign requests, so the links in approval notifications point at these two routes,
+# which API Gateway leaves open: the key in the link is the credential (see approval_page.link_key).
+# A wrong key answers exactly like an unknown approval.
+
+
+def _linked_approval(approval_id: str, key: str | None) -> dict[str, Any]:
+    item = _approval_item(approval_id)
+    if not check_link_key(str(item["token"]), approval_id, key):
+        raise NotFoundError(f"approval '{approval_id}' not found")
+    return item
+
+
+@app.get("/approve/<approval_id>", tags=["approvals"],
+         summary="The approval page an approval link opens (no IAM; the link's key is the credential)",
+         description="Never decides anything (link scanners fetch GETs); its buttons POST the decision.",
+         responses={**_responses(200, "", (404, "no such approval, or a wrong key")),
+                    200: {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}})
+def approval_link_page(approval_id: str, k: Annotated[str, Query(max_length=64)] = "") -> Response[str]:
+    from boternity.approvals import public
+
+    item = _linked_approval(approval_id, k)
+    view = public(item)
+    csrf = csrf_token(str(item["token"]), approval_id) if view.get("status") == "PENDING" else None
+    return Response(200, "text/html; charset=utf-8", render_approval(view, csrf=csrf, link=k),
+                    headers=dict(HTML_HEADERS))
+
+
+@app.post("/approve/<approval_id>", tags=["approvals"],
+          summary="The decision from an approval link's page (a form with the link's key and CSRF token)",
+          responses=_responses(200, "decided; the run resumes", (403, "no valid CSRF token"),
+                               (404, "no such approval, or a wrong key"), (409, "already decided or expired"),
+                               (415, "not a form")))
+def approval_link_decision(approval_id: str) -> Response[str]:
+    from urllib.parse import parse_qsl
+
+    from boternity.approvals import ApprovalStore
+
+    event = _event()
+    if media_type(request_headers(event)) != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("post the approval page's form (application/x-www-form-urlencoded)")
+    try:
+        data: dict[str, Any] = dict(parse_qsl(raw_body(event).decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text", code="invalid_encoding") from None
+    key = data.pop("k", None)
+    if data.get("comment") == "":
+        data["comment"] = None
+    decision = DecisionRequest.model_validate(data)   # ValidationError → 422
+    item = _linked_approval(approval_id, key)
+    if not check_csrf(str(item["token"]), approval_id, decision.csrf):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the approval page", code="csrf_failed")
+    result = ApprovalStore(_settings().table).decide(approval_id, approved=decision.approved,
+                                                     approver="approval link", comment=decision.comment)
+    logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
+                                           "run_id": result.get("run_id"), "via": "link"})
+    return Response(200, "text/html; charset=utf-8", render_decided(result), headers=dict(HTML_HEADERS))
 
 
 # ---------------------------------------------------------------------- OpenAPI

@@ -42,7 +42,8 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
                              output={"approval_id": approval["approval_id"]}, step_type="approval")
     if cfg.get("notify"):
         from boternity.notify import notify_approval
+        from boternity.service.approval_page import link_key
 
-        notify_approval(cfg["notify"], approval,
+        notify_approval(cfg["notify"], approval, link_key=link_key(token, approval["approval_id"]),
                         allow_private=bool(sc.ctx.get("workflow", {}).get("allow_private_network")))
     return {"approval_id": approval["approval_id"]}

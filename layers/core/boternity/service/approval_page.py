@@ -37,6 +37,17 @@ def check_csrf(task_token: str, approval_id: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(csrf_token(task_token, approval_id), str(given))
 
 
+def link_key(task_token: str, approval_id: str) -> str:
+    """The key in an approval link (``/approve/<id>?k=<key>``): whoever holds the link may decide,
+    as with any emailed approval link. Derived from the task token, so nothing more is stored, the
+    token itself never leaves the backend, and the key dies with the approval."""
+    return hmac.new(task_token.encode(), f"link:{approval_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def check_link_key(task_token: str, approval_id: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(link_key(task_token, approval_id), str(given))
+
+
 def prefers_html(accept: str | None) -> bool:
     """Whether an Accept header ranks text/html above application/json (browsers do; API clients
     and ``*/*`` get JSON)."""
@@ -66,7 +77,8 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style></head><body>{body}</body></html>")
 
 
-def render_approval(approval: dict[str, Any], *, csrf: str | None) -> str:
+def render_approval(approval: dict[str, Any], *, csrf: str | None, link: str | None = None) -> str:
+    """The page; with ``link`` (an approval link's key) the form posts back to the link's route."""
     e = html.escape
     status = str(approval.get("status") or "")
     rows = [("Workflow", approval.get("workflow")), ("Run", approval.get("run_id")), ("Step", approval.get("step_id")),
@@ -80,10 +92,13 @@ def render_approval(approval: dict[str, Any], *, csrf: str | None) -> str:
     facts = "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in rows if v not in (None, ""))
     body = f"<h1>Approval needed</h1><pre>{e(str(approval.get('prompt') or ''))}</pre><dl>{facts}</dl>"
     if status == "PENDING" and csrf:
-        # Relative to /approvals/<id>: resolves to /approvals/<id>/decision under any stage or base path.
-        action = e(quote(str(approval.get("approval_id") or ""), safe="") + "/decision")
+        # Relative to /approvals/<id>: resolves to /approvals/<id>/decision under any stage or base path
+        # (and for a link, /approve/<id> to itself, without the key in the URL: it goes in the form).
+        aid = quote(str(approval.get("approval_id") or ""), safe="")
+        action = e(aid if link else aid + "/decision")
+        key_field = f"<input type=\"hidden\" name=\"k\" value=\"{e(link)}\">" if link else ""
         body += (f"<form method=\"post\" action=\"{action}\">"
-                 f"<input type=\"hidden\" name=\"csrf\" value=\"{e(csrf)}\">"
+                 f"<input type=\"hidden\" name=\"csrf\" value=\"{e(csrf)}\">{key_field}"
                  "<p><label>Comment (optional)<br><textarea name=\"comment\" maxlength=\"2000\"></textarea>"
                  "</label></p>"
                  "<button class=\"approve\" type=\"submit\" name=\"approved\" value=\"true\">Approve</button>"
