@@ -59,9 +59,11 @@ def test_cron_triggers_become_scheduler_schedules(cloud):
     assert s["ScheduleExpression"] == "cron(0 9 * * ? *)"
     assert s["ScheduleExpressionTimezone"] == "Europe/Berlin"
     assert s["FlexibleTimeWindow"] == {"Mode": "OFF"} and s["State"] == "ENABLED"
-    assert s["Target"]["Arn"] == created["state_machine_arn"]
+    # The trigger function starts the run, so it is recorded and counted like any other.
+    assert s["Target"]["Arn"] == cloud["BOTERNITY_TRIGGER_FUNCTION_ARN"]
     assert s["Target"]["RoleArn"] == cloud["BOTERNITY_SCHEDULER_ROLE_ARN"]
-    assert json.loads(s["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    assert json.loads(s["Target"]["Input"]) == {"boternity_schedule_trigger": {"workflow": "nightly", "index": 0},
+                                                "scheduled_time": "<aws.scheduler.scheduled-time>"}
     s1 = scheduler.get_schedule(GroupName=GROUP, Name="nightly-cron-1")
     assert s1["ScheduleExpression"] == "cron(0/15 * ? * MON-FRI *)" and s1["ScheduleExpressionTimezone"] == "UTC"
 
@@ -86,6 +88,39 @@ def test_a_fired_schedule_runs_the_workflow_and_the_run_is_recorded(cloud, engin
     assert inputs(created["state_machine_arn"]) == [{"scheduled_time": "2030-01-01T08:00:00Z"}]
     runs = wait_for(lambda: call(api, "GET", "/workflows/digest/runs?status=SUCCEEDED").json["runs"])
     assert runs[0]["trigger_type"] == "cron" and runs[0]["workflow"] == "digest"
+    assert runs[0]["trigger"]["scheduled_time"] == "2030-01-01T08:00:00Z"
+
+
+def _fire(workflow: str, scheduled_time: str, index: int = 0) -> dict[str, Any]:
+    """What EventBridge Scheduler delivers to the trigger function for one occurrence."""
+    return webhook_function({"boternity_schedule_trigger": {"workflow": workflow, "index": index},
+                             "scheduled_time": scheduled_time}, None)
+
+
+def test_a_retried_occurrence_starts_no_second_run(cloud):
+    created = put(wf("hourly", {"type": "cron", "schedule": "hourly"}))
+    first = _fire("hourly", "2030-01-01T08:00:00Z")
+    assert first["status"] == "RUNNING"
+    assert _fire("hourly", "2030-01-01T08:00:00Z") == {**first, "status": "duplicate"}
+    assert _fire("hourly", "2030-01-01T09:00:00Z")["run_id"] != first["run_id"]
+    wait_for(lambda: len(executions(created["state_machine_arn"])) == 2)
+    assert _fire("gone", "2030-01-01T08:00:00Z")["status"] == "gone"
+
+
+@pytest.mark.parametrize(("on_limit", "second"), [("queue", "QUEUED"), ("reject", "refused")])
+def test_scheduled_runs_respect_the_concurrency_limit(cloud, on_limit, second):
+    doc = {"name": "one-at-a-time", "concurrency": 1, "on_limit": on_limit,
+           "triggers": [{"type": "cron", "schedule": "every minute"}],
+           "steps": [{"id": "slow", "type": "wait", "config": {"seconds": 2}}]}
+    created = put(doc)
+    assert _fire("one-at-a-time", "2030-01-01T08:00:00Z")["status"] == "RUNNING"
+    overlapping = _fire("one-at-a-time", "2030-01-01T08:01:00Z")
+    assert overlapping["status"] == second
+    if on_limit == "reject":
+        assert overlapping["code"] == "concurrency_limit"
+        assert len(executions(created["state_machine_arn"])) == 1
+    else:   # the queued run starts when the first one ends
+        wait_for(lambda: len(executions(created["state_machine_arn"])) == 2, timeout=30)
 
 
 def test_cron_triggers_need_a_scheduler_group(cloud, monkeypatch):
@@ -112,7 +147,7 @@ def test_an_event_trigger_is_a_rule_whose_events_start_runs(cloud):
     rule = events.describe_rule(Name=trigger["rule_name"], EventBusName=BUS)
     assert json.loads(rule["EventPattern"]) == {"source": ["shop"], "detail-type": ["order.created"]}
     (target,) = events.list_targets_by_rule(Rule=trigger["rule_name"], EventBusName=BUS)["Targets"]
-    assert target["Arn"] == created["state_machine_arn"] and target["RoleArn"] == cloud["BOTERNITY_SCHEDULER_ROLE_ARN"]
+    assert target["Arn"] == cloud["BOTERNITY_TRIGGER_FUNCTION_ARN"] and "InputTransformer" in target
 
     _put_event({"order": 1})
     _put_event({"order": 2}, detail_type="order.cancelled")     # not matched

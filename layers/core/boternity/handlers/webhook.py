@@ -36,7 +36,14 @@ from boternity.service.http import header, raw_body
 from boternity.service.http import headers as request_headers
 from boternity.service.links import api_base_url, run_links
 from boternity.service.store import dynamodb, is_conditional_failure, short_hash
-from boternity.service.triggers import EVENT_TRIGGER_KEY, handle_event_trigger, handle_s3_event, when_matches
+from boternity.service.triggers import (
+    EVENT_TRIGGER_KEY,
+    SCHEDULE_TRIGGER_KEY,
+    handle_event_trigger,
+    handle_s3_event,
+    handle_schedule_trigger,
+    when_matches,
+)
 from boternity.store.runs import now_iso
 
 WEBHOOK_BODY_MAX = 256 * 1024
@@ -54,6 +61,8 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
             return handle_s3_event(event)
         if EVENT_TRIGGER_KEY in event:
             return handle_event_trigger(event)
+        if SCHEDULE_TRIGGER_KEY in event:
+            return handle_schedule_trigger(event)
     logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
     try:
         return _hook(event)

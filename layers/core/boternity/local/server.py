@@ -115,7 +115,8 @@ class LocalServer:
 
     # ------------------------------------------------------------------ cron
     def fire_due_schedules(self, now: dt.datetime | None = None) -> int:
-        """Start an execution for every schedule whose next fire time has come. Returns how many fired."""
+        """Deliver every schedule whose next fire time has come to its target, as EventBridge
+        Scheduler does. Returns how many fired."""
         import boto3
 
         from boternity.triggers.schedule import next_fire_times
@@ -138,7 +139,11 @@ class LocalServer:
             target = s["Target"]
             payload = (target.get("Input") or "{}").replace("<aws.scheduler.scheduled-time>",
                                                             due[0].strftime("%Y-%m-%dT%H:%M:%SZ"))
-            sfn.start_execution(stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=payload)
+            if ":lambda:" in target["Arn"]:
+                # The trigger function starts the run (records, concurrency, one run per occurrence).
+                boto3.client("lambda").invoke(FunctionName=target["Arn"], Payload=payload.encode())
+            else:
+                sfn.start_execution(stateMachineArn=target["Arn"], name=uuid.uuid4().hex, input=payload)
             fired += 1
         return fired
 

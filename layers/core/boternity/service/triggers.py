@@ -27,7 +27,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from boternity.runtime.log import logger
-from boternity.service.errors import ServiceMisconfigured
+from boternity.service.errors import ApiError, ServiceMisconfigured
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Workflow
@@ -38,6 +38,7 @@ NAME_MAX = 64                       # Scheduler schedule and EventBridge rule na
 NOTIFICATION_PREFIX = "boternity-watch-"
 TARGET_ID = "boternity"
 EVENT_TRIGGER_KEY = "boternity_event_trigger"
+SCHEDULE_TRIGGER_KEY = "boternity_schedule_trigger"
 # Objects the system itself writes (claim-checked step outputs) never start runs: a workflow
 # watching the whole bucket would otherwise trigger itself with every large output.
 RESERVED_PREFIXES = ("runs/",)
@@ -69,6 +70,7 @@ def plan_triggers(wf: Workflow, settings: Settings) -> list[dict[str, Any]]:
             if t.type == "cron":
                 _need(settings.scheduler_group, "BOTERNITY_SCHEDULER_GROUP", "cron")
                 _need(settings.scheduler_role_arn, "BOTERNITY_SCHEDULER_ROLE_ARN", "cron")
+                _need(settings.trigger_function_arn, "BOTERNITY_TRIGGER_FUNCTION_ARN", "cron")
                 validate_timezone(t.timezone)
                 plan.append({"type": "cron", "index": i, "schedule": t.schedule, "timezone": t.timezone,
                              "expression": to_scheduler_expression(t.schedule), "group": settings.scheduler_group,
@@ -84,14 +86,10 @@ def plan_triggers(wf: Workflow, settings: Settings) -> list[dict[str, Any]]:
                              "secret_name": t.auth.secret_name if t.auth else None, "when": t.when})
             elif t.type == "event":
                 _need(settings.event_bus, "BOTERNITY_EVENT_BUS", "event")
-                target = "function" if t.when else "state_machine"
-                if target == "function":
-                    _need(settings.trigger_function_arn, "BOTERNITY_TRIGGER_FUNCTION_ARN", "event (with 'when')")
-                else:
-                    _need(settings.scheduler_role_arn, "BOTERNITY_SCHEDULER_ROLE_ARN", "event")
+                _need(settings.trigger_function_arn, "BOTERNITY_TRIGGER_FUNCTION_ARN", "event")
                 plan.append({"type": "event", "index": i, "source": t.source, "event_type": t.event_type,
                              "when": t.when, "pattern": event_pattern(t.source, t.event_type),
-                             "event_bus": settings.event_bus, "target": target,
+                             "event_bus": settings.event_bus, "target": "function",
                              "rule_name": resource_name(wf.name, f"event-{i}", prefix=settings.prefix)})
             elif t.type == "file_watch":
                 _need(settings.bucket, "BOTERNITY_BUCKET", "file_watch")
@@ -165,8 +163,12 @@ class TriggerResources:
             "Name": t["schedule_name"], "GroupName": t["group"], "ScheduleExpression": t["expression"],
             "ScheduleExpressionTimezone": t["timezone"], "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED",
             "Description": f"Boternity workflow {workflow}: cron trigger {t['index'] + 1} ({t['schedule']})"[:512],
-            "Target": {"Arn": sm_arn, "RoleArn": self.settings.scheduler_role_arn,
-                       "Input": json.dumps({"scheduled_time": "<aws.scheduler.scheduled-time>"})},
+            # Through the trigger function, like every other trigger, so that the run is recorded
+            # when it starts, counts against the workflow's concurrency limit (queued or refused),
+            # and a retried occurrence starts no second run.
+            "Target": {"Arn": self.settings.trigger_function_arn, "RoleArn": self.settings.scheduler_role_arn,
+                       "Input": json.dumps({SCHEDULE_TRIGGER_KEY: {"workflow": workflow, "index": t["index"]},
+                                            "scheduled_time": "<aws.scheduler.scheduled-time>"})},
         }
         try:
             scheduler.create_schedule(**args)
@@ -188,15 +190,13 @@ class TriggerResources:
         events.put_rule(Name=t["rule_name"], EventBusName=t["event_bus"], EventPattern=json.dumps(t["pattern"]),
                         State="ENABLED",
                         Description=f"Boternity workflow {workflow}: event trigger {t['index'] + 1}"[:512])
-        if t["target"] == "state_machine":
-            target: dict[str, Any] = {"Id": TARGET_ID, "Arn": sm_arn, "RoleArn": self.settings.scheduler_role_arn}
-        else:
-            # The reserved variable carries the whole event; the marker tells the function which
-            # workflow and trigger the event is for (a Lambda target learns nothing else).
-            marker = json.dumps({"workflow": workflow, "index": t["index"]})
-            target = {"Id": TARGET_ID, "Arn": self.settings.trigger_function_arn,
-                      "InputTransformer": {"InputTemplate": f'{{"{EVENT_TRIGGER_KEY}": {marker}, '
-                                                            f'"event": <aws.events.event.json>}}'}}
+        # Always through the trigger function (records, concurrency, `when`, one run per event id).
+        # The reserved variable carries the whole event; the marker tells the function which
+        # workflow and trigger the event is for (a Lambda target learns nothing else).
+        marker = json.dumps({"workflow": workflow, "index": t["index"]})
+        target = {"Id": TARGET_ID, "Arn": self.settings.trigger_function_arn,
+                  "InputTransformer": {"InputTemplate": f'{{"{EVENT_TRIGGER_KEY}": {marker}, '
+                                                        f'"event": <aws.events.event.json>}}'}}
         events.put_targets(Rule=t["rule_name"], EventBusName=t["event_bus"], Targets=[target])
 
     def _delete_rule(self, t: dict[str, Any]) -> None:
@@ -270,7 +270,6 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
     """
     import os
 
-    from boternity.service.errors import ApiError
     from boternity.service.registry import Registry
     from boternity.service.runs import RunService
     from boternity.triggers.matching import match_file
@@ -313,9 +312,39 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
     return {"runs": results}
 
 
+def handle_schedule_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
+    """A cron trigger fired by EventBridge Scheduler: start the run as any trigger does. The
+    scheduled time names the run, so a retried invocation of the same occurrence is a duplicate."""
+    import os
+
+    from boternity.service.registry import Registry
+    from boternity.service.runs import RunService
+    from boternity.webhooks import execution_name_for_delivery
+
+    table = table or os.environ.get("BOTERNITY_TABLE") or ""
+    marker = event.get(SCHEDULE_TRIGGER_KEY) or {}
+    workflow = str(marker.get("workflow") or "")
+    scheduled = str(event.get("scheduled_time") or "")
+    record = Registry(table).get(workflow)
+    trig = next((t for t in (record or {}).get("triggers") or []
+                 if t.get("type") == "cron" and t.get("index") == marker.get("index")), None)
+    if record is None or trig is None:
+        return {"status": "gone", "workflow": workflow}   # the schedule outlived its workflow briefly
+    run_id = execution_name_for_delivery(workflow, f"cron:{marker.get('index')}:{scheduled}") if scheduled else None
+    try:
+        started = RunService(table).start(workflow, {"scheduled_time": scheduled}, trigger_type="cron", run_id=run_id,
+                                          record=record, trigger={"type": "cron", "schedule": trig.get("schedule"),
+                                                                  "scheduled_time": scheduled})
+    except ApiError as exc:   # on_limit: reject, or the workflow is gone: retrying would not help
+        logger.warning("scheduled run refused", extra={"workflow": workflow, "code": exc.code})
+        return {"status": "refused", "code": exc.code, "workflow": workflow}
+    return {"status": "duplicate" if started.duplicate else started.status, "run_id": started.run_id,
+            "workflow": workflow}
+
+
 def handle_event_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
-    """An event trigger with ``when`` (delivered by its rule's input transformer): evaluate the
-    condition on the event, then start the run; the EventBridge event id makes retries duplicates."""
+    """An event trigger (delivered by its rule's input transformer): evaluate ``when`` on the
+    event, if any, then start the run; the EventBridge event id makes retries duplicates."""
     import os
 
     from boternity.service.registry import Registry
@@ -337,8 +366,12 @@ def handle_event_trigger(event: dict[str, Any], *, table: str | None = None) -> 
         return {"status": "filtered", "workflow": workflow}
     event_id = str((payload or {}).get("id") or "") if isinstance(payload, dict) else ""
     run_id = execution_name_for_delivery(workflow, "event:" + event_id) if event_id else None
-    started = RunService(table).start(workflow, payload, trigger_type="event", run_id=run_id, record=record,
-                                      trigger={"type": "event", "source": trig["source"],
-                                               "event_type": trig["event_type"]})
+    try:
+        started = RunService(table).start(workflow, payload, trigger_type="event", run_id=run_id, record=record,
+                                          trigger={"type": "event", "source": trig["source"],
+                                                   "event_type": trig["event_type"]})
+    except ApiError as exc:   # on_limit: reject: EventBridge retrying for a day would not help
+        logger.warning("event-triggered run refused", extra={"workflow": workflow, "code": exc.code})
+        return {"status": "refused", "code": exc.code, "workflow": workflow}
     return {"status": "duplicate" if started.duplicate else started.status, "run_id": started.run_id,
             "workflow": workflow}
