@@ -104,6 +104,7 @@ class LocalEngine:
         moto_patches.STATUS_LISTENERS.append(self._deliver_status)
         self.targets = TaskTargets.local(region=REGION, account=ACCOUNT, prefix=PREFIX)
         self.machines: dict[str, str] = {}
+        self._definitions: dict[str, str] = {}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,10 +138,14 @@ class LocalEngine:
         definition = json.dumps(compile_workflow(wf, targets=self.targets))
         name = PREFIX + wf.name
         if name in self.machines:
-            self.sfn.update_state_machine(stateMachineArn=self.machines[name], definition=definition)
+            # moto parses a definition on every create and update (about 7 s for 500 steps), so an
+            # unchanged one is not sent again (`boternity run` deploys, then runs, the same workflow).
+            if self._definitions.get(name) != definition:
+                self.sfn.update_state_machine(stateMachineArn=self.machines[name], definition=definition)
         else:
             self.machines[name] = self.sfn.create_state_machine(
                 name=name, definition=definition, roleArn=self.role_arn, type="STANDARD")["stateMachineArn"]
+        self._definitions[name] = definition
         return self.machines[name]
 
     def start(self, wf: Workflow, payload: Any = None, *, run_id: str | None = None,
@@ -160,12 +165,18 @@ class LocalEngine:
         t0 = time.monotonic()
         seen: dict[str, str] = {}
         asked: set[str] = set()
+        approvals = None
+        if on_approval is not None:
+            from boternity.approvals import ApprovalStore
+
+            # One store (and its boto3 clients) per run, not one per poll.
+            approvals = ApprovalStore(TABLE)
         while True:
             d = self.sfn.describe_execution(executionArn=execution_arn)
             if on_step is not None:
                 self._report(run_id, seen, on_step)
-            if on_approval is not None and d["status"] == "RUNNING":
-                self._approvals(run_id, asked, on_approval)
+            if approvals is not None and on_approval is not None and d["status"] == "RUNNING":
+                self._approvals(approvals, run_id, asked, on_approval)
             if d["status"] != "RUNNING":
                 break
             if timeout is not None and time.monotonic() - t0 > timeout:
@@ -191,11 +202,8 @@ class LocalEngine:
         run_id, arn = self.start(wf, payload)
         return self.wait(run_id, arn, timeout=timeout, on_step=on_step, on_approval=on_approval)
 
-    def _approvals(self, run_id: str, asked: set[str],
+    def _approvals(self, store: Any, run_id: str, asked: set[str],
                    on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None]) -> None:
-        from boternity.approvals import ApprovalStore
-
-        store = ApprovalStore(TABLE)
         for a in store.pending_for_run(run_id):
             if a["approval_id"] in asked:
                 continue
