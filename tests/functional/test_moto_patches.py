@@ -27,6 +27,11 @@ def test_patched_moto_internals_still_exist():
     assert hasattr(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK")
     assert hasattr(Execution, "stop") and hasattr(Environment, "set_error")
     assert hasattr(ArgumentJsonPath, "_eval_argument")
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    assert hasattr(ExecutionWorker, "_get_evaluation_entrypoint")
+    assert hasattr(StepFunctionsParserBackend, "_validate_definition")
     import moto
 
     assert moto.__version__ == "5.2.5", "moto_patches was written against moto 5.2.5: re-check every patch"
@@ -108,3 +113,51 @@ def test_concurrent_update_item_on_a_new_item_loses_no_write(engine):
             t.join()
         item = ddb.get_item(TableName="boternity", Key=key)["Item"]
         assert "waiters" in item and "done" in item, f"trial {trial}: a concurrent write was lost: {item}"
+
+
+def _finish(engine, arn: str, payload: object) -> dict:
+    import json
+    import time
+    import uuid
+
+    ex = engine.sfn.start_execution(stateMachineArn=arn, name=uuid.uuid4().hex, input=json.dumps(payload))
+    for _ in range(300):
+        d = engine.sfn.describe_execution(executionArn=ex["executionArn"])
+        if d["status"] != "RUNNING":
+            return d
+        time.sleep(0.01)
+    raise AssertionError("execution did not finish")
+
+
+def test_a_definition_is_parsed_once_for_its_first_run_and_afresh_for_later_ones(engine):
+    import json
+
+    import pytest
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from boternity.local import moto_patches
+
+    asl = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "End": True}}}
+    definition = json.dumps(asl)
+    calls = []
+    original = AmazonStateLanguageParser.parse
+
+    def counting(text: str):
+        calls.append(text)
+        return original(text)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
+        arn = engine.sfn.create_state_machine(name="parse-once", definition=definition,
+                                              roleArn=engine.role_arn)["stateMachineArn"]
+        assert definition in moto_patches._validated
+        first = _finish(engine, arn, {"n": 1})
+        assert len(calls) == 1, "the first run reuses the program parsed to validate the definition"
+        second = _finish(engine, arn, {"n": 2})
+        assert len(calls) == 2, "a later run parses its own program (one program per execution)"
+    assert json.loads(first["output"]) == {"n": 1} and json.loads(second["output"]) == {"n": 2}
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="ASLParserException"):   # still refused when created
+        engine.sfn.create_state_machine(name="broken", definition='{"StartAt": "X", "States": {}}',
+                                        roleArn=engine.role_arn)
