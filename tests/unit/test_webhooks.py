@@ -479,3 +479,4 @@ class TestExecutionNames:
     def test_empty_delivery_id_is_a_programming_error(self):
         with pytest.raises(ValueError):
             execution_name_for_delivery("deploy-bot", "")
+

@@ -172,3 +172,23 @@ class StepRetryable(StepError):
     """A transient failure: the compiled Retry tries the step again."""
 
     retryable = True
+
+
+def readable_cause(error: str | None, cause: str | None) -> str | None:
+    """A run's failure cause as a sentence: ``step x failed (StepFailed): {"errorMessage": "...",
+    "stackTrace": [...]}`` (what a Lambda error becomes) -> ``step x failed (StepFailed): ...``. Stack traces and
+    the runtime's JSON stay out of run records, the API and the CLI."""
+    if not cause:
+        return error
+    head, sep, rest = cause.partition(": ")
+    payload = None
+    if sep and rest.lstrip().startswith("{"):
+        import json
+
+        try:
+            payload = json.loads(rest)
+        except ValueError:
+            payload = None
+    if isinstance(payload, dict) and payload.get("errorMessage"):
+        return f"{head}: {payload['errorMessage']}"
+    return cause

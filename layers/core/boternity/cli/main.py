@@ -226,17 +226,9 @@ def _decide(approval: dict[str, Any], args: argparse.Namespace) -> tuple[bool, s
 
 
 def _readable_cause(error: str | None, cause: str | None) -> str:
-    """'step x failed (StepFailed): {"errorMessage": "..."}' -> 'step x failed: ...'."""
-    if not cause:
-        return error or "failed"
-    head, sep, rest = cause.partition(": ")
-    try:
-        payload = json.loads(rest) if sep else None
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and payload.get("errorMessage"):
-        return f"{head}: {payload['errorMessage']}"
-    return cause
+    from boternity.errors import readable_cause
+
+    return readable_cause(error, cause) or "failed"
 
 
 def build_parser() -> argparse.ArgumentParser:

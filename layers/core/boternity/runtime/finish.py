@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from boternity.errors import readable_cause
 from boternity.store.runs import RUN_FINAL
 
 
@@ -27,7 +28,8 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
 
         ended_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stop / 1000)) + f".{int(stop) % 1000:03d}Z"
     updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
-                             cause=detail.get("cause") or None, output=output, ended_at=ended_at)
+                             cause=readable_cause(None, detail.get("cause") or None), output=output,
+                             ended_at=ended_at)
     # Settle step records: those in the output are final; anything still running did not finish.
     if isinstance(output, dict):
         for step_id, rec in output.items():
