@@ -157,3 +157,22 @@ def test_a_sub_workflow_whose_output_would_not_fit_next_to_the_parents_records(e
     assert all(isinstance(result.output[f"p{i}"]["output"]["output"], str) for i in range(5)), "kept inline"
     assert result.output["sub"]["output"]["$ref"].startswith("blob:")
     assert value(result, "check") == 32000
+
+
+def test_for_each_inside_a_loop_gathers_the_current_iterations_items(engine):
+    w = parse_workflow({"name": "loop-each", "variables": {"items": [1, 2, 3]}, "steps": [
+        {"id": "rounds", "type": "loop",
+         "config": {"condition": "loop.iteration < 2", "max_iterations": 5, "body_steps": ["each"]}},
+        {"id": "each", "type": "code", "for_each": "{{ variables.items }}",
+         "config": {"language": "javascript", "source": "Number(input.item) * 10 + Number(input.round)",
+                    "input": {"item": "{{ item }}", "round": "{{ loop.iteration }}"}}},
+        {"id": "after", "type": "code", "depends_on": ["rounds"],
+         "config": {"language": "javascript", "source": "input.map(r => r.output)",
+                    "input": "{{ steps.each.output }}"}},
+    ]})
+    check_workflow(w)
+    result = engine.run(w, {}, timeout=90)
+    assert result.status == "SUCCEEDED", result.cause
+    assert value(result, "after") == [11, 21, 31], "the second round's items (iteration 1), not the first's"
+    item_records = [r for r in result.steps if r.get("step_id") == "each" and "/i" in str(r.get("iteration"))]
+    assert len(item_records) == 6, "each round's items are recorded apart"
