@@ -312,34 +312,52 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
     return {"runs": results}
 
 
+def _registered_trigger(table: str, marker: Any, kind: str) -> tuple[str, dict[str, Any] | None]:
+    """The workflow a schedule's or rule's marker names, and that trigger's stored descriptor
+    (None when the workflow or the trigger is gone: a schedule or rule may outlive it briefly)."""
+    from boternity.service.registry import Registry
+
+    marker = marker if isinstance(marker, dict) else {}
+    workflow = str(marker.get("workflow") or "")
+    record = Registry(table).get(workflow)
+    trig = next((t for t in (record or {}).get("triggers") or []
+                 if t.get("type") == kind and t.get("index") == marker.get("index")), None)
+    return workflow, (None if record is None or trig is None else {**trig, "record": record})
+
+
+def _start_triggered(table: str, workflow: str, record: dict[str, Any], payload: Any, *, trigger_type: str,
+                     delivery: str | None, trigger: dict[str, Any]) -> dict[str, Any]:
+    """Start the run as every trigger does; ``delivery`` names it, so a retried delivery is a
+    duplicate. A refusal (on_limit: reject) is answered, not raised: a retry would not help."""
+    from boternity.service.runs import RunService
+    from boternity.webhooks import execution_name_for_delivery
+
+    run_id = execution_name_for_delivery(workflow, delivery) if delivery else None
+    try:
+        started = RunService(table).start(workflow, payload, trigger_type=trigger_type, run_id=run_id,
+                                          record=record, trigger=trigger)
+    except ApiError as exc:
+        logger.warning("triggered run refused", extra={"workflow": workflow, "trigger_type": trigger_type,
+                                                       "code": exc.code})
+        return {"status": "refused", "code": exc.code, "workflow": workflow}
+    return {"status": "duplicate" if started.duplicate else started.status, "run_id": started.run_id,
+            "workflow": workflow}
+
+
 def handle_schedule_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
     """A cron trigger fired by EventBridge Scheduler: start the run as any trigger does. The
     scheduled time names the run, so a retried invocation of the same occurrence is a duplicate."""
     import os
 
-    from boternity.service.registry import Registry
-    from boternity.service.runs import RunService
-    from boternity.webhooks import execution_name_for_delivery
-
     table = table or os.environ.get("BOTERNITY_TABLE") or ""
     marker = event.get(SCHEDULE_TRIGGER_KEY) or {}
-    workflow = str(marker.get("workflow") or "")
+    workflow, trig = _registered_trigger(table, marker, "cron")
+    if trig is None:
+        return {"status": "gone", "workflow": workflow}
     scheduled = str(event.get("scheduled_time") or "")
-    record = Registry(table).get(workflow)
-    trig = next((t for t in (record or {}).get("triggers") or []
-                 if t.get("type") == "cron" and t.get("index") == marker.get("index")), None)
-    if record is None or trig is None:
-        return {"status": "gone", "workflow": workflow}   # the schedule outlived its workflow briefly
-    run_id = execution_name_for_delivery(workflow, f"cron:{marker.get('index')}:{scheduled}") if scheduled else None
-    try:
-        started = RunService(table).start(workflow, {"scheduled_time": scheduled}, trigger_type="cron", run_id=run_id,
-                                          record=record, trigger={"type": "cron", "schedule": trig.get("schedule"),
-                                                                  "scheduled_time": scheduled})
-    except ApiError as exc:   # on_limit: reject, or the workflow is gone: retrying would not help
-        logger.warning("scheduled run refused", extra={"workflow": workflow, "code": exc.code})
-        return {"status": "refused", "code": exc.code, "workflow": workflow}
-    return {"status": "duplicate" if started.duplicate else started.status, "run_id": started.run_id,
-            "workflow": workflow}
+    return _start_triggered(table, workflow, trig["record"], {"scheduled_time": scheduled}, trigger_type="cron",
+                            delivery=f"cron:{marker.get('index')}:{scheduled}" if scheduled else None,
+                            trigger={"type": "cron", "schedule": trig.get("schedule"), "scheduled_time": scheduled})
 
 
 def handle_event_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
@@ -347,31 +365,14 @@ def handle_event_trigger(event: dict[str, Any], *, table: str | None = None) -> 
     event, if any, then start the run; the EventBridge event id makes retries duplicates."""
     import os
 
-    from boternity.service.registry import Registry
-    from boternity.service.runs import RunService
-    from boternity.webhooks import execution_name_for_delivery
-
     table = table or os.environ.get("BOTERNITY_TABLE") or ""
-    marker = event.get(EVENT_TRIGGER_KEY) or {}
-    workflow = str(marker.get("workflow") or "")
+    workflow, trig = _registered_trigger(table, event.get(EVENT_TRIGGER_KEY), "event")
+    if trig is None:
+        return {"status": "gone", "workflow": workflow}
     payload = event.get("event")
-    record = Registry(table).get(workflow)
-    trig = next((t for t in (record or {}).get("triggers") or []
-                 if t.get("type") == "event" and t.get("index") == marker.get("index")), None)
-    if record is None or trig is None:
-        return {"status": "gone", "workflow": workflow}   # the rule outlived its workflow briefly
-    context = {"event": payload, "trigger": {"type": "event", "source": trig["source"],
-                                             "event_type": trig["event_type"]}}
-    if trig.get("when") and not when_matches(trig["when"], context):
+    trigger = {"type": "event", "source": trig["source"], "event_type": trig["event_type"]}
+    if trig.get("when") and not when_matches(trig["when"], {"event": payload, "trigger": trigger}):
         return {"status": "filtered", "workflow": workflow}
     event_id = str((payload or {}).get("id") or "") if isinstance(payload, dict) else ""
-    run_id = execution_name_for_delivery(workflow, "event:" + event_id) if event_id else None
-    try:
-        started = RunService(table).start(workflow, payload, trigger_type="event", run_id=run_id, record=record,
-                                          trigger={"type": "event", "source": trig["source"],
-                                                   "event_type": trig["event_type"]})
-    except ApiError as exc:   # on_limit: reject: EventBridge retrying for a day would not help
-        logger.warning("event-triggered run refused", extra={"workflow": workflow, "code": exc.code})
-        return {"status": "refused", "code": exc.code, "workflow": workflow}
-    return {"status": "duplicate" if started.duplicate else started.status, "run_id": started.run_id,
-            "workflow": workflow}
+    return _start_triggered(table, workflow, trig["record"], payload, trigger_type="event",
+                            delivery="event:" + event_id if event_id else None, trigger=trigger)

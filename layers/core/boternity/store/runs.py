@@ -18,11 +18,14 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STEP_FINAL = ("completed", "skipped", "failed")
@@ -193,33 +196,29 @@ class RunStore:
                                 & Key("sk").begins_with(f"ATTEMPT#{step_id}#{iteration}#"), ConsistentRead=True)
         return [_plain(i) for i in resp.get("Items", [])]
 
+    def _query_run(self, run_id: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
+        """Every item of a run whose sort key starts with ``sk_prefix``, across pages, as stored."""
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}")
+                                  & Key("sk").begins_with(sk_prefix), "ConsistentRead": True}
+        while True:
+            resp = self.table.query(**kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def item_records(self, run_id: str, step_id: str, *, loops: str = "") -> dict[int, dict[str, Any]]:
         """A for_each step's item records (iteration ``<loops>/i<index>``), by index."""
         prefix = f"STEP#{step_id}#" + (f"{loops}/i" if loops else "i")
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(prefix),
-                                  "ConsistentRead": True}
         out: dict[int, dict[str, Any]] = {}
-        while True:
-            resp = self.table.query(**kwargs)
-            for item in resp.get("Items", []):
-                index = str(item["sk"])[len(prefix):]
-                if index.isdigit():
-                    out[int(index)] = _plain(item)
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in self._query_run(run_id, prefix):
+            index = str(item["sk"])[len(prefix):]
+            if index.isdigit():
+                out[int(index)] = _plain(item)
+        return out
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("STEP#"),
-                                  "ConsistentRead": True}
-        while True:
-            resp = self.table.query(**kwargs)
-            items.extend(_plain(i) for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return items
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
+        return [_plain(i) for i in self._query_run(run_id, "STEP#")]
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB's Decimals and JSON-encoded fields back to plain values."""
