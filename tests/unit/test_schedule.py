@@ -158,10 +158,49 @@ def test_six_field_cron_needs_second_zero(seconds):
 
 
 @pytest.mark.parametrize(
-    "schedule", ["0 9 L * *", "0 9 * * 5L", "0 9 * * MON#2", "0 9 15W * *", "cron(0 9 L * ? *)"]
+    ("schedule", "expression"),
+    [
+        ("0 9 L * *", "cron(0 9 L * ? *)"),
+        ("0 9 LW * *", "cron(0 9 LW * ? *)"),
+        ("0 9 15W * *", "cron(0 9 15W * ? *)"),
+        # Standard numbering (Friday = 5) becomes AWS's (Friday = 6).
+        ("0 9 * * 5L", "cron(0 9 ? * 6L *)"),
+        ("0 9 * * 5#3", "cron(0 9 ? * 6#3 *)"),
+        ("0 9 * * MON#2", "cron(0 9 ? * 2#2 *)"),
+        # EventBridge's own form passes through as written.
+        ("cron(0 9 L * ? *)", "cron(0 9 L * ? *)"),
+        ("cron(0 9 ? * 6#3 *)", "cron(0 9 ? * 6#3 *)"),
+        ("cron(0 9 15W * ? *)", "cron(0 9 15W * ? *)"),
+        ("cron(0 9 ? * 6L *)", "cron(0 9 ? * 6L *)"),
+        ("cron(0 9 ? * L *)", "cron(0 9 ? * SAT *)"),
+    ],
 )
-def test_l_w_and_hash_extensions_are_unsupported(schedule):
-    assert error_of(schedule).code == "cron_unsupported"
+def test_l_w_and_hash_extensions_pass_to_scheduler(schedule, expression):
+    assert to_scheduler_expression(schedule) == expression
+
+
+@pytest.mark.parametrize(
+    ("schedule", "mentions"),
+    [
+        ("0 9 L,1 * *", "stand alone"),
+        ("0 9 1-L * *", "stand alone"),
+        ("0 9 * * 5#6", "1st to a 5th"),
+        ("0 9 * * 5#0", "1st to a 5th"),
+        ("0 9 0W * *", "out of range"),
+        ("0 9 32W * *", "out of range"),
+        ("cron(0 9 ? * 0#1 *)", "out of range"),
+        ("0 9 * * 8L", "out of range"),
+        ("0 9 15L * *", "stand alone"),
+    ],
+)
+def test_malformed_extensions_are_invalid_and_say_why(schedule, mentions):
+    error = error_of(schedule)
+    assert error.code == "invalid_schedule"
+    assert mentions in error.message
+
+
+def test_an_extension_in_both_day_fields_is_still_either_or():
+    assert error_of("0 9 L * 5").code == "cron_unsupported"
 
 
 @pytest.mark.parametrize(

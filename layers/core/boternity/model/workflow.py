@@ -217,8 +217,16 @@ class ManualTrigger(_Model):
 
 class CronTrigger(_Model):
     type: Literal["cron"] = "cron"
-    schedule: str = Field(min_length=1)
-    timezone: str = "UTC"
+    schedule: str = Field(
+        min_length=1,
+        description=(
+            "Standard cron ('0 9 * * 1-5', or six fields with seconds 0), @daily-style nicknames, "
+            "'every N minutes|hours|days', 'every day at HH:MM', or EventBridge's cron(...) / rate(...). "
+            "EventBridge's L, LW and 15W (day-of-month) and 5L and 5#3 (day-of-week) are accepted."
+        ),
+        examples=["0 9 * * 1-5", "0 9 L * *", "0 9 * * 5#3", "cron(0 9 ? * 6#3 *)"],
+    )
+    timezone: str = Field("UTC", description="IANA time zone the schedule's wall-clock fields are read in.")
 
 
 class WebhookTrigger(_Model):

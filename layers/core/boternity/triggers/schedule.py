@@ -21,6 +21,12 @@ The differences from standard cron that the translation deals with:
   matches when both are restricted (``0 9 1 * 1`` = the 1st and every Monday); AWS cannot say
   that, so such a schedule is refused (``cron_unsupported``) rather than silently changed.
 * AWS has no ``/`` in day-of-week and no ``*/n``; steps are expanded or written ``0/n``.
+* The Quartz extensions EventBridge takes are accepted in both forms and passed on as they are
+  (day-of-week numbers moved to AWS's 1-7): ``L`` (the last day of the month), ``LW`` (its last
+  weekday), ``15W`` (the weekday nearest the 15th, never leaving the month) in day-of-month;
+  ``5L`` (the month's last Friday in standard numbering, ``6L`` in AWS's), ``5#3`` (its third
+  Friday) and ``L`` alone (Saturday, the last day of the week) in day-of-week. Each stands alone
+  in its field, as EventBridge requires for ``#``.
 
 :func:`next_fire_times` evaluates the resulting expression. The local runtime's cron loop uses
 it (moto's Scheduler never fires anything), and the tests use it to prove what a schedule means.
@@ -30,6 +36,7 @@ Stdlib only.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from dataclasses import dataclass, field
@@ -131,10 +138,19 @@ class _Cron:
     months: frozenset[int]
     weekdays: frozenset[int] | None  # 0-6, Sunday = 0; None is '?'
     years: frozenset[int]
+    # A day named by its place in the month (L, W, #) instead of a set; its field's set is None.
+    day_rule: _DayRule | None = None
+    weekday_rule: _DayRule | None = None
 
     def expression(self) -> str:
-        dom = "?" if self.days is None else _compact(self.days, _DOM)
-        dow = "?" if self.weekdays is None else _compact_weekdays(self.weekdays)
+        if self.day_rule is not None:
+            dom = self.day_rule.aws()
+        else:
+            dom = "?" if self.days is None else _compact(self.days, _DOM)
+        if self.weekday_rule is not None:
+            dow = self.weekday_rule.aws()
+        else:
+            dow = "?" if self.weekdays is None else _compact_weekdays(self.weekdays)
         return (
             f"cron({_compact(self.minutes, _MINUTE)} {_compact(self.hours, _HOUR)} {dom} "
             f"{_compact(self.months, _MONTH)} {dow} {_compact(self.years, _YEAR)})"
@@ -145,8 +161,60 @@ class _Cron:
             return False
         if self.days is not None and d.day not in self.days:
             return False
-        # date.weekday() is Monday = 0; cron counts from Sunday = 0.
-        return self.weekdays is None or (d.weekday() + 1) % 7 in self.weekdays
+        for rule in (self.day_rule, self.weekday_rule):
+            if rule is not None and not rule.matches(d):
+                return False
+        return self.weekdays is None or _cron_weekday(d) in self.weekdays
+
+
+def _cron_weekday(d: date) -> int:
+    # date.weekday() is Monday = 0; cron counts from Sunday = 0.
+    return (d.weekday() + 1) % 7
+
+
+@dataclass(frozen=True)
+class _DayRule:
+    """A day picked by its place in the month: EventBridge's (Quartz's) L, W and #."""
+
+    kind: str  # "last" | "last_weekday" | "nearest_weekday" | "last_of" | "nth_of"
+    day: int = 0  # nearest_weekday: the day of the month; last_of / nth_of: weekday 0-6, Sunday = 0
+    nth: int = 0  # nth_of: 1-5
+
+    def aws(self) -> str:
+        if self.kind == "last":
+            return "L"
+        if self.kind == "last_weekday":
+            return "LW"
+        if self.kind == "nearest_weekday":
+            return f"{self.day}W"
+        if self.kind == "last_of":
+            return f"{self.day + 1}L"
+        return f"{self.day + 1}#{self.nth}"
+
+    def matches(self, d: date) -> bool:
+        last = calendar.monthrange(d.year, d.month)[1]
+        if self.kind == "last":
+            return d.day == last
+        if self.kind == "last_weekday":
+            return d.day == _nearest_weekday(d.year, d.month, last, last)
+        if self.kind == "nearest_weekday":
+            # A day past the month's end means its last day (croniter and Quartz agree).
+            return d.day == _nearest_weekday(d.year, d.month, min(self.day, last), last)
+        if _cron_weekday(d) != self.day:
+            return False
+        if self.kind == "last_of":
+            return d.day + 7 > last
+        return (d.day - 1) // 7 + 1 == self.nth
+
+
+def _nearest_weekday(year: int, month: int, day: int, last: int) -> int:
+    """The Monday-Friday nearest ``day``, staying inside the month (Quartz's W)."""
+    weekday = date(year, month, day).weekday()  # Monday = 0
+    if weekday == 5:  # Saturday: the Friday before, unless that is in the previous month
+        return day - 1 if day > 1 else day + 2
+    if weekday == 6:  # Sunday: the Monday after, unless that is in the next month
+        return day + 1 if day < last else day - 2
+    return day
 
 
 # --------------------------------------------------------------------------- field parsing
@@ -165,9 +233,9 @@ def _value(token: str, spec: _Field, source: str) -> int:
             return n
         raise _invalid(f"{spec.label} {n} is out of range {spec.lo}-{spec.hi} in '{source}'")
     if re.search(r"[LW#]", upper):
-        raise _unsupported(
-            f"'{token}' in '{source}': the L, W and # cron extensions are not supported; "
-            "list the days explicitly instead"
+        raise _invalid(
+            f"'{token}' in '{source}': L, W and # stand alone in their field: L, LW or 15W in "
+            "day-of-month; L, 5L or 5#3 in day-of-week"
         )
     raise _invalid(f"'{token}' is not a valid {spec.label} in '{source}'")
 
@@ -202,6 +270,63 @@ def _weekdays_from_standard(text: str, source: str) -> frozenset[int]:
     return frozenset(v % 7 for v in _parse_field(text, _DOW_STD, source))  # 7 is Sunday too
 
 
+_NEAREST_WEEKDAY = re.compile(r"([0-9]{1,2})W")
+_LAST_OF = re.compile(r"([0-9A-Z]{1,3})L")
+_NTH_OF = re.compile(r"([0-9A-Z]{1,3})#([0-9]{1,2})")
+
+
+def _day_rule(text: str, source: str) -> _DayRule | None:
+    """The L / LW / nW forms of day-of-month, or None for a plain field."""
+    upper = text.upper()
+    if upper == "L":
+        return _DayRule("last")
+    if upper == "LW":
+        return _DayRule("last_weekday")
+    if m := _NEAREST_WEEKDAY.fullmatch(upper):
+        return _DayRule("nearest_weekday", day=_value(m.group(1), _DOM, source))
+    return None
+
+
+def _weekday_rule(text: str, spec: _Field, source: str) -> _DayRule | frozenset[int] | None:
+    """The L / nL / n#k forms of day-of-week (``spec`` says how its days are numbered)."""
+    upper = text.upper()
+
+    def weekday(token: str) -> int:
+        v = _value(token, spec, source)
+        return v % 7 if spec is _DOW_STD else v - 1
+
+    if upper == "L":
+        return frozenset({6})  # the last day of the week: Saturday
+    if m := _LAST_OF.fullmatch(upper):
+        return _DayRule("last_of", day=weekday(m.group(1)))
+    if m := _NTH_OF.fullmatch(upper):
+        nth = int(m.group(2))
+        if not 1 <= nth <= 5:
+            raise _invalid(f"'{text}' in '{source}': a month has a 1st to a 5th of each weekday, not a {nth}th")
+        return _DayRule("nth_of", day=weekday(m.group(1)), nth=nth)
+    return None
+
+
+def _days(dom: str, source: str) -> tuple[frozenset[int] | None, _DayRule | None]:
+    if dom == "?":
+        return None, None
+    rule = _day_rule(dom, source)
+    return (None, rule) if rule else (_parse_field(dom.replace("?", "*"), _DOM, source), None)
+
+
+def _weekdays(dow: str, spec: _Field, source: str) -> tuple[frozenset[int] | None, _DayRule | None]:
+    if dow == "?":
+        return None, None
+    rule = _weekday_rule(dow, spec, source)
+    if isinstance(rule, _DayRule):
+        return None, rule
+    if rule is not None:
+        return rule, None
+    if spec is _DOW_STD:
+        return _weekdays_from_standard(dow, source), None
+    return frozenset(v - 1 for v in _parse_field(dow, _DOW_AWS, source)), None
+
+
 def _from_standard(fields: list[str], source: str) -> _Cron:
     minute, hour, dom, month, dow = fields
     # Standard cron treats day-of-month and day-of-week as "either matches" when both are
@@ -213,13 +338,17 @@ def _from_standard(fields: list[str], source: str) -> _Cron:
             "when either matches, which EventBridge Scheduler cannot express (one of the two must be "
             "'*'). Use two cron triggers, one for each."
         )
+    days, day_rule = _days("?" if dom_any and not dow_any else dom, source)
+    weekdays, weekday_rule = _weekdays("?" if dow_any else dow, _DOW_STD, source)
     return _Cron(
         minutes=_parse_field(minute, _MINUTE, source),
         hours=_parse_field(hour, _HOUR, source),
-        days=None if dom_any and not dow_any else _parse_field(dom.replace("?", "*"), _DOM, source),
+        days=days,
         months=_parse_field(month, _MONTH, source),
-        weekdays=None if dow_any else _weekdays_from_standard(dow, source),
+        weekdays=weekdays,
         years=_YEAR.all,
+        day_rule=day_rule,
+        weekday_rule=weekday_rule,
     )
 
 
@@ -230,13 +359,17 @@ def _from_aws(fields: list[str], source: str) -> _Cron:
             f"'{source}': exactly one of day-of-month and day-of-week must be '?' in an EventBridge "
             "cron expression"
         )
+    days, day_rule = _days(dom, source)
+    weekdays, weekday_rule = _weekdays(dow, _DOW_AWS, source)
     return _Cron(
         minutes=_parse_field(minute, _MINUTE, source),
         hours=_parse_field(hour, _HOUR, source),
-        days=None if dom == "?" else _parse_field(dom, _DOM, source),
+        days=days,
         months=_parse_field(month, _MONTH, source),
-        weekdays=None if dow == "?" else frozenset(v - 1 for v in _parse_field(dow, _DOW_AWS, source)),
+        weekdays=weekdays,
         years=_parse_field(year, _YEAR, source),
+        day_rule=day_rule,
+        weekday_rule=weekday_rule,
     )
 
 
