@@ -14,6 +14,8 @@ Everything here is pure and deterministic (definition order is kept wherever ord
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -231,3 +233,70 @@ def critical_path(nodes: list[str], deps: dict[str, list[str]], duration: dict[s
         start = max((finish[d] for d in deps.get(n, []) if d in finish), default=0.0)
         finish[n] = start + duration.get(n, 0.0)
     return max(finish.values(), default=0.0)
+
+
+# --------------------------------------------------------------------------- Mermaid
+
+# Mermaid's entity codes: a quoted label may hold anything but a raw quote, and '<', '>' and '&'
+# would be read as HTML by its htmlLabels renderer.
+_MERMAID_ENTITIES = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "#": "#35;", "`": "#96;"}
+
+
+def mermaid_ids(step_ids: list[str]) -> dict[str, str]:
+    """Mermaid node ids for step ids, readable and distinct ('a-b' and 'a_b' are both legal ids).
+
+    Step nodes start with 's_' and loop bodies with 'b_', so no step can name a body; a step
+    whose plain form is taken (ids differing only in '-' / '_') gets a short hash of its id.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for sid in step_ids:
+        if sid in out:
+            continue
+        plain = "s_" + re.sub(r"[^A-Za-z0-9_]", "_", sid)
+        mid = plain if plain not in taken else f"{plain}_{hashlib.sha256(sid.encode()).hexdigest()[:8]}"
+        out[sid] = mid
+        taken.add(mid)
+    return out
+
+
+def mermaid_label(text: str) -> str:
+    """Text safe inside a quoted Mermaid label."""
+    flat = " ".join(text.split())
+    return "".join(_MERMAID_ENTITIES.get(ch, ch) for ch in flat)
+
+
+def to_mermaid(wf: Workflow) -> str:
+    """The workflow as a Mermaid flowchart: one node per step, loop bodies as nested subgraphs."""
+    g = build_graph(wf)
+    ids = mermaid_ids(list(g.steps))
+    lines = ["flowchart TD"]
+
+    def node(s: Step, indent: str) -> str:
+        title = mermaid_label(s.name if s.name != s.id else s.id)
+        label = f"{title}<br/><i>{mermaid_label(s.type)}</i>"
+        shape = ("{", "}") if s.type == "conditional" else ("[[", "]]") if s.type == "loop" else ("[", "]")
+        return f'{indent}{ids[s.id]}{shape[0]}"{label}"{shape[1]}'
+
+    def scope(scope_id: str, depth: int) -> None:
+        indent = "    " * depth
+        for member in g.scopes.get(scope_id, []):
+            lines.append(node(g.steps[member], indent))
+            if member in g.scopes and member != scope_id:
+                lines.append(f'{indent}subgraph b{ids[member][1:]}["{mermaid_label(member)} body"]')
+                scope(member, depth + 1)
+                lines.append(f"{indent}end")
+
+    scope(TOP, 1)
+    for s in wf.steps:
+        if s.id not in g.deps:
+            continue
+        for d in g.deps[s.id]:
+            c = g.steps[d]
+            label = ""
+            if c.type == "conditional":
+                label = "|then|" if s.id in c.config.then_steps else "|else|" if s.id in c.config.else_steps else ""
+            lines.append(f"    {ids[d]} -->{label} {ids[s.id]}")
+        if s.type == "loop":
+            lines.append(f"    {ids[s.id]} -.->|repeat| b{ids[s.id][1:]}")
+    return "\n".join(lines) + "\n"

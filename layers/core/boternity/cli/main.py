@@ -72,39 +72,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from boternity.graph import build_graph
+    from boternity.graph import to_mermaid
 
-    loaded = _load_or_exit(args.file)
-    wf = loaded.workflow
-    g = build_graph(wf)
-    lines = ["flowchart TD"]
-
-    def node(s: Any) -> str:
-        label = f"{s.name}<br/><i>{s.type}</i>" if s.name != s.id else f"{s.id}<br/><i>{s.type}</i>"
-        shape = ("{", "}") if s.type == "conditional" else ("[[", "]]") if s.type == "loop" else ("[", "]")
-        return f'    {_mid(s.id)}{shape[0]}"{label}"{shape[1]}'
-
-    for scope_id, members in g.scopes.items():
-        if scope_id:
-            lines.append(f'    subgraph {_mid(scope_id)}_body["{scope_id} body"]')
-        lines.extend(node(g.steps[m]) for m in members if m not in g.scopes or True)
-        if scope_id:
-            lines.append("    end")
-    for s in wf.steps:
-        for d in g.deps.get(s.id, []):
-            c = g.steps[d]
-            label = ""
-            if c.type == "conditional":
-                label = "|then|" if s.id in c.config.then_steps else "|else|" if s.id in c.config.else_steps else ""
-            lines.append(f"    {_mid(d)} -->{label} {_mid(s.id)}")
-        if s.type == "loop":
-            lines.append(f"    {_mid(s.id)} -.->|repeat| {_mid(s.id)}_body")
-    print("\n".join(lines))
+    sys.stdout.write(to_mermaid(_load_or_exit(args.file).workflow))
     return 0
-
-
-def _mid(step_id: str) -> str:
-    return "s_" + step_id.replace("-", "_")
 
 
 def _parse_input(value: str | None) -> Any:
