@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import boternity
 from boternity.cli.main import main
 from tests.conftest import EXAMPLES, ROOT
@@ -68,3 +70,12 @@ def test_graph_prints_mermaid(capsys):
 def test_every_function_shim_points_at_a_handler():
     for app in sorted((ROOT / "functions").glob("*/app.py")):
         assert f"boternity.handlers.{app.parent.name}" in app.read_text()
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"boternity {version('boternity')}"

@@ -165,15 +165,22 @@ class TestStandardWebhooks:
         headers = {k.upper(): v for k, v in sw_signed().items()}
         verify_standard_webhooks(SW_SECRET, BODY, headers, now=NOW)
 
-    def test_raw_secret_without_prefix_is_used_as_is(self):
-        headers = sw_signed("plain-shared-secret")
-        verify_standard_webhooks("plain-shared-secret", BODY, headers, now=NOW)
+    def test_secret_without_prefix_is_base64_decoded_as_the_spec_says(self):
+        bare = base64.b64encode(SW_KEY).decode()
+        headers = sw_signed(bare)
+        verify_standard_webhooks(bare, BODY, headers, now=NOW)
+        verify_standard_webhooks(SW_SECRET, BODY, headers, now=NOW)  # the same key either way
         expected = base64.b64encode(
-            hmac.new(
-                b"plain-shared-secret", f"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W.{NOW}.".encode() + BODY, "sha256"
-            ).digest()
+            hmac.new(SW_KEY, f"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W.{NOW}.".encode() + BODY, "sha256").digest()
         ).decode()
         assert headers["webhook-signature"] == "v1," + expected
+
+    @pytest.mark.parametrize("secret", ["plain-shared-secret!", "whsec_not base64", "whsec_", "   "])
+    def test_a_secret_that_is_not_base64_is_a_configuration_error(self, secret):
+        with pytest.raises(SignatureError) as info:
+            verify_standard_webhooks(secret, BODY, sw_signed(SW_SECRET), now=NOW)
+        assert "configured" in str(info.value) or "not valid base64" in str(info.value)
+        assert not secret.strip() or secret.strip() not in str(info.value)
 
     def test_tampered_body_is_refused(self):
         assert_refused(

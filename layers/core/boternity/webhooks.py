@@ -131,17 +131,25 @@ def _secret_bytes(secret: str | bytes | None) -> bytes:
 
 
 def _standard_webhooks_key(secret: str | bytes) -> bytes:
-    """``whsec_<base64>`` -> the decoded key; anything else is used as the key bytes as they are."""
-    if isinstance(secret, str) and secret.startswith(_SW_SECRET_PREFIX):
-        try:
-            key = base64.b64decode(secret[len(_SW_SECRET_PREFIX) :], validate=True)
-        except (binascii.Error, ValueError):
-            # Never echo the secret: say only that its shape is wrong.
-            raise SignatureError("webhook secret is not valid whsec_ base64") from None
-        if not key:
-            raise SignatureError("webhook secret is not configured")
-        return key
-    return _secret_bytes(secret)
+    """The key of a Standard Webhooks secret: base64, with or without its ``whsec_`` prefix.
+
+    The spec and its reference libraries base64-decode the secret in both cases, so a secret
+    given without the prefix is decoded too (using it as raw bytes would fail both ways).
+    """
+    text = secret.decode("utf-8", "replace") if isinstance(secret, bytes | bytearray) else secret
+    if text is None or not text.strip():
+        raise SignatureError("webhook secret is not configured")
+    encoded = text.strip().removeprefix(_SW_SECRET_PREFIX)
+    try:
+        # Unpadded base64 is accepted, as the reference library does.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        # Never echo the secret: say only that its shape is wrong.
+        raise SignatureError("webhook secret is not valid base64 (a Standard Webhooks secret is "
+                             "whsec_ followed by base64)") from None
+    if not key:
+        raise SignatureError("webhook secret is not configured")
+    return key
 
 
 def _standard_webhooks_keys(secret: str | bytes | Sequence[str] | None) -> list[bytes]:

@@ -71,6 +71,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version (what pip shows), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from boternity import __version__
+
+    try:
+        return version("boternity")
+    except PackageNotFoundError:
+        return __version__
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     from boternity.graph import to_mermaid
 
@@ -205,6 +217,7 @@ def _readable_cause(error: str | None, cause: str | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="boternity", description="Boternity Workflows: AI-bot workflows on AWS Step "
                                 "Functions, runnable locally.")
+    p.add_argument("--version", action="version", version=f"boternity {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="check workflow files; exit 1 if any is invalid")
     v.add_argument("files", nargs="+")
