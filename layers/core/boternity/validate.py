@@ -105,8 +105,10 @@ class _Checker:
                         self.err("unknown_step", f"{fname.split('.')[-1]} names unknown step '{b}'",
                                  step=s.id, field=fname)
             if s.for_each is not None and c.type in CONTROL_TYPES:
-                self.err("for_each_unsupported", f"for_each cannot be used on a {c.type} step",
-                         step=s.id, field="for_each")
+                self.err("for_each_unsupported", f"for_each cannot be used on a {c.type} step: it "
+                         "decides which steps run, and a Map cannot repeat other steps once per item. "
+                         "Put the steps in a workflow of their own and use for_each on a sub_workflow step "
+                         "that runs it", step=s.id, field="for_each")
             if s.max_concurrency is not None and s.for_each is None:
                 self.err("max_concurrency_without_for_each", "max_concurrency only applies to for_each steps",
                          step=s.id, field="max_concurrency")

@@ -567,20 +567,22 @@ class _Compiler:
         prep["Next"] = choice_name
         # The item processor: the same step with the item in the state, writing its record to "$".
         t = s.config.type
-        if t not in LAMBDA_TYPES and t != "approval":
+        if t not in LAMBDA_TYPES and t not in ("approval", "wait", "sub_workflow"):
             raise CompileError(f"for_each is not supported on {t} steps", step_id=s.id)
         merged = self._merged_steps()
         level, self.level = self.level, 0   # an item's state has the records merged under "steps"
         try:
             if t in LAMBDA_TYPES:
                 inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
-            else:
+            elif t == "approval":
                 inner = self.approval(s, signal=False, rp="$", in_map=True)
+            else:
+                inner = self._prepared_item(s)
         finally:
             self.level = level
         inner_states = inner.states
         per_item = inner.events
-        first = next(iter(inner_states))
+        first = inner.start
         wire(inner_states, None, end_name=self.names.take(f"{s.id}.item.end"))
         map_name = self.names.take(s.id)
         m: dict[str, Any] = {
@@ -605,6 +607,72 @@ class _Compiler:
         events = (2 * limits.EVENTS_TASK + limits.EVENTS_SIMPLE + limits.EVENTS_MAP
                   + limits.FOR_EACH_ESTIMATE * item_events)
         return Frag(prep_name, all_st, events, [s.id])
+
+    def _prepared_item(self, s: Step) -> Frag:
+        """One item of a for_each wait or sub_workflow: prepare (the gate, inputs rendered with the
+        item) → Wait or the child's execution → done (records the item). The item works under its
+        own ``$.steps.<id>`` and returns only its status, like a Lambda item; the outer .done task
+        gathers the outputs from the run table."""
+        rp = self._rp(s.id)  # level 0: the item's own copy of the records
+        spec = self.spec(s, signal=False)
+        cfg = s.config
+        st: dict[str, dict[str, Any]] = {}
+        prep_name = self.names.take(f"{s.id}.item.prepare")
+        prep = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "prepare")},
+            comment=f"{self._comment(s)}: gate and render this item's inputs",
+            result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
+            timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        gate_name = self.names.take(f"{s.id}.item.gate")
+        skipped_name = self.names.take(f"{s.id}.item.skipped")
+        core_name = self.names.take(f"{s.id}.item.run")
+        done_name = self.names.take(f"{s.id}.item.done")
+        gate = states.choice([{"Variable": f"{rp}.status", "StringEquals": "running", "Next": core_name}],
+                             default=skipped_name, comment="This item is skipped: return its status only")
+        skipped = states.pass_(parameters={"status.$": f"{rp}.status"}, result_path="$",
+                               comment="A skipped item keeps only its status")
+        if cfg.type == "wait":
+            if cfg.seconds is not None:
+                core = states.wait(seconds=cfg.seconds, comment=self._comment(s))
+            else:
+                core = states.wait(timestamp_path=f"{rp}.data.until", comment=self._comment(s))
+            core_events = limits.EVENTS_SIMPLE
+        else:
+            core = states.task(
+                states.SFN_START_SYNC,
+                {"StateMachineArn": self.targets.state_machine(cfg.workflow_name),
+                 "Input.$": f"{rp}.data.input", "Name.$": "States.UUID()"},
+                comment=f"{self._comment(s)}: runs workflow '{cfg.workflow_name}' for this item",
+                result_selector={"status": "completed", "execution.$": "$.ExecutionArn"}, result_path=rp,
+                timeout=s.timeout_secs, retry=self._retry(s)[:1],
+            )
+            core_events = limits.EVENTS_TASK + 2
+        done = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "finish")},
+            comment=f"{self._comment(s)}: record this item's result",
+            result_selector={"status.$": "$.Payload.status"}, result_path="$", timeout=60,
+            retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        if s.continue_on_error:
+            # The item's failure becomes its result; the others go on (as for Lambda items).
+            failed_name = self.names.take(f"{s.id}.item.error")
+            st[failed_name] = states.pass_(
+                comment="continue_on_error: record the item's failure and go on with the others",
+                parameters={"status": "failed", "error.$": "$.Error"}, result_path="$",
+            )
+            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$", "Next": failed_name}]
+            prep["Catch"], core_catch = catch, catch
+            if cfg.type == "sub_workflow":
+                core["Catch"] = core_catch
+            done["Catch"] = catch
+        prep["Next"] = gate_name
+        core["Next"] = done_name
+        st = {prep_name: prep, gate_name: gate, core_name: core, done_name: done, skipped_name: skipped, **st}
+        events = 2 * limits.EVENTS_TASK + limits.EVENTS_SIMPLE + core_events
+        return Frag(prep_name, st, events, [])
 
     def loop(self, s: Step, *, signal: bool) -> Frag:
         """init → check (control task) → Choice → body → check ... The check evaluates the

@@ -77,17 +77,20 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
     sc = StepContext(spec=event["step"], state=event.get("state", {}))
     spec = sc.spec
     iteration = sc.iteration_key()
-    reason = sc.skip_reason()
+    # Inside a for_each's Map (a wait or sub_workflow item), the item is prepared on its own:
+    # conditions that read {{ item }} are evaluated here, and the record is the item's.
+    per_item = sc.index is not None
+    reason = sc.skip_reason(per_item=per_item)
     if reason is not None:
         services.runs.step_ended(sc.run_id, sc.step_id, status="skipped", output={"reason": reason},
                                  iteration=iteration, step_type=spec.get("type"))
-        if spec.get("signal"):
+        if spec.get("signal") and not per_item:
             services.sync.signal(sc.run_id, sc.step_id, iteration, record("skipped"))
         return {**record("skipped"), "data": None}
     services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type=spec.get("type"))
     data: dict[str, Any] = {}
     cfg = spec["config"]
-    if spec.get("for_each"):
+    if spec.get("for_each") and not per_item:
         items = sc.render(spec["for_each"], field_name="for_each")
         if not isinstance(items, list):
             raise StepFailed(f"step '{sc.step_id}', field 'for_each': expected a list, got "
