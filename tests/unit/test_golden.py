@@ -36,7 +36,7 @@ def test_compiled_asl_invariants(name):
             assert len(n) <= 80 and not set(n) & FORBIDDEN
             if st["Type"] == "Task":
                 assert st.get("TimeoutSeconds"), f"{n} has no TimeoutSeconds"
-                assert st["Retry"][0]["ErrorEquals"][0] == "Lambda.ServiceException" or "states:::states" in st["Resource"]
+                assert "states:::states" in st["Resource"] or st["Retry"][0]["ErrorEquals"][0] == "Lambda.ServiceException"
             for b in st.get("Branches", []):
                 walk(b["States"])
             if "ItemProcessor" in st:

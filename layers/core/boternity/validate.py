@@ -26,6 +26,15 @@ RUN_FIELDS = {"id", "started_at"}
 LOOP_FIELDS = {"iteration"}
 CONTROL_TYPES = {"conditional", "loop"}
 NO_RETRY_TYPES = {"conditional", "loop", "wait", "approval"}
+# Step types on which a step-level timeout_secs could not mean anything: refused rather than ignored.
+NO_TIMEOUT_REASONS = {
+    "wait": "a wait step waits exactly its seconds or until; bound the whole run with the workflow's "
+            "timeout_secs instead",
+    "approval": "an approval waits config.timeout_secs for a decision and then applies on_timeout; "
+                "set the time there",
+    "conditional": "a conditional only evaluates its condition; give the steps it selects their own timeout_secs",
+    "loop": "a loop is bounded by config.max_iterations; give its body steps their own timeout_secs",
+}
 
 
 def _template_fields(step: Step) -> list[tuple[str, Any]]:
@@ -74,6 +83,9 @@ class _Checker:
     # ------------------------------------------------------------------ structure
     def check_structure(self) -> bool:
         wf = self.wf
+        if "on_limit" in wf.model_fields_set and wf.concurrency is None:
+            self.err("on_limit_without_concurrency", "on_limit only applies with a concurrency limit; set "
+                     "concurrency: N (runs at once) or remove on_limit", field="on_limit", path=("on_limit",))
         seen: dict[str, int] = {}
         for i, s in enumerate(wf.steps):
             if s.id in seen:
@@ -112,6 +124,9 @@ class _Checker:
             if s.max_concurrency is not None and s.for_each is None:
                 self.err("max_concurrency_without_for_each", "max_concurrency only applies to for_each steps",
                          step=s.id, field="max_concurrency")
+            if "timeout_secs" in s.model_fields_set and c.type in NO_TIMEOUT_REASONS:
+                self.err("timeout_unsupported", f"timeout_secs does not apply to a {c.type} step: "
+                         f"{NO_TIMEOUT_REASONS[c.type]}", step=s.id, field="timeout_secs")
             if s.retry is not None and c.type in NO_RETRY_TYPES:
                 self.err("retry_unsupported", f"retry cannot be used on a {c.type} step", step=s.id, field="retry")
             if s.retry is not None and s.retry.strategy == "llm_self_correct" and c.type != "agent":

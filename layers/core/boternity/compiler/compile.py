@@ -312,6 +312,19 @@ class _Compiler:
             r.append(rr)
         return r
 
+    def _child_retry(self, s: Step) -> list[dict[str, Any]]:
+        """A sub_workflow's retriers: its own policy only. A failed child fails the task with
+        States.TaskFailed (its steps were retried inside it already), so nothing is retried by
+        default, and the Lambda and StepFailed retriers of a function step do not apply."""
+        if s.retry is None or s.retry.max_attempts <= 1:
+            return []
+        rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": s.retry.interval_secs,
+                              "MaxAttempts": s.retry.max_attempts - 1, "BackoffRate": s.retry.backoff_rate,
+                              "JitterStrategy": "FULL"}
+        if s.retry.max_delay_secs:
+            rr["MaxDelaySeconds"] = s.retry.max_delay_secs
+        return [rr]
+
     def _retries_events(self, s: Step) -> int:
         attempts = s.retry.max_attempts if s.retry else 3
         return (attempts - 1) * limits.EVENTS_RETRY
@@ -549,7 +562,7 @@ class _Compiler:
                 # Only the child's execution: its output (up to a whole state of records) would not
                 # fit next to the parent's own records; the .done task reads and claim-checks it.
                 result_selector={"status": "completed", "execution.$": "$.ExecutionArn"}, result_path=rp,
-                timeout=s.timeout_secs, retry=self._retry(s)[:1],
+                timeout=s.timeout_secs, retry=self._child_retry(s),
             )
             t["Catch"] = self._catch(s, st, rp, signal=signal)
             done, d = self._done(s, rp, signal=signal)
@@ -646,7 +659,7 @@ class _Compiler:
                  "Input.$": f"{rp}.data.input", "Name.$": "States.UUID()"},
                 comment=f"{self._comment(s)}: runs workflow '{cfg.workflow_name}' for this item",
                 result_selector={"status": "completed", "execution.$": "$.ExecutionArn"}, result_path=rp,
-                timeout=s.timeout_secs, retry=self._retry(s)[:1],
+                timeout=s.timeout_secs, retry=self._child_retry(s),
             )
             core_events = limits.EVENTS_TASK + 2
         done = states.task(
