@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="print (or write) the Amazon States Language definition")
     c.add_argument("file")
     c.add_argument("-o", "--output")
-    c.add_argument("--local", action="store_true", help="use local (moto) ARNs instead of SAM placeholders")
+    c.add_argument("--local", action="store_true", help="use the local engine's (moto) ARNs instead of placeholders for the stack's ARNs")
     c.set_defaults(fn=cmd_compile)
     g = sub.add_parser("graph", help="print a Mermaid diagram of the DAG")
     g.add_argument("file")

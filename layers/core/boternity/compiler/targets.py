@@ -1,7 +1,10 @@
 """Where compiled tasks point: Lambda functions and state machines.
 
-The compiler takes these as data so it stays pure: SAM fills ``${...}`` placeholders through
-DefinitionSubstitutions; the local engine passes moto ARNs. Same definition, same meaning.
+The compiler takes these as data so it stays pure. In the cloud the API function compiles a
+workflow when it is registered, with the stack's function ARNs (``BOTERNITY_FUNCTION_ARNS``) and
+state-machine prefix, and creates the state machine itself; the local engine passes moto ARNs;
+``boternity compile`` without ``--local`` prints ``${...}`` placeholders where those ARNs go.
+Same definition, same meaning.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class TaskTargets:
 
     @classmethod
     def sam(cls) -> TaskTargets:
-        """Placeholders resolved by SAM DefinitionSubstitutions (see template.yaml)."""
+        """Readable placeholders for ``boternity compile``: where the deployed stack's ARNs go."""
         fns = {k: "${" + k.capitalize() + "FunctionArn}" for k in FUNCTIONS}
         return cls(functions=fns, state_machine_prefix="${StateMachineArnPrefix}")
 
