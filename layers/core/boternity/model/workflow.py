@@ -35,7 +35,11 @@ class _Model(BaseModel):
 
 
 class AgentConfig(_Model):
-    """Call an LLM through a bot: ``bots/<bot>/IDENTITY.md`` gives model, temperature and system prompt."""
+    """Call an LLM through a bot: ``bots/<bot>/IDENTITY.md`` gives model, temperature and system prompt.
+
+    Output: {response, model, bot, stop_reason, usage, attempt} (+ text with output: json, where response
+    is the parsed value); read steps.<id>.output.response. See docs/step-outputs.md.
+    """
 
     type: Literal["agent"] = "agent"
     bot: str = Field(min_length=1)
@@ -48,7 +52,11 @@ class AgentConfig(_Model):
 
 
 class SkillConfig(_Model):
-    """Run an installed skill: a prompt skill (SKILL.md) or a WASM tool skill (skill.wasm)."""
+    """Run an installed skill: a prompt skill (SKILL.md) or a WASM tool skill (skill.wasm).
+
+    Output: {type, skill, kind, output} (+ fuel_consumed, duration_ms for WASM); read
+    steps.<id>.output.output. See docs/step-outputs.md.
+    """
 
     type: Literal["skill"] = "skill"
     skill: str = Field(min_length=1)
@@ -56,6 +64,13 @@ class SkillConfig(_Model):
 
 
 class CodeConfig(_Model):
+    """Run a JavaScript snippet (V8) or a WASM module in a sandbox with limits.
+
+    JavaScript reads the global ``input``; its result is a global ``result``, else ``module.exports``,
+    else the last expression (functions are called with input, promises awaited). Output:
+    {type, language, output, duration_ms}; read steps.<id>.output.output. See docs/step-outputs.md.
+    """
+
     type: Literal["code"] = "code"
     language: Literal["wasm", "javascript", "typescript", "type_script"]
     source: str | None = None
@@ -64,6 +79,12 @@ class CodeConfig(_Model):
 
 
 class HttpConfig(_Model):
+    """An HTTP request (private addresses refused unless the workflow allows them).
+
+    Output: {status, headers, body (parsed JSON when the response is JSON), elapsed_ms, url, truncated};
+    read steps.<id>.output.body. 429 and 5xx are retried, other unexpected statuses fail the step.
+    """
+
     type: Literal["http"] = "http"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: str = Field(min_length=1)
@@ -80,6 +101,8 @@ class HttpConfig(_Model):
 
 
 class ConditionalConfig(_Model):
+    """Run then_steps or else_steps (the others are skipped). Output: {condition_met, selected_steps}."""
+
     type: Literal["conditional"] = "conditional"
     condition: str = Field(min_length=1)
     then_steps: list[str] = Field(default_factory=list)
@@ -87,6 +110,12 @@ class ConditionalConfig(_Model):
 
 
 class LoopConfig(_Model):
+    """Run body_steps again while the condition holds (at most max_iterations).
+
+    Output: {iterations, completed}. {{ loop.iteration }} is the count of finished iterations in the
+    condition (0 before the first), and the current iteration's index (from 0) in the body.
+    """
+
     type: Literal["loop"] = "loop"
     condition: str = Field(min_length=1)
     max_iterations: int = Field(default=100, ge=1, le=MAX_LOOP_ITERATIONS)
@@ -94,6 +123,11 @@ class LoopConfig(_Model):
 
 
 class ApprovalConfig(_Model):
+    """Wait for a human decision (at most timeout_secs, then on_timeout).
+
+    Output: {approved, approver, comment, feedback, decided_at} (+ timed_out); read steps.<id>.output.approved.
+    """
+
     type: Literal["approval"] = "approval"
     prompt: str = Field(min_length=1)
     timeout_secs: int = Field(default=86_400, gt=0, le=365 * 86_400)
@@ -112,12 +146,19 @@ class ApprovalConfig(_Model):
 
 
 class SubWorkflowConfig(_Model):
+    """Run another registered workflow with ``input`` as its trigger and wait for it.
+
+    Output: the child's step records by step id; read steps.<id>.output.<child step>.output.
+    """
+
     type: Literal["sub_workflow"] = "sub_workflow"
     workflow_name: str = Field(min_length=1)
     input: Any = None
 
 
 class WaitConfig(_Model):
+    """Pause for ``seconds`` or until a timestamp. Output: {until} (+ seconds)."""
+
     type: Literal["wait"] = "wait"
     seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
     until: str | None = Field(default=None, description="Template giving an ISO-8601 timestamp.")
