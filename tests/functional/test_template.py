@@ -200,13 +200,56 @@ def test_webhook_and_approval_link_routes_are_open_and_every_other_route_needs_i
     assert all(security == [{"AWS_IAM": []}] for security in routes.values()), routes
 
 
+def test_every_route_invokes_its_function_with_the_apis_own_permission(resources: dict[str, Any]) -> None:
+    # With the caller's credentials (SAM's default for AWS_IAM), a client allowed only
+    # execute-api:Invoke gets 500 "Invalid permissions on Lambda function".
+    body = resources["Api"]["Properties"]["Body"]
+    for path, ops in body["paths"].items():
+        for method, op in ops.items():
+            assert "credentials" not in op["x-amazon-apigateway-integration"], (method, path)
+    permitted = {_render(p["Properties"]["FunctionName"]) for p in _of_type(resources, "AWS::Lambda::Permission").values()
+                 if p["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    assert {"${ApiFunction}", "${WebhookFunction}"} <= permitted
+
+
+def _when(conditions: dict[str, bool], value: Any) -> Any:
+    """Resolve Fn::If against known condition values."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, yes, no = value["Fn::If"]
+        return _when(conditions, yes if conditions[name] else no)
+    return value
+
+
+def test_the_first_deploy_needs_no_api_gateway_logging_role(cfn: dict[str, Any], sam: dict[str, Any]) -> None:
+    # Logs need the account-wide CloudWatch role; a stage asking for them without it fails and the
+    # stack rolls back. Off by default; on when the stack is told the role exists or creates it.
+    assert sam["Parameters"]["ApiLogging"]["Default"] == "off"
+    (stage,) = _of_type(cfn["Resources"], "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    off, on = {"ApiLoggingOn": False}, {"ApiLoggingOn": True}
+    assert _when(off, props["AccessLogSetting"]) == {"Ref": "AWS::NoValue"}
+    assert {_when(off, m["LoggingLevel"]) for m in props["MethodSettings"]} == {"OFF"}
+    assert _when(on, props["AccessLogSetting"])["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert {_when(on, m["LoggingLevel"]) for m in props["MethodSettings"]} == {"ERROR"}
+    assert cfn["Conditions"]["ApiLoggingOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiLogging"}, "off"]}]}
+    assert cfn["Resources"]["ApiAccessLogGroup"]["Condition"] == "ApiLoggingOn"
+
+
+def test_a_created_account_logging_role_outlives_the_stack(sam: dict[str, Any]) -> None:
+    # The setting is account-wide: deleting the stack must not leave it pointing at a deleted role.
+    for name in ("ApiGatewayCloudWatchRole", "ApiGatewayAccount"):
+        resource = sam["Resources"][name]
+        assert resource["Condition"] == "CreateApiGatewayAccountRole"
+        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
+
+
 def test_data_tracing_is_off_and_access_logs_hold_no_request_path(resources: dict[str, Any]) -> None:
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     settings = stage["Properties"]["MethodSettings"]
     assert settings and all(s["DataTraceEnabled"] is False for s in settings)
     assert any(s["ResourcePath"] == "/*" and s["HttpMethod"] == "*" for s in settings)
     assert stage["Properties"]["TracingEnabled"] is True
-    log_format = stage["Properties"]["AccessLogSetting"]["Format"]
+    log_format = _when({"ApiLoggingOn": True}, stage["Properties"]["AccessLogSetting"])["Format"]
     assert "$context.resourcePath" in log_format
     assert "$context.path" not in log_format  # a webhook path may carry a secret
 
@@ -335,4 +378,26 @@ def test_samconfig_environments() -> None:
         assert deploy["resolve_s3"] is True, env
         assert "use_container" not in config[env].get("build", {}).get("parameters", {}), env
     assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
-    assert config["prod"]["deploy"]["parameters"]["parameter_overrides"] == "Stage=prod"
+    assert "Stage=prod" in config["prod"]["deploy"]["parameters"]["parameter_overrides"].split()
+
+
+def test_each_environment_has_a_state_machine_prefix_no_other_one_overlaps() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    pattern = re.compile(load_template(TEMPLATE)["Parameters"]["StateMachinePrefix"]["AllowedPattern"])
+    prefixes = {}
+    for env in ("default", "dev", "prod"):
+        overrides = dict(o.split("=", 1) for o in config[env]["deploy"]["parameters"]["parameter_overrides"].split())
+        prefixes[env] = overrides["StateMachinePrefix"]
+        assert pattern.fullmatch(prefixes[env]), env
+        assert len(prefixes[env]) + 64 <= 80, "a 64-character workflow name must still fit"
+    assert len(set(prefixes.values())) == len(prefixes)
+    # The grants and the status rule match "<prefix>*": no prefix may begin another's machine names.
+    for a in prefixes.values():
+        for b in prefixes.values():
+            assert a == b or not (b + "wf").startswith(a), (a, b)
+
+
+@pytest.mark.parametrize("prefix", ["boternity-", "boternity_x_", "a" * 16 + "_", "", "bo ter_"])
+def test_prefixes_that_could_overlap_or_overflow_are_refused(prefix: str) -> None:
+    pattern = re.compile(load_template(TEMPLATE)["Parameters"]["StateMachinePrefix"]["AllowedPattern"])
+    assert not pattern.fullmatch(prefix)
