@@ -279,8 +279,16 @@ def test_bucket_is_private_and_expires_run_outputs(resources: dict[str, Any]) ->
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     rules = props["LifecycleConfiguration"]["Rules"]
-    assert {"Prefix": "runs/", "ExpirationInDays": 90}.items() <= next(
+    assert {"Prefix": "runs/", "ExpirationInDays": {"Ref": "RecordRetentionDays"}}.items() <= next(
         r for r in rules if r.get("Prefix") == "runs/").items()
+
+
+def test_every_function_keeps_run_records_as_long_as_the_retention_parameter(
+        resources: dict[str, Any], sam: dict[str, Any]) -> None:
+    assert sam["Parameters"]["RecordRetentionDays"]["Default"] == 90
+    for name in FUNCTIONS:
+        env = resources[_fn_name(name)]["Properties"]["Environment"]["Variables"]
+        assert env["BOTERNITY_RECORD_RETENTION_DAYS"] == {"Ref": "RecordRetentionDays"}, name
 
 
 # ---------------------------------------------------------------------------- events

@@ -29,7 +29,23 @@ if TYPE_CHECKING:
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STEP_FINAL = ("completed", "skipped", "failed")
-RECORD_TTL_SECS = 90 * 86_400  # as long as Step Functions keeps execution history
+DEFAULT_RETENTION_DAYS = 90  # as long as Step Functions keeps execution history
+
+
+def _retention_days() -> int:
+    """How long every record of a run is kept: BOTERNITY_RECORD_RETENTION_DAYS (the stack's
+    RecordRetentionDays), else 90 days. Read once per process: a Lambda's environment is fixed."""
+    text = os.environ.get("BOTERNITY_RECORD_RETENTION_DAYS", "").strip()
+    try:
+        days = int(text) if text else DEFAULT_RETENTION_DAYS
+    except ValueError:
+        days = DEFAULT_RETENTION_DAYS
+    return days if 1 <= days <= 3650 else DEFAULT_RETENTION_DAYS
+
+
+# Every item a run writes (the run, its steps, attempts, signals, approvals) expires this long
+# after it was last written; DynamoDB's TTL on `expires_at` deletes it.
+RECORD_TTL_SECS = _retention_days() * 86_400
 
 
 def now_iso() -> str:
@@ -147,7 +163,8 @@ class RunStore:
         t = now_iso()
         expr, names, values = _set_expression({"status": "running", "attempts": attempt + 1, "last_attempt_at": t,
                                                "iteration": iteration, "step_id": step_id,
-                                               "step_type": step_type or ""})
+                                               "step_type": step_type or "",
+                                               "expires_at": int(time.time()) + RECORD_TTL_SECS})
         names["#started_at"] = "started_at"
         values[":started_at"] = t
         self.table.update_item(
@@ -159,7 +176,8 @@ class RunStore:
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
                    only_if_not_final: bool = False) -> bool:
-        fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration}
+        fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration,
+                                  "expires_at": int(time.time()) + RECORD_TTL_SECS}
         if output is not None:
             fields["output"] = json.dumps(output)
         if error is not None:
