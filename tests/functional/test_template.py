@@ -322,6 +322,63 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _role_statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = resources[_fn_name(function)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [st for st in _statements(resources[role]) if st["Effect"] == "Allow"]
+
+
+def test_the_api_function_may_touch_only_run_blobs_in_the_bucket(resources: dict[str, Any]) -> None:
+    # bots/ and skills/ hold what other steps execute; the API only claim-checks run payloads.
+    s3 = [(a, _render(r)) for st in _role_statements(resources, "api") for a in _as_list(st["Action"])
+          if a.startswith("s3:") for r in _as_list(st["Resource"])]
+    objects = {a for a, r in s3 if r.endswith("/*")}
+    assert objects == {"s3:GetObject", "s3:PutObject"}
+    assert {r for a, r in s3 if r.endswith("/*")} == {"${Bucket.Arn}/runs/*"}
+    assert {a for a, r in s3 if not r.endswith("/*")} == {"s3:PutBucketNotification", "s3:GetBucketNotification"}
+
+
+# Granted once, called by no code path (checked by grepping the library for the boto3 calls).
+UNUSED_ACTIONS = {"states:ListExecutions", "states:GetExecutionHistory", "scheduler:GetSchedule",
+                  "events:DescribeRule", "events:ListTargetsByRule", "states:SendTaskFailure"}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_no_function_holds_a_grant_its_code_never_uses(name: str, resources: dict[str, Any]) -> None:
+    granted = {a for st in _role_statements(resources, name) for a in _as_list(st["Action"])}
+    assert not granted & UNUSED_ACTIONS
+
+
+def test_the_unused_actions_really_are_unused() -> None:
+    calls = {"states:ListExecutions": "list_executions", "states:GetExecutionHistory": "get_execution_history",
+             "scheduler:GetSchedule": "get_schedule", "events:DescribeRule": "describe_rule",
+             "events:ListTargetsByRule": "list_targets_by_rule",
+             "states:SendTaskFailure": "send_task_failure"}
+    library = ROOT / "layers" / "core" / "boternity"
+    for path in library.rglob("*.py"):
+        if {"local", "cli"} & set(path.relative_to(library).parts):
+            continue  # not deployed (see layers/core/Makefile)
+        text = path.read_text()
+        for action, call in calls.items():
+            assert f".{call}(" not in text and f'"{call}"' not in text, (action, path)
+
+
+def test_the_layer_ships_neither_the_local_engine_nor_the_cli(sam: dict[str, Any]) -> None:
+    assert sam["Resources"]["CoreLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / "layers" / "core" / "Makefile").read_text()
+    assert "--exclude=boternity/local" in makefile and "--exclude=boternity/cli" in makefile
+    assert '"$(ARTIFACTS_DIR)/python"' in makefile
+    library = ROOT / "layers" / "core" / "boternity"
+    for path in library.rglob("*.py"):
+        if {"local", "cli"} & set(path.relative_to(library).parts):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("boternity.local", "boternity.cli")), path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith(("boternity.local", "boternity.cli")) for a in node.names), path
+
+
 def test_wildcard_resources_only_for_actions_iam_cannot_scope(resources: dict[str, Any]) -> None:
     offending = []
     for logical_id, resource in resources.items():
