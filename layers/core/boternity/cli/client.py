@@ -98,6 +98,51 @@ def cmd_deploy(args: Any) -> int:
     return 0
 
 
+def registered_workflows(client: Client) -> list[str]:
+    """Every workflow name the API has, across pages."""
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = client.request("GET", "/workflows?limit=100" + (f"&next_token={quote(token)}" if token else ""))
+        names += [w["name"] for w in page.get("workflows", [])]
+        token = page.get("next_token")
+        if not token:
+            return names
+
+
+def cmd_undeploy(args: Any) -> int:
+    """Delete workflows with everything the API created for them: state machine, schedules, event
+    rules, webhook paths, file-watch notifications. Run records stay until they expire."""
+    client = Client(args.api, api_key=args.api_key)
+    if args.all == bool(args.names):
+        raise BoternityError("name the workflows to undeploy, or pass --all (and no names)")
+    names = registered_workflows(client) if args.all else list(args.names)
+    failed = 0
+    for name in names:
+        try:
+            data = client.request("DELETE", f"/workflows/{quote(name)}")
+        except ApiError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        aborted = data.get("aborted_queued_runs") if isinstance(data, dict) else None
+        print(f"{name}: undeployed" + (f" ({aborted} queued runs aborted)" if aborted else ""))
+    if args.all:
+        print(f"{len(names) - failed} of {len(names)} workflows undeployed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_doctor(args: Any) -> int:
+    from boternity.doctor import Doctor
+
+    client = Client(args.api, api_key=args.api_key)
+    print(f"boternity doctor: {client.base}", file=sys.stderr)
+    report = Doctor(client, agent_bot=args.agent, timeout=args.timeout).run()
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
 def cmd_trigger(args: Any) -> int:
     from boternity.cli.main import _parse_input
 

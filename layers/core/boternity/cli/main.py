@@ -262,6 +262,18 @@ def _client_commands(sub: Any) -> None:
     d.add_argument("files", nargs="+")
     api_args(d)
     d.set_defaults(fn=c.cmd_deploy)
+    ud = sub.add_parser("undeploy", help="delete workflows and everything created for them (state machine, "
+                        "schedules, rules, webhook paths)")
+    ud.add_argument("names", nargs="*")
+    ud.add_argument("--all", action="store_true", help="every registered workflow (before `sam delete`)")
+    api_args(ud)
+    ud.set_defaults(fn=c.cmd_undeploy)
+    dr = sub.add_parser("doctor", help="smoke-test a deployed stack (or boternity serve): every step function, "
+                        "the approval callback, a sub-workflow; cleans up after itself")
+    dr.add_argument("--agent", metavar="BOT", help="make one real model call through this bot")
+    dr.add_argument("--timeout", type=float, default=300, help="seconds to wait for the run (default 300)")
+    api_args(dr)
+    dr.set_defaults(fn=c.cmd_doctor)
     t = sub.add_parser("trigger", help="start a run through the API")
     t.add_argument("workflow")
     t.add_argument("--input", help="the payload: JSON text, or @file.json")
