@@ -174,21 +174,46 @@ class StepRetryable(StepError):
     retryable = True
 
 
-def readable_cause(error: str | None, cause: str | None) -> str | None:
-    """A run's failure cause as a sentence: ``step x failed (StepFailed): {"errorMessage": "...",
-    "stackTrace": [...]}`` (what a Lambda error becomes) -> ``step x failed (StepFailed): ...``. Stack traces and
-    the runtime's JSON stay out of run records, the API and the CLI."""
+def readable_cause(error: str | None, cause: str | None, *, _depth: int = 0) -> str | None:
+    """A run's failure cause as a sentence.
+
+    * ``step x failed (StepFailed): {"errorMessage": "...", "stackTrace": [...]}`` (what a Lambda
+      error becomes) -> ``step x failed (StepFailed): ...``;
+    * ``step x failed (States.TaskFailed): {"ExecutionArn": ..., "Error": ..., "Cause": ...}`` (a
+      failed sub-workflow: Step Functions puts the child's DescribeExecution in the cause) ->
+      ``step x failed (States.TaskFailed): sub-workflow <name> failed: <the child's cause, reduced>``;
+    * a bare Lambda error JSON -> its message.
+
+    Stack traces and the runtime's JSON stay out of run records, the API and the CLI."""
     if not cause:
         return error
-    head, sep, rest = cause.partition(": ")
-    payload = None
-    if sep and rest.lstrip().startswith("{"):
-        import json
+    text = cause.strip()
+    head, _, rest = text.partition(": ")
+    if text.startswith("{"):
+        head, rest = "", text
+    if not rest.lstrip().startswith("{"):
+        return cause
+    import json
 
-        try:
-            payload = json.loads(rest)
-        except ValueError:
-            payload = None
-    if isinstance(payload, dict) and payload.get("errorMessage"):
-        return f"{head}: {payload['errorMessage']}"
-    return cause
+    try:
+        payload = json.loads(rest)
+    except ValueError:
+        return cause
+    if not isinstance(payload, dict):
+        return cause
+    reduced: str | None = None
+    if payload.get("errorMessage"):
+        reduced = str(payload["errorMessage"])
+    elif "ExecutionArn" in payload and ("Cause" in payload or "Error" in payload) and _depth < 10:
+        import os
+
+        machine = str(payload.get("StateMachineArn") or payload["ExecutionArn"]).split(":")
+        name = machine[6] if len(machine) > 6 else "?"
+        # The workflow's own name: state machines are named <prefix><workflow>.
+        name = name.removeprefix(os.environ.get("BOTERNITY_STATE_MACHINE_PREFIX") or "boternity-")
+        inner = readable_cause(payload.get("Error"), payload.get("Cause"), _depth=_depth + 1)
+        status = str(payload.get("Status") or "FAILED").lower().replace("_", " ")
+        reduced = f"sub-workflow {name} {status}" + (f": {inner}" if inner else "")
+    if reduced is None:
+        return cause
+    return f"{head}: {reduced}" if head else reduced
