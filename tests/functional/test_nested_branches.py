@@ -80,7 +80,7 @@ def test_awaited_records_inside_a_loop_are_the_current_iterations(engine):
             "input": {"d": "{{ steps.d.output.output }}", "c": "{{ steps.c.output.output }}",
                       "iterations": "{{ steps.rounds.output.iterations }}"}}},
     ])
-    last = 2
+    last = 3  # loop.iteration counts from 1 in the body, as the records do
     a, b = 10 + last, 20 + last
     assert value(result, "a") == a and value(result, "b") == b
     assert value(result, "c") == a + last
@@ -173,6 +173,6 @@ def test_for_each_inside_a_loop_gathers_the_current_iterations_items(engine):
     check_workflow(w)
     result = engine.run(w, {}, timeout=90)
     assert result.status == "SUCCEEDED", result.cause
-    assert value(result, "after") == [11, 21, 31], "the second round's items (iteration 1), not the first's"
+    assert value(result, "after") == [12, 22, 32], "the second round's items (iteration 2), not the first's"
     item_records = [r for r in result.steps if r.get("step_id") == "each" and "/i" in str(r.get("iteration"))]
     assert len(item_records) == 6, "each round's items are recorded apart"

@@ -112,8 +112,8 @@ class ConditionalConfig(_Model):
 class LoopConfig(_Model):
     """Run body_steps again while the condition holds (at most max_iterations).
 
-    Output: {iterations, completed}. {{ loop.iteration }} is the count of finished iterations in the
-    condition (0 before the first), and the current iteration's index (from 0) in the body.
+    Output: {iterations, completed}. Iterations count from 1: {{ loop.iteration }} is the number of the
+    iteration running in the body, and of iterations finished in the condition (0 before the first).
     """
 
     type: Literal["loop"] = "loop"

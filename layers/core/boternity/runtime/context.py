@@ -114,10 +114,13 @@ class StepContext:
             "workflow": {"name": ctx.get("workflow", {}).get("name")},
             "run": ctx.get("run", {}),
         }
+        # One convention with the records (iteration "1", "2", ...): in the body, loop.iteration
+        # is the number of the iteration running, from 1; in the loop's own condition, the number
+        # of iterations finished (0 before the first).
         loops = self.spec.get("loops", [])
         if loops:
             iters = (self.steps.get(loops[-1], {}).get("output") or {}).get("iterations", 1)
-            out["loop"] = {"iteration": max(0, int(iters) - 1)}
+            out["loop"] = {"iteration": max(1, int(iters))}
         if self.spec.get("type") == "loop":
             iters = (self.steps.get(self.step_id, {}).get("output") or {}).get("iterations", 0)
             out["loop"] = {"iteration": int(iters)}
