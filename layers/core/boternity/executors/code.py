@@ -47,8 +47,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +58,7 @@ from boternity.errors import StepFailed
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from boternity.executors.wasm import WasmLimits
 
@@ -258,6 +260,38 @@ class _OutOfTime(Exception):
 _loop_lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
+# V8 (as built into mini-racer 0.14) aborts the whole process -- "Check failed:
+# !IsConfigurablePoolInitialized()", exit 133 -- when two threads bring up isolates at the same moment
+# in a process that has none yet: each one initialises the process-wide PartitionAlloc pool. mini-racer
+# only locks the loading of the library, and it builds each isolate on a thread of its own after
+# ``mini_racer()`` has returned. So isolates are brought up -- created *and* made to run a first task,
+# which proves the isolate exists -- and freed one at a time under this lock (a few milliseconds each);
+# the scripts themselves still run concurrently.
+_isolate_lock = threading.Lock()
+_ISOLATE_START_SECS = 30.0  # bringing up an isolate takes milliseconds; this only stops a hang
+
+
+@contextmanager
+def _isolate(mr_mod: Any) -> Iterator[Any]:
+    """A fresh MiniRacer whose bring-up and disposal never overlap another thread's."""
+    with _isolate_lock:
+        manager = mr_mod.mini_racer(event_loop=_event_loop())
+        racer = manager.__enter__()
+        try:
+            racer.eval("0", timeout_sec=_ISOLATE_START_SECS)
+        except BaseException:
+            manager.__exit__(*sys.exc_info())
+            raise
+    try:
+        yield racer
+    except BaseException:
+        with _isolate_lock:
+            if not manager.__exit__(*sys.exc_info()):
+                raise
+    else:
+        with _isolate_lock:
+            manager.__exit__(None, None, None)
+
 
 def _event_loop() -> asyncio.AbstractEventLoop:
     """One asyncio loop for all isolates, on a daemon thread, never closed.
@@ -303,7 +337,7 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
 
     finished = False
     try:
-        with mr_mod.mini_racer(event_loop=_event_loop()) as racer:
+        with _isolate(mr_mod) as racer:
             racer.set_hard_memory_limit(memory)
 
             def run(code: str) -> Any:

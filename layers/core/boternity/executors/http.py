@@ -34,6 +34,7 @@ while a response body is streamed.
 from __future__ import annotations
 
 import codecs
+import http.client
 import json
 import os
 import re
@@ -50,7 +51,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from boternity.errors import StepFailed, StepRetryable
-from boternity.executors import netguard
+from boternity.executors import netguard, sockwatch
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -84,9 +85,19 @@ class PinnedIPAdapter(HTTPAdapter):
     *and* the TLS server name, so pools for different names on one IP never mix.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog: sockwatch.Watchdog | None = None) -> None:
+        self._watchdog = watchdog  # read by init_poolmanager, which the base __init__ calls
         super().__init__()
         self._pins: dict[str, str] = {}
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        if self._watchdog is None:
+            super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+            return
+        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+        self.poolmanager = sockwatch.WatchedPoolManager(
+            self._watchdog, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+        )
 
     def pin(self, host: str, address: str) -> None:
         """Send requests for ``host`` to ``address`` (replacing any previous pin)."""
@@ -146,7 +157,8 @@ def run_http(
     deadline = started + spec.timeout
     own_session = session is None
     active_session = requests.Session() if session is None else session
-    adapter = PinnedIPAdapter()
+    watchdog = sockwatch.Watchdog(deadline)
+    adapter = PinnedIPAdapter(watchdog)
     try:
         verify, cert = _tls_settings(active_session)
         hop = _Hop(spec.method, spec.url, spec.headers, spec.body)
@@ -161,7 +173,9 @@ def run_http(
                 resolver=resolver,
                 allowed_hosts=allowed_hosts,
             )
-            response = _send(adapter, prepared, hop, host, addresses, deadline, spec.timeout, verify, cert)
+            response = _send(
+                adapter, prepared, hop, host, addresses, deadline, watchdog, spec.timeout, verify, cert
+            )
             location = active_session.get_redirect_target(response)
             keep = spec.expect_status is not None and response.status_code in spec.expect_status
             if location is None or keep:
@@ -180,11 +194,12 @@ def run_http(
         # A failure only needs the excerpt: 4 bytes per character covers any UTF-8 text.
         cap = max_body_bytes if expected else min(max_body_bytes, 4 * _EXCERPT_CHARS)
         try:
-            data, truncated = _read_capped(response, cap, deadline, hop, spec.timeout)
+            data, truncated = _read_capped(response, cap, deadline, watchdog, hop, spec.timeout)
         finally:
             response.close()
     finally:
         adapter.close()
+        watchdog.close()
         if own_session:
             active_session.close()
 
@@ -378,6 +393,7 @@ def _send(
     host: str,
     addresses: list[str],
     deadline: float,
+    watchdog: sockwatch.Watchdog,
     timeout: float,
     verify: bool | str,
     cert: Any,
@@ -394,34 +410,50 @@ def _send(
             break
         adapter.pin(host, address)
         try:
+            # The per-recv timeout alone would let a server trickling its headers run on forever; the
+            # watchdog ends the exchange at the deadline and whatever error that causes is a timeout.
             return adapter.send(
                 prepared, stream=True, timeout=(remaining, remaining), verify=verify, cert=cert, proxies={}
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            last = exc
-        except requests.exceptions.ReadTimeout as exc:
-            _raise_timeout(hop, timeout, exc)
-        except requests.exceptions.SSLError as exc:
-            if any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)):
-                raise StepFailed(
-                    f"TLS certificate of {host} does not verify for {hop.method} {_display_url(hop.url)}",
-                    code="http.tls",
-                    details={"host": host},
-                ) from exc
-            _raise_connect(hop, exc)
-        except requests.exceptions.ConnectionError as exc:
-            if not any(isinstance(e, NewConnectionError) for e in _causes(exc)):
-                _raise_connect(hop, exc)  # failed after connecting: the request may have been sent
-            last = exc
         except requests.exceptions.RequestException as exc:
-            _raise_connect(hop, exc)
+            if watchdog.fired:
+                _raise_timeout(hop, timeout, exc)
+            last = _send_failure(hop, host, timeout, exc)
     if last is None or isinstance(last, requests.exceptions.Timeout):
         _raise_timeout(hop, timeout, last)
     _raise_connect(hop, last)
 
 
+def _send_failure(
+    hop: _Hop, host: str, timeout: float, exc: requests.exceptions.RequestException
+) -> requests.exceptions.RequestException:
+    """Raise the step error for a failed send, or return ``exc`` when the next address may be tried."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return exc
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        _raise_timeout(hop, timeout, exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)):
+            raise StepFailed(
+                f"TLS certificate of {host} does not verify for {hop.method} {_display_url(hop.url)}",
+                code="http.tls",
+                details={"host": host},
+            ) from exc
+        _raise_connect(hop, exc)
+    if isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(e, NewConnectionError) for e in _causes(exc)
+    ):
+        return exc  # never connected: the request cannot have been sent
+    _raise_connect(hop, exc)
+
+
 def _read_capped(
-    response: requests.Response, cap: int, deadline: float, hop: _Hop, timeout: float
+    response: requests.Response,
+    cap: int,
+    deadline: float,
+    watchdog: sockwatch.Watchdog,
+    hop: _Hop,
+    timeout: float,
 ) -> tuple[bytes, bool]:
     """Read at most ``cap + 1`` decoded bytes: one more than the cap proves there was more."""
     chunks: list[bytes] = []
@@ -436,14 +468,18 @@ def _read_capped(
                 break
             chunks.append(chunk)
             total += len(chunk)
-    except Urllib3ReadTimeoutError as exc:
-        _raise_timeout(hop, timeout, exc)
     except (Urllib3HTTPError, OSError) as exc:
+        if watchdog.fired or isinstance(exc, Urllib3ReadTimeoutError):
+            _raise_timeout(hop, timeout, exc)
         raise StepRetryable(
             f"connection failed while reading the response to {hop.method} {_display_url(hop.url)}: "
             f"{type(exc).__name__}",
             code="http.connect",
         ) from exc
+    if watchdog.fired:
+        # A body without a length ends at end-of-file, and the watchdog's shutdown looks exactly like
+        # one: without this check a cut-off body would pass for the whole response.
+        _raise_timeout(hop, timeout, None)
     data = b"".join(chunks)
     return data[:cap], total > cap
 
@@ -500,7 +536,17 @@ def _root_cause(exc: BaseException) -> str:
     for cause in _causes(exc):
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
+    for cause in _causes(exc):
+        # http.client's own refusals (over 100 header lines, a line over 64 KB, a garbled status line)
+        # say what the server did wrong; the wrapping exceptions' names would not.
+        if isinstance(cause, http.client.HTTPException) and str(cause):
+            return f"invalid response ({_first_line(str(cause), 200)})"
     return type(exc).__name__
+
+
+def _first_line(text: str, limit: int) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 # --- URLs and headers -------------------------------------------------------------------------------
