@@ -167,6 +167,7 @@ def run_http(
             _scheme, host, port = _target(prepared.url or "")
             addresses = _check_destination(
                 hop,
+                prepared.url or hop.url,
                 host,
                 port,
                 allow_private_network=allow_private_network,
@@ -357,6 +358,7 @@ def _prepare(session: requests.Session, hop: _Hop) -> PreparedRequest:
 
 def _check_destination(
     hop: _Hop,
+    url: str,
     host: str,
     port: int,
     *,
@@ -373,8 +375,10 @@ def _check_destination(
             allowed_hosts=allowed_hosts,
         )
     except netguard.BlockedAddress as exc:
+        # The URL as requests normalised it (percent-decoded host, backslash escaped): the one the
+        # guard judged, so a disguised URL is shown as what it really targets.
         raise StepFailed(
-            f"refusing to connect for {hop.method} {_display_url(hop.url)}: {exc}",
+            f"refusing to connect for {hop.method} {_display_url(url)}: {exc}",
             code="http.blocked_address",
             details={"host": exc.host, "address": exc.address, "reason": exc.reason},
         ) from None
