@@ -51,7 +51,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from boternity.errors import StepFailed, StepRetryable
-from boternity.executors import netguard, sockwatch
+from boternity.executors import jsondepth, netguard, sockwatch
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -690,6 +690,7 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_json(text: str, *, default: Any) -> Any:
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
+        # Depth-limited: a target's deeply nested JSON would raise RecursionError, not ValueError.
+        return jsondepth.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
     except ValueError:
         return default

@@ -64,7 +64,6 @@ SHA-256 of the bytes, in a small LRU (:data:`module_cache`).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import select
@@ -82,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from boternity.errors import StepFailed
+from boternity.executors import jsondepth
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -506,11 +506,19 @@ def run_wasm(
 
 
 def parse_output(stdout: str) -> Any:
-    """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines."""
+    """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines.
+
+    JSON nested deeper than ``jsondepth.MAX_DEPTH``, and NaN or Infinity (not JSON; Step Functions
+    refuses them), count as text too.
+    """
     try:
-        return json.loads(stdout)
+        return jsondepth.loads(stdout, parse_constant=_reject_constant)
     except ValueError:
         return stdout.rstrip("\r\n")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _new_store(limits: WasmLimits) -> wasmtime.Store:
