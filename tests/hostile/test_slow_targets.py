@@ -15,11 +15,13 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
 import pytest
 
 from boternity.errors import StepFailed, StepRetryable
 from boternity.executors.http import run_http
+from tests.support.http_target import HttpTarget
 
 BUDGET = 2.0
 # Generous on purpose (a loaded CI machine), yet far below what an unbounded read would take.
@@ -199,13 +201,12 @@ def announces_ten_gigabytes(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(block)
 
 
-_BOMB = gzip.compress(b"\0" * (256 * 1024 * 1024), compresslevel=9)  # 256 MiB from ~250 KB
-
-
 def gzip_bomb(conn: socket.socket, stop: threading.Event) -> None:
+    # 256 gzip members of 1 MiB of zeros each (a valid gzip stream): 256 MiB from about 260 KB.
+    bomb = gzip.compress(b"\0" * (1024 * 1024), compresslevel=9) * 256
     _read_request(conn)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
-                 + f"Content-Length: {len(_BOMB)}\r\n\r\n".encode() + _BOMB)
+                 + f"Content-Length: {len(bomb)}\r\n\r\n".encode() + bomb)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +264,25 @@ def test_headers_without_end_are_refused_not_buffered(serve: Callable[[Behaviour
         f"connection failed for GET http://127.0.0.1:{port}/: invalid response (got more than 100 headers)")
     assert elapsed < BUDGET + MARGIN
 
+
+
+# --- bodies that would crash a JSON parser --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 5000 + "]" * 5000, id="nested-5000-deep"),
+        pytest.param('{"a":' * 3000 + "1" + "}" * 3000, id="objects-nested-3000-deep"),
+        pytest.param("[NaN, Infinity]", id="nan-and-infinity"),
+        pytest.param("9" * 5000, id="integer-of-5000-digits"),
+    ],
+)
+def test_a_json_body_the_parser_cannot_take_is_kept_as_text(body: str) -> None:
+    with HttpTarget() as target:
+        out = run_http(
+            {"url": f"{target.url}/text?type=application/json&body={quote(body)}", "timeout_secs": BUDGET},
+            allowed_hosts=[("127.0.0.1", target.port)],
+        )
+
+    assert (out["status"], out["body"], out["truncated"]) == (200, body, False)
