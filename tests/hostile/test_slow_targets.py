@@ -286,3 +286,53 @@ def test_a_json_body_the_parser_cannot_take_is_kept_as_text(body: str) -> None:
         )
 
     assert (out["status"], out["body"], out["truncated"]) == (200, body, False)
+
+
+# --- the deployment's limits ------------------------------------------------------------------------------
+
+
+class _StepContext:
+    """What the http handler reads from a step context: the config, rendered, and the workflow flags."""
+
+    def __init__(self, config: dict) -> None:
+        self.spec = {"config": config}
+        self.ctx = {"workflow": {}}
+
+    def render(self, value: dict, **_: object) -> dict:
+        return value
+
+
+def test_the_body_cap_and_default_budget_come_from_the_environment(
+    serve: Callable[[Behaviour], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boternity.handlers import http as handler
+
+    port = serve(endless_fast_body)
+    monkeypatch.setenv("BOTERNITY_HTTP_MAX_BODY_BYTES", "1000")
+    monkeypatch.setattr(handler, "run_http", lambda cfg, **kw: run_http(cfg, **kw, allowed_hosts=[("127.0.0.1", port)]))
+    out = handler.execute(_StepContext({"url": f"http://127.0.0.1:{port}/"}))
+    assert (out["truncated"], len(out["body"])) == (True, 1000)
+
+    slow = serve(trickles_headers)
+    monkeypatch.setenv("BOTERNITY_HTTP_TIMEOUT_SECS", "1")
+    monkeypatch.setattr(handler, "run_http", lambda cfg, **kw: run_http(cfg, **kw, allowed_hosts=[("127.0.0.1", slow)]))
+    started = time.monotonic()
+    with pytest.raises(StepRetryable) as caught:
+        handler.execute(_StepContext({"url": f"http://127.0.0.1:{slow}/"}))
+    assert caught.value.message == f"GET http://127.0.0.1:{slow}/ timed out after 1s"
+    assert time.monotonic() - started < 1 + MARGIN
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "nan", "inf"])
+@pytest.mark.parametrize("name", ["BOTERNITY_HTTP_MAX_BODY_BYTES", "BOTERNITY_HTTP_TIMEOUT_SECS"])
+def test_a_bad_limit_in_the_environment_fails_the_step_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from boternity.handlers import http as handler
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(StepFailed) as caught:
+        handler.execute(_StepContext({"url": "http://127.0.0.1:9/"}))
+
+    assert caught.value.code == "http.invalid_config"
+    assert caught.value.message == f"environment variable {name} must be a positive number, got {value!r}"
