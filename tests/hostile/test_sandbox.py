@@ -7,7 +7,9 @@ documented error code and message, within its time limit plus a margin.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -147,6 +149,66 @@ def test_a_module_over_the_size_cap_is_refused_before_compiling(monkeypatch: pyt
     assert f"{len(binary)} bytes" in caught.value.message
 
 
+def _nested_blocks_module(depth: int) -> bytes:
+    """A valid module whose ``_start`` is ``depth`` nested empty blocks: 3 bytes a level, costly to compile."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def section(number: int, body: bytes) -> bytes:
+        return bytes([number]) + leb(len(body)) + body
+
+    code = b"\x00" + b"\x02\x40" * depth + b"\x0b" * depth + b"\x0b"
+    return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00") + section(3, b"\x01\x00")
+            + section(5, b"\x01\x00\x01") + section(7, b"\x02\x06_start\x00\x00\x06memory\x02\x00")
+            + section(10, b"\x01" + leb(len(code)) + code))
+
+
+def _compile_fresh(binary: bytes) -> tuple[StepFailed, float]:
+    wasm_module.module_cache.clear()
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as caught:
+        wasm_module.run_wasm(binary, "", UNTRUSTED)
+    return caught.value, time.monotonic() - started
+
+
+def test_a_compile_bomb_hits_the_compilers_memory_limit_not_the_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A million nested blocks (3 MB) took 15 s and 900 MB of the function's own memory to compile.
+    monkeypatch.setenv("BOTERNITY_WASM_COMPILE_MEMORY_MB", "300")
+
+    error, elapsed = _compile_fresh(_nested_blocks_module(1_000_000))
+
+    assert error.code == "wasm.invalid_module"
+    assert error.message == ("compiling the module needed more than 300 MiB of memory "
+                             "(BOTERNITY_WASM_COMPILE_MEMORY_MB)")
+    assert elapsed < 30  # the process's own peak is measured from outside, below
+
+
+def test_a_slow_compile_hits_the_compilers_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOTERNITY_WASM_COMPILE_TIMEOUT_SECS", "0.5")
+
+    error, elapsed = _compile_fresh(_nested_blocks_module(300_000))
+
+    assert error.code == "wasm.invalid_module"
+    assert error.message == "compiling the module took more than 0.5 s (BOTERNITY_WASM_COMPILE_TIMEOUT_SECS)"
+    assert elapsed < 0.5 + MARGIN
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "inf"])
+def test_a_bad_compile_limit_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("BOTERNITY_WASM_COMPILE_MEMORY_MB", value)
+
+    error, _ = _compile_fresh(wm.wasm_bytes(wm.SPIN_WAT))
+
+    assert error.code == "wasm.invalid_module"
+    assert error.message == f"environment variable BOTERNITY_WASM_COMPILE_MEMORY_MB must be a positive number, got {value!r}"
+
+
 # --- JavaScript ----------------------------------------------------------------------------------------
 
 JS_LIMIT = 1.5
@@ -247,7 +309,7 @@ _MEASURE = textwrap.dedent("""
     from boternity.errors import StepFailed
     from boternity.executors.code import run_code
     from tests.support import wasm_modules as wm
-    config = json.loads(sys.argv[1])
+    config = json.loads(sys.stdin.read())
     if config.pop("wat", None):
         config["source"] = getattr(wm, config["source"])
     try:
@@ -269,12 +331,15 @@ ROOT = Path(__file__).resolve().parents[2]
                      id="wasm-memory-grow"),
         pytest.param({"language": "wasm", "source": "FLOOD_IGNORING_ERRORS_WAT", "wat": True},
                      "wasm.output_too_large", id="wasm-output-flood"),
+        # Before compiling moved to a child process, this one alone took the process to 900 MB.
+        pytest.param({"language": "wasm", "module": base64.b64encode(_nested_blocks_module(1_000_000)).decode()},
+                     "wasm.invalid_module", id="wasm-compile-bomb"),
     ],
 )
 def test_peak_memory_of_the_whole_process_stays_bounded(config: dict, code: str) -> None:
     script = _MEASURE.format(root=str(ROOT), core=str(ROOT / "layers" / "core"))
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(config)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(config), capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "BOTERNITY_WASM_COMPILE_MEMORY_MB": "300"})
 
     assert done.returncode == 0, done.stderr[-800:]
     result = json.loads(done.stdout)
