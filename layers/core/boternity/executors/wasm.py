@@ -58,7 +58,9 @@ same thing) with one of these codes:
 ==========================  ================================================================
 
 Compiled modules are cached per process (a warm Lambda compiles a skill once), keyed by the
-SHA-256 of the bytes, in a small LRU (:data:`module_cache`).
+SHA-256 of the bytes, in a small LRU (:data:`module_cache`). Compiling itself is not metered by
+any of the limits above, so it happens in a child process with its own memory and time limits
+(:mod:`boternity.executors.wasmcompile`); a module past them fails ``wasm.invalid_module``.
 """
 
 from __future__ import annotations
