@@ -7,8 +7,9 @@
 code                         class      when
 ===========================  =========  ===========================================================
 ``http.status``              either     status outside the expected set (429 and 5xx retryable)
-``http.timeout``             retryable  connect or read took longer than ``timeout_secs``
-``http.connect``             retryable  DNS failure, refused/reset connection, broken TLS handshake
+``http.timeout``             retryable  connect, headers and body together took over ``timeout_secs``
+``http.connect``             retryable  DNS failure, refused/reset connection, broken TLS handshake,
+                                        a response http.client refuses (over 100 headers ...)
 ``http.tls``                 failed     the server's certificate does not verify
 ``http.invalid_url``         failed     unparsable URL, no host, scheme other than http/https
 ``http.invalid_config``      failed     bad method, header, query, timeout or expect_status
@@ -24,6 +25,11 @@ How the SSRF guard is enforced (``netguard`` decides, this module makes the deci
   instead of the host name, so there is no second DNS lookup for an attacker to rebind. The Host header,
   TLS SNI and certificate verification still use the name from the URL.
 - Proxies (``HTTP_PROXY`` ...) are never used: a proxy would resolve the name itself, after the check.
+
+How ``timeout_secs`` holds: socket timeouts bound each ``recv`` only, and a target sending a byte
+before each one runs out would hold the step for ever, so a :class:`sockwatch.Watchdog` shuts every
+socket of the step down at the deadline; whatever error or end-of-file that causes becomes
+``http.timeout``.
 
 Header values are never logged nor put in messages: they carry API keys.
 
@@ -138,7 +144,7 @@ def run_http(
     ``config``: ``method`` (default GET), ``url``, ``headers``, ``query`` (merged into the URL's query,
     replacing parameters of the same name), ``body`` (None; str or bytes sent as is; anything else
     sent as JSON with ``Content-Type: application/json`` unless one is given), ``timeout_secs``
-    (overall budget: connect, redirects and body; DNS lookups are not bounded by it), ``expect_status``.
+    (overall budget: connect, headers, redirects and body; DNS lookups are not bounded by it), ``expect_status``.
 
     Output: ``{"status", "headers" (lower-cased names), "body" (parsed JSON when the response is JSON,
     else text), "elapsed_ms", "url" (final, after redirects), "truncated"}``. A body longer than
