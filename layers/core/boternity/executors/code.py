@@ -35,7 +35,9 @@
 Errors (``StepFailed``): ``code.invalid_config``, ``code.module_not_found``,
 ``code.typescript_unsupported``, ``code.unsupported_language``, ``code.engine_unavailable``
 (mini-racer not installed), ``code.syntax_error``, ``code.error`` (the script threw or its
-promise was rejected), ``code.timeout``, ``code.memory``, ``code.output_too_large``, plus the
+promise was rejected, or its value cannot leave JavaScript: a BigInt), ``code.timeout``,
+``code.memory``, ``code.output_too_large``, ``code.output_too_deep`` (nested more than
+``jsondepth.MAX_DEPTH`` levels), ``code.invalid_output`` (an unpaired surrogate), plus the
 ``wasm.*`` codes for WebAssembly.
 
 Imports: wasmtime only on the wasm path, mini-racer only on the JavaScript path; importing this
@@ -47,16 +49,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 import threading
 import time
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import StepFailed
+from boternity.executors import jsondepth
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from boternity.executors.wasm import WasmLimits
 
@@ -258,6 +264,39 @@ class _OutOfTime(Exception):
 _loop_lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
+# V8 (as built into mini-racer 0.14) aborts the whole process -- "Check failed:
+# !IsConfigurablePoolInitialized()", exit 133 -- when two threads bring up isolates at the same moment
+# in a process that has none yet: each one initialises the process-wide PartitionAlloc pool. mini-racer
+# only locks the loading of the library, and it builds each isolate on a thread of its own after
+# ``mini_racer()`` has returned. So isolates are brought up -- created *and* made to run a first task,
+# which proves the isolate exists -- and freed one at a time under this lock (a few milliseconds each);
+# the scripts themselves still run concurrently.
+_isolate_lock = threading.Lock()
+_ISOLATE_START_SECS = 30.0  # bringing up an isolate takes milliseconds; this only stops a hang
+
+
+@contextmanager
+def _isolate(mr_mod: Any) -> Iterator[Any]:
+    """A fresh MiniRacer whose bring-up and disposal never overlap another thread's."""
+    with _isolate_lock:
+        manager = mr_mod.mini_racer(event_loop=_event_loop())
+        racer = manager.__enter__()
+        try:
+            racer.eval("0", timeout_sec=_ISOLATE_START_SECS)
+            _guard_conversions(racer, mr_mod)
+        except BaseException:
+            manager.__exit__(*sys.exc_info())
+            raise
+    try:
+        yield racer
+    except BaseException:
+        with _isolate_lock:
+            if not manager.__exit__(*sys.exc_info()):
+                raise
+    else:
+        with _isolate_lock:
+            manager.__exit__(None, None, None)
+
 
 def _event_loop() -> asyncio.AbstractEventLoop:
     """One asyncio loop for all isolates, on a daemon thread, never closed.
@@ -275,6 +314,42 @@ def _event_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="boternity-js-loop", daemon=True).start()
             _loop = loop
     return _loop
+
+
+@cache
+def _unconvertible_error(mr_mod: Any) -> type[Exception]:
+    # A JSEvalException subclass, because only those reach the caller (see _guard_conversions).
+    return type("UnconvertibleValue", (mr_mod.JSEvalException,), {})
+
+
+def _guard_conversions(racer: Any, mr_mod: Any) -> None:
+    """Make a value mini-racer cannot convert fail the eval at once, instead of after its whole timeout.
+
+    mini-racer 0.14 converts an eval's result on its event loop thread, and only a JSEvalException
+    raised there reaches the waiting caller; anything else (a BigInt raises JSConversionException, a
+    string with an unpaired surrogate UnicodeDecodeError) is printed as a traceback and the caller waits
+    out its timeout, then reports a time-out that never happened. A script's completion value is
+    converted like that (``1n`` as the last line). Each isolate has its own converter object, so the
+    wrapper is installed per isolate; another mini-racer layout keeps its own behaviour.
+    """
+    factory = getattr(getattr(racer, "_ctx", None), "_object_factory", None)
+    convert = getattr(factory, "value_handle_to_python", None)
+    if convert is None:
+        return
+
+    def guarded(context: Any, handle: Any) -> Any:
+        try:
+            return convert(context, handle)
+        except mr_mod.JSEvalException:
+            raise
+        except Exception as exc:  # any other exception would be lost on the loop thread (see above)
+            what = ("a string with an unpaired surrogate" if isinstance(exc, UnicodeDecodeError)
+                    else "a BigInt or another value with no Python equivalent")
+            raise _unconvertible_error(mr_mod)(
+                f"the script's value is {what}, which cannot leave JavaScript; the output must be JSON"
+            ) from None
+
+    factory.value_handle_to_python = guarded
 
 
 def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
@@ -303,7 +378,7 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
 
     finished = False
     try:
-        with mr_mod.mini_racer(event_loop=_event_loop()) as racer:
+        with _isolate(mr_mod) as racer:
             racer.set_hard_memory_limit(memory)
 
             def run(code: str) -> Any:
@@ -332,7 +407,11 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
                          code="code.syntax_error") from None
     except (mr_mod.JSEvalException, mr_mod.JSPromiseError) as exc:
         raise StepFailed(f"JavaScript error: {_js_message(str(exc))}", code="code.error") from None
+    return _output(state, limits, started)
 
+
+def _output(state: str, limits: Any, started: float) -> dict[str, Any]:
+    """The step output from the ``__boternityState()`` JSON, held to the output limits."""
     outcome = json.loads(state)
     if "error" in outcome:
         raise StepFailed(f"JavaScript error: {_js_message(outcome['error'])}", code="code.error")
@@ -341,7 +420,19 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
     if size > limits.max_output_bytes:
         raise StepFailed(f"JavaScript output is {size} bytes, more than the {limits.max_output_bytes} allowed",
                          code="code.output_too_large", details={"limit": limits.max_output_bytes})
-    return {"type": "code", "language": "javascript", "output": json.loads(text),
+    try:
+        output = jsondepth.loads(text)
+    except jsondepth.TooDeep:
+        raise StepFailed(f"JavaScript output is nested more than {jsondepth.MAX_DEPTH} levels deep",
+                         code="code.output_too_deep", details={"limit": jsondepth.MAX_DEPTH}) from None
+    try:
+        # JSON.stringify escapes an unpaired surrogate, json.loads restores it, and no UTF-8 record
+        # (logs, DynamoDB, Step Functions) can hold it: refused here, where the step can say why.
+        json.dumps(output, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise StepFailed("JavaScript output contains a string with an unpaired surrogate, which is not valid "
+                         "Unicode", code="code.invalid_output") from None
+    return {"type": "code", "language": "javascript", "output": output,
             "duration_ms": round((time.monotonic() - started) * 1000)}
 
 

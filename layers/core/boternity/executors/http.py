@@ -7,8 +7,9 @@
 code                         class      when
 ===========================  =========  ===========================================================
 ``http.status``              either     status outside the expected set (429 and 5xx retryable)
-``http.timeout``             retryable  connect or read took longer than ``timeout_secs``
-``http.connect``             retryable  DNS failure, refused/reset connection, broken TLS handshake
+``http.timeout``             retryable  connect, headers and body together took over ``timeout_secs``
+``http.connect``             retryable  DNS failure, refused/reset connection, broken TLS handshake,
+                                        a response http.client refuses (over 100 headers ...)
 ``http.tls``                 failed     the server's certificate does not verify
 ``http.invalid_url``         failed     unparsable URL, no host, scheme other than http/https
 ``http.invalid_config``      failed     bad method, header, query, timeout or expect_status
@@ -25,6 +26,11 @@ How the SSRF guard is enforced (``netguard`` decides, this module makes the deci
   TLS SNI and certificate verification still use the name from the URL.
 - Proxies (``HTTP_PROXY`` ...) are never used: a proxy would resolve the name itself, after the check.
 
+How ``timeout_secs`` holds: socket timeouts bound each ``recv`` only, and a target sending a byte
+before each one runs out would hold the step for ever, so a :class:`sockwatch.Watchdog` shuts every
+socket of the step down at the deadline; whatever error or end-of-file that causes becomes
+``http.timeout``.
+
 Header values are never logged nor put in messages: they carry API keys.
 
 Imports: requests, and urllib3 (requests' own transport, already loaded by it) for the errors it raises
@@ -34,6 +40,7 @@ while a response body is streamed.
 from __future__ import annotations
 
 import codecs
+import http.client
 import json
 import os
 import re
@@ -50,7 +57,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from boternity.errors import StepFailed, StepRetryable
-from boternity.executors import netguard
+from boternity.executors import jsondepth, netguard, sockwatch
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -84,9 +91,19 @@ class PinnedIPAdapter(HTTPAdapter):
     *and* the TLS server name, so pools for different names on one IP never mix.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog: sockwatch.Watchdog | None = None) -> None:
+        self._watchdog = watchdog  # read by init_poolmanager, which the base __init__ calls
         super().__init__()
         self._pins: dict[str, str] = {}
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        if self._watchdog is None:
+            super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+            return
+        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+        self.poolmanager = sockwatch.WatchedPoolManager(
+            self._watchdog, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+        )
 
     def pin(self, host: str, address: str) -> None:
         """Send requests for ``host`` to ``address`` (replacing any previous pin)."""
@@ -127,7 +144,7 @@ def run_http(
     ``config``: ``method`` (default GET), ``url``, ``headers``, ``query`` (merged into the URL's query,
     replacing parameters of the same name), ``body`` (None; str or bytes sent as is; anything else
     sent as JSON with ``Content-Type: application/json`` unless one is given), ``timeout_secs``
-    (overall budget: connect, redirects and body; DNS lookups are not bounded by it), ``expect_status``.
+    (overall budget: connect, headers, redirects and body; DNS lookups are not bounded by it), ``expect_status``.
 
     Output: ``{"status", "headers" (lower-cased names), "body" (parsed JSON when the response is JSON,
     else text), "elapsed_ms", "url" (final, after redirects), "truncated"}``. A body longer than
@@ -146,7 +163,8 @@ def run_http(
     deadline = started + spec.timeout
     own_session = session is None
     active_session = requests.Session() if session is None else session
-    adapter = PinnedIPAdapter()
+    watchdog = sockwatch.Watchdog(deadline)
+    adapter = PinnedIPAdapter(watchdog)
     try:
         verify, cert = _tls_settings(active_session)
         hop = _Hop(spec.method, spec.url, spec.headers, spec.body)
@@ -155,13 +173,16 @@ def run_http(
             _scheme, host, port = _target(prepared.url or "")
             addresses = _check_destination(
                 hop,
+                prepared.url or hop.url,
                 host,
                 port,
                 allow_private_network=allow_private_network,
                 resolver=resolver,
                 allowed_hosts=allowed_hosts,
             )
-            response = _send(adapter, prepared, hop, host, addresses, deadline, spec.timeout, verify, cert)
+            response = _send(
+                adapter, prepared, hop, host, addresses, deadline, watchdog, spec.timeout, verify, cert
+            )
             location = active_session.get_redirect_target(response)
             keep = spec.expect_status is not None and response.status_code in spec.expect_status
             if location is None or keep:
@@ -180,11 +201,12 @@ def run_http(
         # A failure only needs the excerpt: 4 bytes per character covers any UTF-8 text.
         cap = max_body_bytes if expected else min(max_body_bytes, 4 * _EXCERPT_CHARS)
         try:
-            data, truncated = _read_capped(response, cap, deadline, hop, spec.timeout)
+            data, truncated = _read_capped(response, cap, deadline, watchdog, hop, spec.timeout)
         finally:
             response.close()
     finally:
         adapter.close()
+        watchdog.close()
         if own_session:
             active_session.close()
 
@@ -342,6 +364,7 @@ def _prepare(session: requests.Session, hop: _Hop) -> PreparedRequest:
 
 def _check_destination(
     hop: _Hop,
+    url: str,
     host: str,
     port: int,
     *,
@@ -358,8 +381,10 @@ def _check_destination(
             allowed_hosts=allowed_hosts,
         )
     except netguard.BlockedAddress as exc:
+        # The URL as requests normalised it (percent-decoded host, backslash escaped): the one the
+        # guard judged, so a disguised URL is shown as what it really targets.
         raise StepFailed(
-            f"refusing to connect for {hop.method} {_display_url(hop.url)}: {exc}",
+            f"refusing to connect for {hop.method} {_display_url(url)}: {exc}",
             code="http.blocked_address",
             details={"host": exc.host, "address": exc.address, "reason": exc.reason},
         ) from None
@@ -378,6 +403,7 @@ def _send(
     host: str,
     addresses: list[str],
     deadline: float,
+    watchdog: sockwatch.Watchdog,
     timeout: float,
     verify: bool | str,
     cert: Any,
@@ -394,34 +420,50 @@ def _send(
             break
         adapter.pin(host, address)
         try:
+            # The per-recv timeout alone would let a server trickling its headers run on forever; the
+            # watchdog ends the exchange at the deadline and whatever error that causes is a timeout.
             return adapter.send(
                 prepared, stream=True, timeout=(remaining, remaining), verify=verify, cert=cert, proxies={}
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            last = exc
-        except requests.exceptions.ReadTimeout as exc:
-            _raise_timeout(hop, timeout, exc)
-        except requests.exceptions.SSLError as exc:
-            if any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)):
-                raise StepFailed(
-                    f"TLS certificate of {host} does not verify for {hop.method} {_display_url(hop.url)}",
-                    code="http.tls",
-                    details={"host": host},
-                ) from exc
-            _raise_connect(hop, exc)
-        except requests.exceptions.ConnectionError as exc:
-            if not any(isinstance(e, NewConnectionError) for e in _causes(exc)):
-                _raise_connect(hop, exc)  # failed after connecting: the request may have been sent
-            last = exc
         except requests.exceptions.RequestException as exc:
-            _raise_connect(hop, exc)
+            if watchdog.fired:
+                _raise_timeout(hop, timeout, exc)
+            last = _send_failure(hop, host, timeout, exc)
     if last is None or isinstance(last, requests.exceptions.Timeout):
         _raise_timeout(hop, timeout, last)
     _raise_connect(hop, last)
 
 
+def _send_failure(
+    hop: _Hop, host: str, timeout: float, exc: requests.exceptions.RequestException
+) -> requests.exceptions.RequestException:
+    """Raise the step error for a failed send, or return ``exc`` when the next address may be tried."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return exc
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        _raise_timeout(hop, timeout, exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)):
+            raise StepFailed(
+                f"TLS certificate of {host} does not verify for {hop.method} {_display_url(hop.url)}",
+                code="http.tls",
+                details={"host": host},
+            ) from exc
+        _raise_connect(hop, exc)
+    if isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(e, NewConnectionError) for e in _causes(exc)
+    ):
+        return exc  # never connected: the request cannot have been sent
+    _raise_connect(hop, exc)
+
+
 def _read_capped(
-    response: requests.Response, cap: int, deadline: float, hop: _Hop, timeout: float
+    response: requests.Response,
+    cap: int,
+    deadline: float,
+    watchdog: sockwatch.Watchdog,
+    hop: _Hop,
+    timeout: float,
 ) -> tuple[bytes, bool]:
     """Read at most ``cap + 1`` decoded bytes: one more than the cap proves there was more."""
     chunks: list[bytes] = []
@@ -436,14 +478,18 @@ def _read_capped(
                 break
             chunks.append(chunk)
             total += len(chunk)
-    except Urllib3ReadTimeoutError as exc:
-        _raise_timeout(hop, timeout, exc)
     except (Urllib3HTTPError, OSError) as exc:
+        if watchdog.fired or isinstance(exc, Urllib3ReadTimeoutError):
+            _raise_timeout(hop, timeout, exc)
         raise StepRetryable(
             f"connection failed while reading the response to {hop.method} {_display_url(hop.url)}: "
             f"{type(exc).__name__}",
             code="http.connect",
         ) from exc
+    if watchdog.fired:
+        # A body without a length ends at end-of-file, and the watchdog's shutdown looks exactly like
+        # one: without this check a cut-off body would pass for the whole response.
+        _raise_timeout(hop, timeout, None)
     data = b"".join(chunks)
     return data[:cap], total > cap
 
@@ -500,7 +546,17 @@ def _root_cause(exc: BaseException) -> str:
     for cause in _causes(exc):
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
+    for cause in _causes(exc):
+        # http.client's own refusals (over 100 header lines, a line over 64 KB, a garbled status line)
+        # say what the server did wrong; the wrapping exceptions' names would not.
+        if isinstance(cause, http.client.HTTPException) and str(cause):
+            return f"invalid response ({_first_line(str(cause), 200)})"
     return type(exc).__name__
+
+
+def _first_line(text: str, limit: int) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
 # --- URLs and headers -------------------------------------------------------------------------------
@@ -640,6 +696,7 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_json(text: str, *, default: Any) -> Any:
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
+        # Depth-limited: a target's deeply nested JSON would raise RecursionError, not ValueError.
+        return jsondepth.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
     except ValueError:
         return default

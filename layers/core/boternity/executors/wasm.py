@@ -58,13 +58,14 @@ same thing) with one of these codes:
 ==========================  ================================================================
 
 Compiled modules are cached per process (a warm Lambda compiles a skill once), keyed by the
-SHA-256 of the bytes, in a small LRU (:data:`module_cache`).
+SHA-256 of the bytes, in a small LRU (:data:`module_cache`). Compiling itself is not metered by
+any of the limits above, so it happens in a child process with its own memory and time limits
+(:mod:`boternity.executors.wasmcompile`); a module past them fails ``wasm.invalid_module``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import select
@@ -82,6 +83,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from boternity.errors import StepFailed
+from boternity.executors import jsondepth, wasmcompile
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -208,6 +210,9 @@ class WasmResult:
 # --------------------------------------------------------------------------- engine, ticker, cache
 
 _engine_lock = threading.Lock()
+# The engine's settings, shared with the compiler process (see wasmcompile): its artifacts only load
+# into an engine configured the same way.
+_ENGINE_FLAGS = {"consume_fuel": True, "epoch_interruption": True}
 _engine: wasmtime.Engine | None = None
 _linker: wasmtime.Linker | None = None
 
@@ -219,8 +224,8 @@ def _get_engine() -> wasmtime.Engine:
         with _engine_lock:
             if _engine is None:
                 cfg = wasmtime.Config()
-                cfg.consume_fuel = True
-                cfg.epoch_interruption = True
+                for name, value in _ENGINE_FLAGS.items():
+                    setattr(cfg, name, value)
                 engine = wasmtime.Engine(cfg)
                 threading.Thread(
                     target=_tick, args=(engine,), name="boternity-wasm-epoch", daemon=True
@@ -430,14 +435,24 @@ def _compile(data: bytes, kind: str) -> Any:
         return cached
     engine = _get_engine()
     try:
+        # Compiling is not metered by fuel or the deadline, and its cost depends on the code's shape:
+        # it happens in a child process with its own memory and time limits.
+        artifact = wasmcompile.compile_serialized(data, kind, _ENGINE_FLAGS, wasmcompile.compile_limits())
+    except wasmcompile.CompileRefused as exc:
+        if exc.invalid:
+            raise _invalid(f"the {kind} does not compile: {_first_line(exc.reason)}", detail=exc.reason) from None
+        raise _invalid(exc.reason) from None
+    except ValueError as exc:  # a compile limit in the environment is not a positive number
+        raise _invalid(str(exc)) from None
+    try:
         if kind == "module":
-            compiled: Any = wasmtime.Module(engine, data)
+            compiled: Any = wasmtime.Module.deserialize(engine, artifact)
         else:
             from wasmtime import component  # only components pay for the component API
 
-            compiled = _Component(component.Component(engine, data))
+            compiled = _Component(component.Component.deserialize(engine, artifact))
     except wasmtime.WasmtimeError as exc:
-        raise _invalid(f"the {kind} does not compile: {_first_line(str(exc))}", detail=str(exc)) from None
+        raise _invalid(f"the compiled {kind} does not load: {_first_line(str(exc))}", detail=str(exc)) from None
     module_cache.put(digest, compiled)
     return compiled
 
@@ -506,11 +521,19 @@ def run_wasm(
 
 
 def parse_output(stdout: str) -> Any:
-    """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines."""
+    """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines.
+
+    JSON nested deeper than ``jsondepth.MAX_DEPTH``, and NaN or Infinity (not JSON; Step Functions
+    refuses them), count as text too.
+    """
     try:
-        return json.loads(stdout)
+        return jsondepth.loads(stdout, parse_constant=_reject_constant)
     except ValueError:
         return stdout.rstrip("\r\n")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _new_store(limits: WasmLimits) -> wasmtime.Store:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import TYPE_CHECKING, Any
 
+from boternity.errors import StepFailed
 from boternity.executors.http import run_http
 from boternity.runtime.context import Secrets
 from boternity.runtime.secrets import lookup_secret
@@ -15,10 +18,37 @@ if TYPE_CHECKING:
 services = Services()
 
 
+# Deployment-wide limits (documented in the README, "Step executors"): a response body is cut at
+# BOTERNITY_HTTP_MAX_BODY_BYTES (the output is flagged truncated), and a step without timeout_secs
+# gets BOTERNITY_HTTP_TIMEOUT_SECS for connect, headers and body together.
+MAX_BODY_ENV, MAX_BODY_DEFAULT = "BOTERNITY_HTTP_MAX_BODY_BYTES", 10 * 1024 * 1024
+TIMEOUT_ENV, TIMEOUT_DEFAULT = "BOTERNITY_HTTP_TIMEOUT_SECS", 30.0
+
+
+def _positive_env(name: str, default: float, kind: type[int] | type[float]) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if not (value > 0 and math.isfinite(value)):
+        # A deployment mistake, not the workflow's: say which variable, and do not guess a value.
+        raise StepFailed(f"environment variable {name} must be a positive number, got {raw!r}",
+                         code="http.invalid_config")
+    return value
+
+
 def execute(sc: StepContext) -> Any:
     cfg = sc.render(sc.spec["config"], field_name="config", with_secrets=True)
     allow = bool(sc.ctx.get("workflow", {}).get("allow_private_network"))
-    return run_http(cfg, allow_private_network=allow)
+    return run_http(
+        cfg,
+        allow_private_network=allow,
+        max_body_bytes=_positive_env(MAX_BODY_ENV, MAX_BODY_DEFAULT, int),
+        default_timeout=_positive_env(TIMEOUT_ENV, TIMEOUT_DEFAULT, float),
+    )
 
 
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
