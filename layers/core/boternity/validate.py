@@ -12,6 +12,7 @@ from boternity.expressions.jexl import condition_references
 from boternity.expressions.jexl import parse as parse_condition
 from boternity.expressions.templates import value_references
 from boternity.graph import TOP, build_graph, find_cycle
+from boternity.runtime.secrets import secret_name_problem
 
 if TYPE_CHECKING:
     from boternity.expressions.paths import Ref
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 TEMPLATE_ROOTS = {"steps", "trigger", "variables", "workflow", "run", "item", "index", "secrets", "loop"}
 WHEN_ROOTS = {"event", "trigger"}
+HTTP_SECRET_FIELDS = {"config.url", "config.headers", "config.query", "config.body"}
 STEP_FIELDS = {"output", "status", "error"}
 WORKFLOW_FIELDS = {"name"}
 RUN_FIELDS = {"id", "started_at"}
@@ -229,12 +231,7 @@ class _Checker:
                 self.err("unknown_variable", f"{where}: no variable '{path[0]}' is defined under 'variables'",
                          step=s.id, field=fieldname)
         elif root == "secrets":
-            if s.config.type != "http":
-                self.err("secrets_not_allowed", f"{where}: secrets can only be used in http steps "
-                         "(url, headers, query, body)", step=s.id, field=fieldname)
-            elif not path:
-                self.err("invalid_reference", f"{where}: name a secret, e.g. secrets.API_TOKEN", step=s.id,
-                         field=fieldname)
+            self._check_secret_ref(where, path, s, fieldname)
         elif root == "loop":
             if not in_loop:
                 self.err("invalid_reference", f"{where}: 'loop' only exists inside a loop body or condition",
@@ -247,6 +244,21 @@ class _Checker:
         elif root == "run" and path and path[0] not in RUN_FIELDS:
             self.err("invalid_reference", f"{where}: run has {', '.join(sorted(RUN_FIELDS))}", step=s.id,
                      field=fieldname)
+
+    def _check_secret_ref(self, where: str, path: tuple[str | int, ...], s: Step, fieldname: str) -> None:
+        # Secrets are rendered only into an http request (url, headers, query, body); anywhere else
+        # (a condition, for_each, another step type) they would end up in records or prompts.
+        if s.config.type != "http" or fieldname not in HTTP_SECRET_FIELDS:
+            self.err("secrets_not_allowed", f"{where}: secrets can only be used in http steps "
+                     "(url, headers, query, body)", step=s.id, field=fieldname)
+        elif not path:
+            self.err("invalid_reference", f"{where}: name a secret, e.g. secrets.API_TOKEN", step=s.id,
+                     field=fieldname)
+        elif (problem := secret_name_problem(path[0])) is not None:
+            self.err("invalid_secret_name", f"{where}: {problem}", step=s.id, field=fieldname)
+        elif len(path) > 1:
+            self.err("invalid_reference", f"{where}: a secret is a string, write secrets.{path[0]}",
+                     step=s.id, field=fieldname)
 
     # ------------------------------------------------------------------ triggers
     def check_triggers(self) -> None:
@@ -265,6 +277,12 @@ class _Checker:
                     self.err("condition_syntax", str(exc), field=f"triggers[{i}].when", path=(*path, "when"))
             if t.type == "cron":
                 self._check_cron(t, i)
+            auth = getattr(t, "auth", None)
+            if auth is not None and auth.secret_name is not None:
+                problem = secret_name_problem(auth.secret_name)
+                if problem is not None:
+                    self.err("invalid_secret_name", problem, field=f"triggers[{i}].auth.secret_name",
+                             path=(*path, "auth", "secret_name"))
 
     def _check_cron(self, t: Any, i: int) -> None:
         try:

@@ -159,6 +159,11 @@ def cmd_upload(args: Any) -> int:
 
 
 def cmd_secrets_set(args: Any) -> int:
+    from boternity.runtime.secrets import secret_name_problem
+
+    problem = secret_name_problem(args.name)
+    if problem is not None:  # refused before the value is read or sent anywhere
+        raise BoternityError(problem)
     value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
     _print(Client(args.api).request("PUT", f"/_local/secrets/{quote(args.name)}", body=value.encode(),
                                     content_type="text/plain"))
