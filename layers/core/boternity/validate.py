@@ -5,6 +5,7 @@ Runs when a workflow is loaded, never first at run time, and reports every probl
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import ExpressionError, ValidationFailed, WorkflowError
@@ -122,7 +123,29 @@ class _Checker:
                          step=s.id, field="config.workflow_name")
             if c.type == "code":
                 self._check_code_language(s)
+            self._check_asset_name(s)
         return not self.errors
+
+    def _check_asset_name(self, s: Step) -> None:
+        """Names that become a folder or a state machine name: one plain segment each, so a
+        workflow cannot reach a file or a machine outside its own (``../``, ``/``, ``:``)."""
+        from boternity.executors.bots import bot_name_problem
+        from boternity.executors.skill import skill_name_problem
+        from boternity.model.workflow import WORKFLOW_NAME_MAX, WORKFLOW_NAME_PATTERN
+
+        c = s.config
+        problem, fieldname = None, ""
+        if c.type == "agent":
+            problem, fieldname = bot_name_problem(c.bot), "config.bot"
+        elif c.type == "skill":
+            problem, fieldname = skill_name_problem(c.skill), "config.skill"
+        elif c.type == "sub_workflow" and (len(c.workflow_name) > WORKFLOW_NAME_MAX
+                                           or not re.match(WORKFLOW_NAME_PATTERN, c.workflow_name)):
+            problem = (f"{_shown(c.workflow_name)} is not a workflow name (letters, digits and '-', "
+                       f"at most {WORKFLOW_NAME_MAX} characters)")
+            fieldname = "config.workflow_name"
+        if problem is not None:
+            self.err("invalid_name", problem, step=s.id, field=fieldname)
 
     def _check_code_language(self, s: Step) -> None:
         try:
@@ -295,6 +318,12 @@ class _Checker:
                 fn(arg)
             except WorkflowError as exc:
                 self.err(exc.code, exc.message, field=f"triggers[{i}].{fname}", path=("triggers", i, fname))
+
+
+def _shown(value: str) -> str:
+    """A name for a message: escapes for control characters (a terminal must not interpret them), cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_workflow(loaded: LoadedWorkflow | Workflow) -> None:
