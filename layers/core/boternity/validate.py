@@ -271,9 +271,11 @@ class _Checker:
     def _check_secret_ref(self, where: str, path: tuple[str | int, ...], s: Step, fieldname: str) -> None:
         # Secrets are rendered only into an http request (url, headers, query, body); anywhere else
         # (a condition, for_each, another step type) they would end up in records or prompts.
+        if not where.isprintable():  # a hostile name may carry terminal escapes: never echo them raw
+            where = where.encode("unicode_escape").decode("ascii")
         if s.config.type != "http" or fieldname not in HTTP_SECRET_FIELDS:
-            self.err("secrets_not_allowed", f"{where}: secrets can only be used in http steps "
-                     "(url, headers, query, body)", step=s.id, field=fieldname)
+            self.err("secrets_not_allowed", f"{where}: secrets can only be used in an http step's url, "
+                     "headers, query or body", step=s.id, field=fieldname)
         elif not path:
             self.err("invalid_reference", f"{where}: name a secret, e.g. secrets.API_TOKEN", step=s.id,
                      field=fieldname)
