@@ -14,6 +14,7 @@ Three layers, each proven on its own:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,9 @@ def test_validate_refuses_the_workflow_naming_step_and_field(tmp_path: Path, cap
     assert "\x1b" not in err and "Traceback" not in err
 
 
+_NAMES = itertools.count(1)
+
+
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from boternity.local.engine import LocalEngine
@@ -134,13 +138,14 @@ def test_the_api_refuses_the_workflow_and_registers_nothing(cloud: Any, steps: l
                                                             step: str | None, field: str, words: str) -> None:
     from boternity.handlers.api import lambda_handler as api
 
-    r = call(api, "PUT", "/workflows/exfil", body=workflow_doc(steps, triggers))
+    name = f"exfil-{next(_NAMES)}"   # one per case: a case that wrongly registers cannot mask the next
+    r = call(api, "PUT", f"/workflows/{name}", body={**workflow_doc(steps, triggers), "name": name})
     assert r.status == 400, r.text
     assert r.error["code"] == "validation_failed"
     (detail,) = [d for d in r.error["details"] if d["field"] == field]
     assert detail["code"] == code and detail["step_id"] == step and words in detail["message"]
-    assert call(api, "GET", "/workflows/exfil").status == 404
-    assert not [m for m in cloud.sfn.list_state_machines()["stateMachines"] if m["name"].endswith("exfil")]
+    assert call(api, "GET", f"/workflows/{name}").status == 404
+    assert not [m for m in cloud.sfn.list_state_machines()["stateMachines"] if m["name"].endswith(name)]
 
 
 # ---------------------------------------------------------------------------- running
