@@ -298,3 +298,58 @@ def test_the_local_secrets_route_refuses_an_oversized_value(cloud: Any) -> None:
     st, _, body = LocalServer(cloud).handle("PUT", "/_local/secrets/GOOD", {}, b"fine")
     assert st == 200 and json.loads(body)["secret_id"] == os.environ.get("BOTERNITY_SECRET_PREFIX",
                                                                             DEFAULT_SECRET_PREFIX) + "GOOD"
+
+
+# ---------------------------------------------------------------------------- other steps reaching the environment
+
+# What a script in a code step might try, to read the environment, a file or the network: V8 as
+# embedded has none of it (Node's, Deno's, Bun's, QuickJS's and the d8 shell's entry points alike).
+JS_HOST_OBJECTS = ["process", "require", "fetch", "XMLHttpRequest", "Deno", "Bun", "os", "std", "read",
+                   "readbuffer", "load", "importScripts", "WebAssembly", "SharedArrayBuffer"]
+
+
+@pytest.mark.parametrize("name", JS_HOST_OBJECTS)
+def test_javascript_has_no_host_object(name: str) -> None:
+    from boternity.executors.code import run_code
+
+    source = f"[typeof globalThis[{name!r}], Function('return typeof {name}')()]"
+    out = run_code({"language": "javascript", "source": source, "input": None}, base_dir=None)
+    assert out["output"] == ["undefined", "undefined"]
+
+
+def test_javascript_cannot_import_a_module(credentials: dict[str, str]) -> None:
+    from boternity.errors import StepFailed
+    from boternity.executors.code import run_code
+
+    with pytest.raises(StepFailed) as info:
+        run_code({"language": "javascript", "source": "import('fs').then(m => m.readFileSync('/proc/self/environ'))",
+                  "input": None}, base_dir=None)
+    assert info.value.code == "code.error" and "Not supported" in str(info.value)
+
+
+def test_javascript_globals_hold_no_environment_value(credentials: dict[str, str]) -> None:
+    from boternity.executors.code import run_code
+
+    source = ("JSON.stringify(Object.getOwnPropertyNames(globalThis).map(n => { try { return [n, String(globalThis[n])]; }"
+              " catch (e) { return [n, 'throws']; } }))")
+    out = run_code({"language": "javascript", "source": source, "input": None}, base_dir=None)["output"]
+    assert "Object" in out
+    for value in credentials.values():
+        assert value not in out
+
+
+@pytest.mark.parametrize(("module", "code"), [
+    pytest.param("/proc/self/environ", "code.module_not_found", id="absolute-proc-environ"),
+    pytest.param("../" * 30 + "proc/self/environ", "code.invalid_config", id="relative-proc-environ"),
+    pytest.param("link.wasm", "code.invalid_config", id="symlink-out-of-the-workflow-folder"),
+])
+def test_a_wasm_module_path_cannot_read_outside_the_workflow_folder(tmp_path: Path, module: str, code: str) -> None:
+    from boternity.errors import StepFailed
+    from boternity.executors.code import run_code
+
+    (tmp_path / "outside.wasm").write_bytes(b"\0asm\1\0\0\0")
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "link.wasm").symlink_to(tmp_path / "outside.wasm")
+    with pytest.raises(StepFailed) as info:
+        run_code({"language": "wasm", "module": module, "input": None}, base_dir=tmp_path / "wf")
+    assert info.value.code == code
