@@ -150,6 +150,15 @@ def test_the_api_refuses_the_workflow_and_registers_nothing(cloud: Any, steps: l
 
 # ---------------------------------------------------------------------------- running
 
+
+def put_secret(name: str, value: str) -> None:
+    sm = boto3.client("secretsmanager")
+    try:
+        sm.create_secret(Name=name, SecretString=value)
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=name, SecretString=value)
+
+
 AWS_MARKERS = {"AWS_ACCESS_KEY_ID": "AKIAHOSTILEMARKER01", "AWS_SECRET_ACCESS_KEY": "hostile-secret-key-marker",
                "AWS_SESSION_TOKEN": "hostile-session-token-marker"}
 
@@ -211,14 +220,6 @@ def test_boternity_run_refuses_before_starting_anything(tmp_path: Path, credenti
 
 
 # ---------------------------------------------------------------------------- where secrets come from
-
-
-def put_secret(name: str, value: str) -> None:
-    sm = boto3.client("secretsmanager")
-    try:
-        sm.create_secret(Name=name, SecretString=value)
-    except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=name, SecretString=value)
 
 
 @pytest.fixture
@@ -353,3 +354,36 @@ def test_a_wasm_module_path_cannot_read_outside_the_workflow_folder(tmp_path: Pa
     with pytest.raises(StepFailed) as info:
         run_code({"language": "wasm", "module": module, "input": None}, base_dir=tmp_path / "wf")
     assert info.value.code == code
+
+
+# ---------------------------------------------------------------------------- template injection
+
+INJECTED = "{{ secrets.PARTNER_TOKEN }}"
+
+
+@pytest.mark.parametrize("source", [
+    pytest.param({"body": "{{ trigger.text }}"}, id="from-the-trigger-payload"),
+    pytest.param({"body": "{{ steps.echo.output }}"}, id="from-an-upstream-step-output"),
+    pytest.param({"headers": {"X-Note": "{{ trigger.text }}"}}, id="into-a-header"),
+])
+def test_a_template_inside_data_is_never_rendered_again(cloud: Any, monkeypatch: pytest.MonkeyPatch,
+                                                        source: dict[str, Any]) -> None:
+    # A caller who controls the payload (or a server whose reply a step reads) writes a template:
+    # it must reach the target as the literal text, not as the workflow's secret.
+    monkeypatch.setenv("BOTERNITY_SECRET_PARTNER_TOKEN", "injected-secret-marker")
+    with HttpTarget() as web:
+        w = Workflow.model_validate({"name": "inject", "allow_private_network": True, "steps": [
+            {"id": "echo", "type": "code", "config": {"language": "javascript",   # built, so never a template here
+                                                      "source": "'{' + '{ secrets.PARTNER_TOKEN }' + '}'"}},
+            {"id": "send", "type": "http", "depends_on": ["echo"],
+             "config": {"method": "POST", "url": f"{web.url}/echo", "body": source.get("body"),
+                        "headers": {"Authorization": "Bearer {{ secrets.PARTNER_TOKEN }}",
+                                    **source.get("headers", {})}}}]})
+        result = cloud.run(w, {"text": INJECTED}, timeout=60)
+        assert result.status == "SUCCEEDED", result.cause
+        (request,) = web.requests
+    assert request.headers["authorization"] == "Bearer injected-secret-marker"   # the author's own use
+    sent = json.dumps({"body": request.body.decode(), "headers": {k: v for k, v in request.headers.items()
+                                                         if k != "authorization"}})
+    assert "injected-secret-marker" not in sent
+    assert INJECTED in sent
