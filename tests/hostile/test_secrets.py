@@ -387,3 +387,19 @@ def test_a_template_inside_data_is_never_rendered_again(cloud: Any, monkeypatch:
                                                          if k != "authorization"}})
     assert "injected-secret-marker" not in sent
     assert INJECTED in sent
+
+
+def test_what_secrets_set_stores_is_what_a_step_reads(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from boternity.local.server import LocalServer
+
+    monkeypatch.delenv("BOTERNITY_SECRET_STORED_TOKEN", raising=False)
+    monkeypatch.setenv("STORED_TOKEN", "bare-variable-never-read")
+    st, _, _ = LocalServer(cloud).handle("PUT", "/_local/secrets/STORED_TOKEN", {}, b"stored-value-1")
+    assert st == 200
+    with HttpTarget() as web:
+        w = Workflow.model_validate({"name": "stored", "allow_private_network": True, "steps": [
+            {"id": "send", "type": "http", "config": {"url": f"{web.url}/echo",
+                                                      "headers": {"X-Key": "{{ secrets.STORED_TOKEN }}"}}}]})
+        result = cloud.run(w, timeout=60)
+        assert result.status == "SUCCEEDED", result.cause
+        assert web.requests[0].headers["x-key"] == "stored-value-1"
