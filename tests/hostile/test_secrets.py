@@ -65,6 +65,9 @@ REFUSED = [
     pytest.param([http_step(headers={"X": "{{ secrets." + "A" * 65 + " }}"})], [],
                  "invalid_secret_name", "send", "config.headers", "65 characters long (at most 64)",
                  id="secret-name-too-long"),
+    pytest.param([http_step(headers={"X": "{{ secrets.PREFIX }}"})], [],
+                 "invalid_secret_name", "send", "config.headers", "'PREFIX' is reserved",
+                 id="the-prefix-setting-read-as-a-secret"),
     pytest.param([http_step(headers={"X": "{{ secrets.TOKEN.value }}"})], [],
                  "invalid_reference", "send", "config.headers", "a secret is a string", id="secret-sub-field"),
     pytest.param([{**http_step(), "condition": "secrets.TOKEN == 'x'"}], [],
@@ -243,6 +246,7 @@ def secrets_manager(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     pytest.param("local", "anthropic", None, id="local-stack-secret-not-reachable"),
     pytest.param("local", "../anthropic", None, id="local-traversal-refused"),
     pytest.param("local", "ENV_ONLY", "from-the-namespaced-variable", id="local-namespaced-variable"),
+    pytest.param("local", "PREFIX", None, id="local-the-prefix-setting-is-no-secret"),
     pytest.param("lambda", "AWS_SESSION_TOKEN", None, id="lambda-aws-token-never"),
     pytest.param("lambda", "PARTNER_TOKEN", "the-workflow-secret", id="lambda-prefixed-secret-only"),
     pytest.param("lambda", "ENV_ONLY", None, id="lambda-ignores-every-environment-variable"),
@@ -254,6 +258,7 @@ def test_lookup_reads_only_the_workflow_namespace(secrets_manager: None, monkeyp
     monkeypatch.setenv("ENV_ONLY", "bare-env-var")
     monkeypatch.setenv("BOTERNITY_SECRET_ENV_ONLY", "from-the-namespaced-variable")
     monkeypatch.setenv("BOTERNITY_SECRET_AWS_SESSION_TOKEN", "namespaced-but-reserved")
+    monkeypatch.setenv("BOTERNITY_SECRET_PREFIX", DEFAULT_SECRET_PREFIX)   # a setting, not a secret
     if where == "lambda":
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "boternity-http")
     else:

@@ -51,6 +51,9 @@ def secret_name_problem(name: object) -> str | None:
     if _RESERVED.match(name):
         return (f"'{name}' names the functions' own AWS settings, which are never secrets a workflow "
                 "can read; store the value as a workflow secret with another name")
+    if env_name(name) == SECRET_PREFIX_ENV:
+        # Its variable is this module's own setting, not a secret.
+        return f"'{name}' is reserved ({SECRET_PREFIX_ENV} is a setting); choose another secret name"
     return None
 
 
