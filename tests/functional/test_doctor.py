@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from boternity.cli.client import Client
-from boternity.doctor import NO_SUCH_MODEL, Doctor, fix_hint
+from boternity.cli.doctor import NO_SUCH_MODEL, Doctor, fix_hint
 from boternity.local import cloud_patches
 from boternity.local.server import LocalServer, prepare_local_cloud
 from tests.support.anthropic_stub import AnthropicStub

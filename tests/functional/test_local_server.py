@@ -62,10 +62,10 @@ def test_deploy_trigger_and_read_a_run_through_http_events(server):
 
 
 def test_local_only_routes_store_secrets_and_files(server):
-    status, body = call(server, "PUT", "/_local/secrets/boternity%2Fpartner", b"s3cret", "text/plain")
+    status, body = call(server, "PUT", "/_local/secrets/partner", b"s3cret", "text/plain")
     assert status == 200 and body["stored"] is True
     sm = boto3.client("secretsmanager", region_name="us-east-1")
-    assert sm.get_secret_value(SecretId="boternity/partner")["SecretString"] == "s3cret"
+    assert sm.get_secret_value(SecretId="boternity/workflows/partner")["SecretString"] == "s3cret"
     status, body = call(server, "PUT", "/_local/files/inbox/a.csv", b"a,b\n", "text/csv")
     assert status == 200 and body["key"] == "inbox/a.csv"
     status, body = call(server, "GET", "/_local/nothing")

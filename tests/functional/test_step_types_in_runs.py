@@ -67,7 +67,7 @@ def test_llm_self_correct_asks_for_a_correction_and_retries_with_it(engine, llm)
 
 
 def test_secrets_are_sent_but_never_stored(engine, monkeypatch):
-    monkeypatch.setenv("PARTNER_TOKEN", "s3cr3t-value-123")
+    monkeypatch.setenv("BOTERNITY_SECRET_PARTNER_TOKEN", "s3cr3t-value-123")
     with HttpTarget() as web:
         w = wf({"name": "call", "allow_private_network": True, "steps": [
             {"id": "call", "type": "http",

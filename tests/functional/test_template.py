@@ -466,3 +466,65 @@ def test_each_environment_has_a_state_machine_prefix_no_other_one_overlaps() -> 
 def test_prefixes_that_could_overlap_or_overflow_are_refused(prefix: str) -> None:
     pattern = re.compile(load_template(TEMPLATE)["Parameters"]["StateMachinePrefix"]["AllowedPattern"])
     assert not pattern.fullmatch(prefix)
+
+
+# ---------------------------------------------------------------------------- secrets
+
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+WORKFLOW_SECRETS = "${AWS::StackName}/workflows/"
+# Who may read which secret: the functions that render workflow secrets ({{ secrets.NAME }} in an
+# http step, a webhook's auth.secret_name) read the workflow-secrets prefix and nothing else; the
+# agent function reads the Anthropic key and nothing else; every other function reads no secret.
+SECRET_READERS = {
+    "HttpFunctionRole": {SECRET_ARN + WORKFLOW_SECRETS + "*"},
+    "WebhookFunctionRole": {SECRET_ARN + WORKFLOW_SECRETS + "*"},
+    "AgentFunctionRole": {SECRET_ARN + "${AnthropicSecretName}-??????"},
+}
+
+
+def _secret_grants(resources: dict[str, Any]) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            continue
+        for s in _statements(resource):
+            if s["Effect"] == "Allow" and any(a.startswith("secretsmanager:") or a == "*"
+                                              for a in _as_list(s["Action"])):
+                grants.setdefault(logical_id, set()).update(_render(r) for r in _as_list(s["Resource"]))
+    return grants
+
+
+def test_each_function_reads_only_its_own_secrets(resources: dict[str, Any]) -> None:
+    assert _secret_grants(resources) == SECRET_READERS
+
+
+def test_secret_reading_functions_are_told_the_prefix_they_may_read(resources: dict[str, Any]) -> None:
+    from boternity.runtime.secrets import SECRET_PREFIX_ENV
+
+    for name in ("HttpFunction", "WebhookFunction"):
+        env = resources[name]["Properties"]["Environment"]["Variables"]
+        assert _render(env[SECRET_PREFIX_ENV]) == WORKFLOW_SECRETS, name
+    others = [n for n, r in _of_type(resources, "AWS::Lambda::Function").items()
+              if SECRET_PREFIX_ENV in r["Properties"].get("Environment", {}).get("Variables", {})]
+    assert sorted(others) == ["HttpFunction", "WebhookFunction"]
+
+
+def test_the_default_local_prefix_is_the_default_stacks(sam: dict[str, Any]) -> None:
+    from boternity.runtime.secrets import DEFAULT_SECRET_PREFIX
+
+    stack = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["global"]["parameters"]["stack_name"]
+    assert WORKFLOW_SECRETS.replace("${AWS::StackName}", stack) == DEFAULT_SECRET_PREFIX
+
+
+@pytest.mark.parametrize(("name", "allowed"), [
+    ("boternity/anthropic", True),
+    ("team/llm/anthropic-key", True),
+    ("boternity/workflows/anthropic", False),
+    ("boternity-prod/workflows/ANTHROPIC", False),
+])
+def test_the_anthropic_key_can_never_sit_among_workflow_secrets(sam: dict[str, Any], name: str,
+                                                                allowed: bool) -> None:
+    param = sam["Parameters"]["AnthropicSecretName"]
+    pattern = re.compile(param["AllowedPattern"])
+    assert pattern.fullmatch(param["Default"])
+    assert bool(pattern.fullmatch(name)) is allowed

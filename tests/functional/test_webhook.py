@@ -36,9 +36,9 @@ WORKFLOW = {
 
 @pytest.fixture
 def cloud(engine, monkeypatch):
-    monkeypatch.setenv("GH_HOOK_SECRET", GH_SECRET)
-    monkeypatch.setenv("SW_HOOK_SECRET", f"{SW_OLD} {SW_SECRET}")   # rotation: both verify
-    monkeypatch.setenv("BEARER_SECRET", BEARER)
+    monkeypatch.setenv("BOTERNITY_SECRET_GH_HOOK_SECRET", GH_SECRET)
+    monkeypatch.setenv("BOTERNITY_SECRET_SW_HOOK_SECRET", f"{SW_OLD} {SW_SECRET}")   # rotation: both verify
+    monkeypatch.setenv("BOTERNITY_SECRET_BEARER_SECRET", BEARER)
     with local_cloud(engine):
         r = call(api, "PUT", "/workflows/hooked", body=WORKFLOW)
         assert r.status == 201, r.text
@@ -136,14 +136,14 @@ def test_a_public_hook_and_its_nested_path(cloud):
 
 
 def test_the_secret_can_come_from_secrets_manager(cloud, monkeypatch):
-    monkeypatch.delenv("BEARER_SECRET")
-    boto3.client("secretsmanager").create_secret(Name="BEARER_SECRET", SecretString=BEARER)
+    monkeypatch.delenv("BOTERNITY_SECRET_BEARER_SECRET")
+    boto3.client("secretsmanager").create_secret(Name="boternity/workflows/BEARER_SECRET", SecretString=BEARER)
     r = call(hook, "POST", "/hooks/bearer", body={}, headers={"Authorization": f"Bearer {BEARER}"})
     assert r.status == 202, r.text
 
 
 def test_a_missing_secret_fails_closed(cloud, monkeypatch):
-    monkeypatch.delenv("GH_HOOK_SECRET")
+    monkeypatch.delenv("BOTERNITY_SECRET_GH_HOOK_SECRET")
     r = call(hook, "POST", "/hooks/github", **github({"action": "opened"}, delivery="d-missing"))
     assert r.status == 401 and r.error["message"] == "webhook authentication failed"
 

@@ -5,6 +5,7 @@ Runs when a workflow is loaded, never first at run time, and reports every probl
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import ExpressionError, ValidationFailed, WorkflowError
@@ -12,6 +13,7 @@ from boternity.expressions.jexl import condition_references
 from boternity.expressions.jexl import parse as parse_condition
 from boternity.expressions.templates import value_references
 from boternity.graph import TOP, build_graph, find_cycle
+from boternity.runtime.secrets import secret_name_problem
 
 if TYPE_CHECKING:
     from boternity.expressions.paths import Ref
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 TEMPLATE_ROOTS = {"steps", "trigger", "variables", "workflow", "run", "item", "index", "secrets", "loop"}
 WHEN_ROOTS = {"event", "trigger"}
+HTTP_SECRET_FIELDS = {"config.url", "config.headers", "config.query", "config.body"}
 STEP_FIELDS = {"output", "status", "error"}
 WORKFLOW_FIELDS = {"name"}
 RUN_FIELDS = {"id", "started_at"}
@@ -137,7 +140,29 @@ class _Checker:
                          step=s.id, field="config.workflow_name")
             if c.type == "code":
                 self._check_code_language(s)
+            self._check_asset_name(s)
         return not self.errors
+
+    def _check_asset_name(self, s: Step) -> None:
+        """Names that become a folder or a state machine name: one plain segment each, so a
+        workflow cannot reach a file or a machine outside its own (``../``, ``/``, ``:``)."""
+        from boternity.executors.bots import bot_name_problem
+        from boternity.executors.skill import skill_name_problem
+        from boternity.model.workflow import WORKFLOW_NAME_MAX, WORKFLOW_NAME_PATTERN
+
+        c = s.config
+        problem, fieldname = None, ""
+        if c.type == "agent":
+            problem, fieldname = bot_name_problem(c.bot), "config.bot"
+        elif c.type == "skill":
+            problem, fieldname = skill_name_problem(c.skill), "config.skill"
+        elif c.type == "sub_workflow" and (len(c.workflow_name) > WORKFLOW_NAME_MAX
+                                           or not re.match(WORKFLOW_NAME_PATTERN, c.workflow_name)):
+            problem = (f"{_shown(c.workflow_name)} is not a workflow name (letters, digits and '-', "
+                       f"at most {WORKFLOW_NAME_MAX} characters)")
+            fieldname = "config.workflow_name"
+        if problem is not None:
+            self.err("invalid_name", problem, step=s.id, field=fieldname)
 
     def _check_code_language(self, s: Step) -> None:
         try:
@@ -246,12 +271,7 @@ class _Checker:
                 self.err("unknown_variable", f"{where}: no variable '{path[0]}' is defined under 'variables'",
                          step=s.id, field=fieldname)
         elif root == "secrets":
-            if s.config.type != "http":
-                self.err("secrets_not_allowed", f"{where}: secrets can only be used in http steps "
-                         "(url, headers, query, body)", step=s.id, field=fieldname)
-            elif not path:
-                self.err("invalid_reference", f"{where}: name a secret, e.g. secrets.API_TOKEN", step=s.id,
-                         field=fieldname)
+            self._check_secret_ref(where, path, s, fieldname)
         elif root == "loop":
             if not in_loop:
                 self.err("invalid_reference", f"{where}: 'loop' only exists inside a loop body or condition",
@@ -264,6 +284,23 @@ class _Checker:
         elif root == "run" and path and path[0] not in RUN_FIELDS:
             self.err("invalid_reference", f"{where}: run has {', '.join(sorted(RUN_FIELDS))}", step=s.id,
                      field=fieldname)
+
+    def _check_secret_ref(self, where: str, path: tuple[str | int, ...], s: Step, fieldname: str) -> None:
+        # Secrets are rendered only into an http request (url, headers, query, body); anywhere else
+        # (a condition, for_each, another step type) they would end up in records or prompts.
+        if not where.isprintable():  # a hostile name may carry terminal escapes: never echo them raw
+            where = where.encode("unicode_escape").decode("ascii")
+        if s.config.type != "http" or fieldname not in HTTP_SECRET_FIELDS:
+            self.err("secrets_not_allowed", f"{where}: secrets can only be used in an http step's url, "
+                     "headers, query or body", step=s.id, field=fieldname)
+        elif not path:
+            self.err("invalid_reference", f"{where}: name a secret, e.g. secrets.API_TOKEN", step=s.id,
+                     field=fieldname)
+        elif (problem := secret_name_problem(path[0])) is not None:
+            self.err("invalid_secret_name", f"{where}: {problem}", step=s.id, field=fieldname)
+        elif len(path) > 1:
+            self.err("invalid_reference", f"{where}: a secret is a string, write secrets.{path[0]}",
+                     step=s.id, field=fieldname)
 
     # ------------------------------------------------------------------ triggers
     def check_triggers(self) -> None:
@@ -282,6 +319,12 @@ class _Checker:
                     self.err("condition_syntax", str(exc), field=f"triggers[{i}].when", path=(*path, "when"))
             if t.type == "cron":
                 self._check_cron(t, i)
+            auth = getattr(t, "auth", None)
+            if auth is not None and auth.secret_name is not None:
+                problem = secret_name_problem(auth.secret_name)
+                if problem is not None:
+                    self.err("invalid_secret_name", problem, field=f"triggers[{i}].auth.secret_name",
+                             path=(*path, "auth", "secret_name"))
 
     def _check_cron(self, t: Any, i: int) -> None:
         try:
@@ -294,6 +337,12 @@ class _Checker:
                 fn(arg)
             except WorkflowError as exc:
                 self.err(exc.code, exc.message, field=f"triggers[{i}].{fname}", path=("triggers", i, fname))
+
+
+def _shown(value: str) -> str:
+    """A name for a message: escapes for control characters (a terminal must not interpret them), cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_workflow(loaded: LoadedWorkflow | Workflow) -> None:

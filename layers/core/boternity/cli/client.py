@@ -133,7 +133,7 @@ def cmd_undeploy(args: Any) -> int:
 
 
 def cmd_doctor(args: Any) -> int:
-    from boternity.doctor import Doctor
+    from boternity.cli.doctor import Doctor
 
     client = Client(args.api, api_key=args.api_key)
     print(f"boternity doctor: {client.base}", file=sys.stderr)
@@ -204,6 +204,11 @@ def cmd_upload(args: Any) -> int:
 
 
 def cmd_secrets_set(args: Any) -> int:
+    from boternity.runtime.secrets import secret_name_problem
+
+    problem = secret_name_problem(args.name)
+    if problem is not None:  # refused before the value is read or sent anywhere
+        raise BoternityError(problem)
     value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
     _print(Client(args.api).request("PUT", f"/_local/secrets/{quote(args.name)}", body=value.encode(),
                                     content_type="text/plain"))

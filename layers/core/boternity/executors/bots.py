@@ -293,14 +293,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_slug(slug: str) -> None:
+def bot_name_problem(slug: object) -> str | None:
+    """Why ``slug`` cannot name a bot folder, or None (the validator asks this at load time)."""
     if not isinstance(slug, str) or not _SLUG.match(slug) or ".." in slug:
-        raise StepFailed(
-            f"bot name {_short(slug)} is not a valid bot folder name (letters, digits, '.', '_', '-'; "
-            "starting with a letter or digit)",
-            code=INVALID,
-            details={"field": "bot"},
-        )
+        return (f"bot name {_short(slug)} is not a valid bot folder name (letters, digits, '.', '_', '-'; "
+                "starting with a letter or digit)")
+    return None
+
+
+def _check_slug(slug: str) -> None:
+    problem = bot_name_problem(slug)
+    if problem is not None:
+        raise StepFailed(problem, code=INVALID, details={"field": "bot"})
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -138,12 +138,21 @@ def clear_skill_cache() -> None:
         _cache.clear()
 
 
+def skill_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a skill folder, or None (the validator asks this at load time)."""
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > NAME_MAX:
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        return f"{shown} is not a skill name (lowercase letters, digits and '-', at most {NAME_MAX} characters)"
+    return None
+
+
 def load_skill(skills_dir: Path | str, name: str) -> Skill:
     """Load and validate ``<skills_dir>/<name>``; cached until one of its files changes."""
-    if not isinstance(name, str) or not _NAME.match(name) or len(name) > NAME_MAX:
+    problem = skill_name_problem(name)
+    if problem is not None:
         # Checked before touching the file system: the name comes from a workflow file and must
         # not be able to name a folder outside skills_dir ("../x").
-        raise _invalid(name, "name", f"{name!r} is not a skill name (lowercase letters, digits and '-')")
+        raise StepFailed(problem, code="skill.invalid", details={"field": "name"})
     folder = Path(skills_dir) / name
     signature = _signature(folder)
     key = (str(folder.resolve()), name)

@@ -164,7 +164,8 @@ def _payload(raw: bytes, headers: dict[str, str]) -> Any:
 
 
 def _secret(name: str, auth_type: str) -> str | list[str] | None:
-    """The webhook secret: the environment variable of that name, else Secrets Manager (cached).
+    """The webhook secret: the workflow secret of that name (never another environment variable
+    or the stack's own secrets; see boternity.runtime.secrets).
 
     For ``standard_webhooks`` the value may hold several secrets (a JSON list, or separated by
     spaces) so a key can be rotated without dropping deliveries.

@@ -98,20 +98,43 @@ class LocalServer:
 
         js = {"Content-Type": "application/json"}
         if method == "PUT" and path.startswith("/_local/secrets/"):
-            name = unquote(path[len("/_local/secrets/"):])
-            sm = boto3.client("secretsmanager")
-            value = body.decode("utf-8")
-            try:
-                sm.create_secret(Name=name, SecretString=value)
-            except sm.exceptions.ResourceExistsException:
-                sm.put_secret_value(SecretId=name, SecretString=value)
-            return 200, js, json.dumps({"secret": name, "stored": True}).encode()
+            return self._put_secret(unquote(path[len("/_local/secrets/"):]), body)
         if method == "PUT" and path.startswith("/_local/files/"):
             key = unquote(path[len("/_local/files/"):])
             boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=key, Body=body)
             return 200, js, json.dumps({"bucket": LOCAL_BUCKET, "key": key, "size": len(body)}).encode()
         return 404, js, json.dumps({"error": {"code": "not_found", "message": f"no local route {method} {path}",
                                               "details": None}}).encode()
+
+    def _put_secret(self, name: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Store a workflow secret where ``{{ secrets.NAME }}`` reads it: under the workflow-secrets
+        prefix only, so this route can never overwrite the stack's own secrets."""
+        import boto3
+
+        from boternity.runtime.secrets import SECRET_VALUE_MAX_BYTES, secret_id, secret_name_problem
+
+        js = {"Content-Type": "application/json"}
+
+        def refuse(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+            return status, js, json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+
+        problem = secret_name_problem(name)
+        if problem is not None:
+            return refuse(400, "invalid_secret_name", problem)
+        if len(body) > SECRET_VALUE_MAX_BYTES:
+            return refuse(413, "secret_too_large", f"a secret value holds at most {SECRET_VALUE_MAX_BYTES} bytes "
+                          f"(this one has {len(body)})")
+        try:
+            value = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return refuse(400, "invalid_secret_value", "a secret value must be UTF-8 text")
+        sm = boto3.client("secretsmanager")
+        sid = secret_id(name)
+        try:
+            sm.create_secret(Name=sid, SecretString=value)
+        except sm.exceptions.ResourceExistsException:
+            sm.put_secret_value(SecretId=sid, SecretString=value)
+        return 200, js, json.dumps({"secret": name, "secret_id": sid, "stored": True}).encode()
 
     # ------------------------------------------------------------------ cron
     def fire_due_schedules(self, now: dt.datetime | None = None) -> int:

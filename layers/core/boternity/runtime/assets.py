@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from boternity.errors import StepFailed
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CACHE = Path(os.environ.get("BOTERNITY_ASSET_CACHE", "/tmp/boternity-assets"))
 
 
@@ -14,6 +18,12 @@ def asset_dir(kind: str, name: str) -> Path | None:
     Locally ``BOTERNITY_BOTS_DIR`` / ``BOTERNITY_SKILLS_DIR`` point at folders; in the cloud the
     folder is synced from ``s3://$BOTERNITY_BUCKET/<kind>/<name>/`` into /tmp once per container.
     """
+    if not _SEGMENT.match(name) or ".." in name:
+        # The name becomes a folder under the cache and an S3 prefix: it must stay one plain segment,
+        # or a bucket object under "bots/../../x/" would be written outside the cache.
+        code = "agent.bot_invalid" if kind == "bots" else "skill.invalid"   # the codes the loaders use
+        raise StepFailed(f"{kind[:-1]} name {name!r:.80} is not a plain folder name", code=code,
+                         details={"field": kind[:-1]})
     local = os.environ.get(f"BOTERNITY_{kind.upper()}_DIR")
     if local:
         return Path(local)

@@ -5,7 +5,6 @@ One implementation, used by every function locally and in the cloud.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from boternity.errors import ExpressionError, StepFailed
 from boternity.expressions.jexl import evaluate_condition
 from boternity.expressions.templates import render_value
+from boternity.runtime.secrets import lookup_secret
 from boternity.store.blobs import BlobStore, blob_store_from_env, make_resolver
 
 
@@ -20,7 +20,8 @@ class Secrets(Mapping[str, str]):
     """Secrets looked up one at a time, remembering the values so they can be masked."""
 
     def __init__(self, lookup: Any = None) -> None:
-        self._lookup = lookup or _env_secret
+        # Only the workflow-secrets namespace, never the process environment (boternity.runtime.secrets).
+        self._lookup = lookup or lookup_secret
         self.used: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> str:
@@ -58,11 +59,6 @@ class Secrets(Mapping[str, str]):
         if isinstance(value, list):
             return [self.mask(v) for v in value]
         return value
-
-
-def _env_secret(name: str) -> str | None:
-    """Locally, secrets come from the environment; the cloud handler injects Secrets Manager."""
-    return os.environ.get(name)
 
 
 @dataclass

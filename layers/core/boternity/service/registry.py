@@ -291,7 +291,7 @@ class WorkflowService:
             from boternity.service.runs import start_queued
 
             start_queued(s.table, name, sfn=self._sfn)
-        logger.info("workflow deployed", extra={"workflow": name, "created": old is None})
+        logger.info("workflow deployed", extra={"workflow": name, "new_workflow": old is None})
         return _workflow(item), old is None, self._warnings(wf)
 
     def _warnings(self, wf: Any) -> list[str]:
