@@ -1,0 +1,96 @@
+"""JSON from outside (request bodies, trigger payloads, JSON workflows, ``--input``), bounded.
+
+``json.loads`` recurses once per nesting level in C and raises RecursionError near 1,000 levels;
+it turns any digit string into an int (ValueError past 4,300 digits) and accepts NaN and
+Infinity, which are not JSON and cannot be stored or sent on. So one linear regex pass over the
+tokens checks depth, number length and those constants first, with a line and column for each;
+only text that passes it reaches ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from boternity.parsing.limits import Limits, ParseError, over_limit
+
+# A whole string (so brackets and digits inside strings are skipped), a bracket, a number, or a
+# constant json.loads would accept. The string alternative is the unrolled-loop form: linear, no
+# backtracking on long strings.
+_TOKENS = re.compile(
+    r'"[^"\\]*(?:\\.[^"\\]*)*"'
+    r"|(?P<open>[\[{])|(?P<close>[\]}])"
+    r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+    r"|(?P<constant>-?Infinity|NaN)",
+    re.ASCII | re.DOTALL,
+)
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def decode_utf8(raw: bytes, *, limits: Limits | None = None, what: str = "the body") -> str:
+    """Bytes → text, refusing oversized and non-UTF-8 input with the offending byte's position."""
+    limits = limits or Limits.from_env()
+    if len(raw) > limits.max_bytes:
+        raise ParseError(f"{what} is {len(raw):,} bytes, more than allowed {over_limit(limits, 'max_bytes')}",
+                         code="too_large", limit="BOTERNITY_MAX_INPUT_BYTES")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ParseError(f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                         code="invalid_encoding", line=line) from None
+
+
+def _prescan(text: str, limits: Limits) -> None:
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        kind = m.lastgroup
+        if kind is None:        # a string
+            continue
+        if kind == "open":
+            depth += 1
+            if depth > limits.max_depth:
+                line, col = _line_col(text, m.start())
+                raise ParseError(f"nested deeper than {limits.max_depth} levels {over_limit(limits, 'max_depth')}",
+                                 code="too_deep", line=line, column=col, limit="BOTERNITY_MAX_DEPTH")
+        elif kind == "close":
+            depth -= 1
+        elif kind == "number":
+            digits = len(m.group()) - m.group().startswith("-")
+            if digits > limits.max_number_digits:
+                line, col = _line_col(text, m.start())
+                raise ParseError(f"a number of {digits:,} characters is longer than allowed "
+                                 f"{over_limit(limits, 'max_number_digits')}", code="number_too_long",
+                                 line=line, column=col, limit="BOTERNITY_MAX_NUMBER_DIGITS")
+        else:
+            line, col = _line_col(text, m.start())
+            raise ParseError(f"{m.group()} is not a JSON number", code="invalid_number", line=line, column=col)
+
+
+def _refuse_constant(name: str) -> Any:
+    # Reached only where the pre-scan's tokenisation differs from json's; still never a float('nan').
+    raise ParseError(f"{name} is not a JSON number", code="invalid_number")
+
+
+def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "the body") -> Any:
+    """Parse JSON text within ``limits``; raises :class:`ParseError` (never RecursionError/ValueError)."""
+    limits = limits or Limits.from_env()
+    if isinstance(text, bytes | bytearray):
+        text = decode_utf8(bytes(text), limits=limits, what=what)
+    elif len(text) > limits.max_bytes:
+        raise ParseError(f"{what} is {len(text):,} characters, more than allowed {over_limit(limits, 'max_bytes')}",
+                         code="too_large", limit="BOTERNITY_MAX_INPUT_BYTES")
+    text = text.removeprefix("\ufeff")
+    _prescan(text, limits)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{what} is not valid JSON: {exc.msg}", code="invalid_json", line=exc.lineno,
+                         column=exc.colno) from None
+    except (RecursionError, ValueError) as exc:   # the pre-scan should make these unreachable
+        raise ParseError(f"{what} is not valid JSON: {exc}", code="invalid_json") from None
