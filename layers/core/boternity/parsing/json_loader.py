@@ -36,7 +36,7 @@ def decode_utf8(raw: bytes, *, limits: Limits | None = None, what: str = "the bo
     """Bytes → text, refusing oversized and non-UTF-8 input with the offending byte's position."""
     limits = limits or Limits.from_env()
     if len(raw) > limits.max_bytes:
-        raise ParseError(f"{what} is {len(raw):,} bytes, more than allowed {over_limit(limits, 'max_bytes')}",
+        raise ParseError(f"{what} is larger than allowed {over_limit(limits, 'max_bytes')}",
                          code="too_large", limit="BOTERNITY_MAX_INPUT_BYTES")
     try:
         return raw.decode("utf-8")
@@ -46,7 +46,7 @@ def decode_utf8(raw: bytes, *, limits: Limits | None = None, what: str = "the bo
                          code="invalid_encoding", line=line) from None
 
 
-def _prescan(text: str, limits: Limits) -> None:
+def _prescan(text: str, limits: Limits, what: str) -> None:
     depth = 0
     for m in _TOKENS.finditer(text):
         kind = m.lastgroup
@@ -56,20 +56,22 @@ def _prescan(text: str, limits: Limits) -> None:
             depth += 1
             if depth > limits.max_depth:
                 line, col = _line_col(text, m.start())
-                raise ParseError(f"nested deeper than {limits.max_depth} levels {over_limit(limits, 'max_depth')}",
-                                 code="too_deep", line=line, column=col, limit="BOTERNITY_MAX_DEPTH")
+                raise ParseError(f"{what} is nested deeper than {limits.max_depth} levels "
+                                 f"{over_limit(limits, 'max_depth')}", code="too_deep", line=line, column=col,
+                                 limit="BOTERNITY_MAX_DEPTH")
         elif kind == "close":
             depth -= 1
         elif kind == "number":
             digits = len(m.group()) - m.group().startswith("-")
             if digits > limits.max_number_digits:
                 line, col = _line_col(text, m.start())
-                raise ParseError(f"a number of {digits:,} characters is longer than allowed "
+                raise ParseError(f"{what} holds a number of {digits:,} characters, longer than allowed "
                                  f"{over_limit(limits, 'max_number_digits')}", code="number_too_long",
                                  line=line, column=col, limit="BOTERNITY_MAX_NUMBER_DIGITS")
         else:
             line, col = _line_col(text, m.start())
-            raise ParseError(f"{m.group()} is not a JSON number", code="invalid_number", line=line, column=col)
+            raise ParseError(f"{what} holds {m.group()}, which is not a JSON number", code="invalid_number",
+                             line=line, column=col)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -83,10 +85,10 @@ def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "
     if isinstance(text, bytes | bytearray):
         text = decode_utf8(bytes(text), limits=limits, what=what)
     elif len(text) > limits.max_bytes:
-        raise ParseError(f"{what} is {len(text):,} characters, more than allowed {over_limit(limits, 'max_bytes')}",
+        raise ParseError(f"{what} is larger than allowed {over_limit(limits, 'max_bytes')}",
                          code="too_large", limit="BOTERNITY_MAX_INPUT_BYTES")
     text = text.removeprefix("\ufeff")
-    _prescan(text, limits)
+    _prescan(text, limits, what)
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

@@ -90,12 +90,12 @@ class ParseError(BoternityError):
         if self.line is not None:
             parts.append(f"line {self.line}" + (f", column {self.column}" if self.column is not None else ""))
         if self.path:
-            parts.append(f"at '{self.path}'")
-        return " ".join(parts)
+            parts.append(f"field '{self.path}'")
+        return ", ".join(parts)
 
     def __str__(self) -> str:
         where = self.location()
-        return f"{where}: {self.message}" if where else self.message
+        return f"{self.message} (at {where})" if where else self.message
 
     def details(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "line": self.line, "column": self.column,

@@ -151,7 +151,7 @@ def load_yaml_node(text: str, *, limits: Limits | None = None) -> tuple[Any, yam
     """Parse one YAML document within ``limits``: (data, root node with its source marks)."""
     limits = limits or Limits.from_env()
     if len(text) > limits.max_bytes:
-        raise ParseError(f"the text is {len(text):,} characters, more than allowed {over_limit(limits, 'max_bytes')}",
+        raise ParseError(f"the text is larger than allowed {over_limit(limits, 'max_bytes')}",
                          code="too_large", limit="BOTERNITY_MAX_INPUT_BYTES")
     try:
         loader = _BoundedLoader(text, limits)   # PyYAML's Reader checks the characters here
