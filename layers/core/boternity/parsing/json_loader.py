@@ -79,8 +79,27 @@ def _refuse_constant(name: str) -> Any:
     raise ParseError(f"{name} is not a JSON number", code="invalid_number")
 
 
-def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "the body") -> Any:
-    """Parse JSON text within ``limits``; raises :class:`ParseError` (never RecursionError/ValueError)."""
+def _unique_keys(what: str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    raise ParseError(f"{what} has the key '{key}' twice in one object", code="duplicate_key")
+                seen.add(key)
+        return out
+
+    return hook
+
+
+def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "the body",
+               unique_keys: bool = False) -> Any:
+    """Parse JSON text within ``limits``; raises :class:`ParseError` (never RecursionError/ValueError).
+
+    ``unique_keys`` refuses an object with a repeated key (json.loads keeps the last one silently):
+    for workflows, where the two readings of a definition must not differ.
+    """
     limits = limits or Limits.from_env()
     if isinstance(text, bytes | bytearray):
         text = decode_utf8(bytes(text), limits=limits, what=what)
@@ -90,7 +109,8 @@ def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "
     text = text.removeprefix("\ufeff")
     _prescan(text, limits, what)
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant,
+                          object_pairs_hook=_unique_keys(what) if unique_keys else None)
     except json.JSONDecodeError as exc:
         raise ParseError(f"{what} is not valid JSON: {exc.msg}", code="invalid_json", line=exc.lineno,
                          column=exc.colno) from None

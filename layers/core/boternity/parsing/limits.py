@@ -69,7 +69,8 @@ ENV_VARS: dict[str, str] = {
 class ParseError(BoternityError):
     """Outside text that cannot become data: malformed, not UTF-8, or beyond a limit.
 
-    ``code`` is stable (``too_large``, ``too_deep``, ``too_many_nodes``, ``too_many_aliases``,
+    ``code`` is stable (``too_large``, ``too_deep``, ``too_many_nodes``, ``too_large_expanded``,
+    ``too_many_aliases``, ``duplicate_key``,
     ``recursive_alias``, ``number_too_long``, ``invalid_number``, ``invalid_encoding``,
     ``invalid_json``, ``yaml_syntax``, ``invalid_value``); ``limit`` names the environment
     variable that raises the limit hit, if one was.

@@ -64,7 +64,7 @@ class _BoundedLoader(yaml.SafeLoader):
                              f"{over_limit(self.limits, 'max_nodes')}", "too_many_nodes", mark, "BOTERNITY_MAX_NODES")
         if self._chars > self.limits.max_scalar_chars:
             raise self._fail(f"the document's values expand to more than {self.limits.max_scalar_chars:,} "
-                             f"characters {over_limit(self.limits, 'max_scalar_chars')}", "too_many_nodes", mark,
+                             f"characters {over_limit(self.limits, 'max_scalar_chars')}", "too_large_expanded", mark,
                              "BOTERNITY_MAX_SCALAR_CHARS")
 
     # -- composer hooks

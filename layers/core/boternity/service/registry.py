@@ -202,7 +202,7 @@ def parse_body(name: str, body: bytes | None, content_type: str | None) -> Parse
         data, source = parse_yaml(text)
         fmt = "yaml"
     else:
-        data = loads_json(text, what="the request body")   # ParseError: 400 naming line and column
+        data = loads_json(text, what="the request body", unique_keys=True)   # ParseError: 400 with line, column
         source = SourceMap()
         fmt = "json"
     if isinstance(data, dict):
