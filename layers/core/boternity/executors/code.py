@@ -341,7 +341,14 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
     if size > limits.max_output_bytes:
         raise StepFailed(f"JavaScript output is {size} bytes, more than the {limits.max_output_bytes} allowed",
                          code="code.output_too_large", details={"limit": limits.max_output_bytes})
-    return {"type": "code", "language": "javascript", "output": json.loads(text),
+    from boternity.parsing import json_or
+
+    unparsed = object()
+    output = json_or(text, unparsed, what="the output")   # JSON.stringify nests as deep as the code likes
+    if output is unparsed:
+        raise StepFailed("JavaScript output is nested too deeply (or holds a number too long) to be a step output",
+                         code="code.invalid_output", details={"limit": "BOTERNITY_MAX_DEPTH"})
+    return {"type": "code", "language": "javascript", "output": output,
             "duration_ms": round((time.monotonic() - started) * 1000)}
 
 

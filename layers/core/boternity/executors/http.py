@@ -633,13 +633,9 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; Step Functions would choke on them later.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _parse_json(text: str, *, default: Any) -> Any:
-    try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
-    except ValueError:
-        return default
+    # Bounded (boternity.parsing): NaN/Infinity, 5,000-digit numbers and 3,000-level nesting from a
+    # target server leave the body as text instead of failing the step with a RecursionError.
+    from boternity.parsing import json_or
+
+    return json_or(text, default, what="the response")

@@ -64,7 +64,6 @@ SHA-256 of the bytes, in a small LRU (:data:`module_cache`).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import select
@@ -507,10 +506,9 @@ def run_wasm(
 
 def parse_output(stdout: str) -> Any:
     """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines."""
-    try:
-        return json.loads(stdout)
-    except ValueError:
-        return stdout.rstrip("\r\n")
+    from boternity.parsing import json_or
+
+    return json_or(stdout, stdout.rstrip("\r\n"), what="the output")   # bounded: deep JSON stays text
 
 
 def _new_store(limits: WasmLimits) -> wasmtime.Store:

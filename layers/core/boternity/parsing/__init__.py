@@ -10,7 +10,7 @@ PyYAML, so the YAML loader is imported by path (``boternity.parsing.yaml_loader`
 
 from __future__ import annotations
 
-from boternity.parsing.json_loader import decode_utf8, loads_json
+from boternity.parsing.json_loader import decode_utf8, json_or, loads_json
 from boternity.parsing.limits import Limits, ParseError
 
-__all__ = ["Limits", "ParseError", "decode_utf8", "loads_json"]
+__all__ = ["Limits", "ParseError", "decode_utf8", "json_or", "loads_json"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from boternity.parsing.limits import Limits, ParseError, over_limit
@@ -116,3 +117,17 @@ def loads_json(text: str | bytes, *, limits: Limits | None = None, what: str = "
                          column=exc.colno) from None
     except (RecursionError, ValueError) as exc:   # the pre-scan should make these unreachable
         raise ParseError(f"{what} is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def json_or(text: str, default: Any, *, what: str = "the text") -> Any:
+    """``text`` parsed as JSON within the depth and number limits, else ``default``.
+
+    For what a step receives (an HTTP response, a program's stdout, a model's reply): the caller
+    has already bounded its size, so only the size limit is lifted; JSON nested too deep for
+    ``json.loads`` (RecursionError) is treated like any other text that is not usable JSON.
+    """
+    limits = replace(Limits.from_env(), max_bytes=max(len(text), 1))
+    try:
+        return loads_json(text, limits=limits, what=what)
+    except ParseError:
+        return default
