@@ -68,3 +68,20 @@ def test_graph_prints_mermaid(capsys):
 def test_every_function_shim_points_at_a_handler():
     for app in sorted((ROOT / "functions").glob("*/app.py")):
         assert f"boternity.handlers.{app.parent.name}" in app.read_text()
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
+    import boternity.model.loader as loader
+
+    def broken(path, **kw):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(loader, "load_workflow", broken)
+    monkeypatch.delenv("BOTERNITY_DEBUG", raising=False)
+    f = tmp_path / "wf.yaml"
+    f.write_text("name: x\nsteps: []\n")
+    for argv in (["validate", str(f)], ["run", str(f)], ["compile", str(f)]):
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith("error: internal error (RecursionError: maximum recursion depth exceeded)")

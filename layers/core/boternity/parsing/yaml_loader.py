@@ -31,7 +31,7 @@ _INT_TAG = "tag:yaml.org,2002:int"
 def _path_text(path: list[str | int]) -> str | None:
     parts = [str(p) for p in path]
     if len(parts) > 8:   # a path 64 levels deep would bury the message
-        parts = [*parts[:4], f"...({len(parts) - 7} more)...", *parts[-3:]]
+        return ".".join(parts[:4]) + f".<{len(parts) - 7} more>." + ".".join(parts[-3:])
     return ".".join(parts) or None
 
 
