@@ -7,12 +7,12 @@ whose peak memory and time are measured (test_hostile_workflow_bodies.py sends t
 
 from __future__ import annotations
 
+import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,11 +24,23 @@ from tests.support.hostile_corpus import WORKFLOWS, HostileWorkflow
 if TYPE_CHECKING:
     from pathlib import Path
 
-PEAK_MB_MAX = 300       # boternity validate of a small file peaks near 60 MB
+PEAK_MB_MAX = 300       # boternity validate of a small file peaks near 40 MB
 SECONDS_MAX = 30        # generous: proves a bound, not a speed
 # Without the limits these inputs take gigabytes; the address-space cap makes such a regression
 # fail as a MemoryError in the child instead of swapping the machine.
 ADDRESS_SPACE_CAP = 2 * 1024**3
+
+# Linux counts a child's peak RSS from before its exec, i.e. from the (large) pytest process it
+# was forked from; so a tiny launcher forks the CLI and reports that grandchild's own peak.
+LAUNCHER = """
+import json, os, resource, subprocess, sys
+cap, report = int(sys.argv[1]), sys.argv[2]
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+proc = subprocess.Popen(sys.argv[3:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(report, "w") as f:
+    json.dump({"exit_code": os.waitstatus_to_exitcode(status), "peak_kb": usage.ru_maxrss}, f)
+"""
 
 
 @dataclass
@@ -41,26 +53,29 @@ class CliResult:
 
 
 def run_cli(*args: str, timeout: float = 90.0) -> CliResult:
-    """``boternity ARGS`` in a fresh interpreter; wait4 gives this child's own peak RSS."""
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """``boternity ARGS`` in a fresh interpreter, with its own peak RSS (via LAUNCHER)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.json")
+        out_path, err_path = os.path.join(tmp, "out"), os.path.join(tmp, "err")
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "boternity.cli.main", *args], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=cap)
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)   # reaped here, not by Popen
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            launcher = subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER, str(ADDRESS_SPACE_CAP), report,
+                 sys.executable, "-m", "boternity.cli.main", *args],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                launcher.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(launcher.pid, signal.SIGKILL)   # the launcher and the CLI it started
+                launcher.wait()
         seconds = time.monotonic() - t0
-        out.seek(0)
-        err.seek(0)
-        return CliResult(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                         usage.ru_maxrss / 1024, seconds)
+        outcome = {"exit_code": -9, "peak_kb": 0}   # killed at the timeout: no report
+        if os.path.exists(report):
+            with open(report) as f:
+                outcome = json.load(f)
+        with open(out_path, "rb") as f_out, open(err_path, "rb") as f_err:
+            stdout, stderr = f_out.read().decode(errors="replace"), f_err.read().decode(errors="replace")
+        return CliResult(outcome["exit_code"], stdout, stderr, outcome["peak_kb"] / 1024, seconds)
 
 
 def ids(case: HostileWorkflow) -> str:
