@@ -272,7 +272,7 @@ JS_FAILURES = [
                  "JavaScript output contains a string with an unpaired surrogate, which is not valid Unicode",
                  id="unpaired-surrogate-in-result"),
     pytest.param("let o = 0; for (let i = 0; i < 5000; i++) o = [o]; o", "code.output_too_deep",
-                 "JavaScript output is nested more than 100 levels deep", id="output-nested-5000-deep"),
+                 "JavaScript output is nested too deeply", id="output-nested-5000-deep"),
     pytest.param("({get a() { throw new Error('boom') }})", "code.error", "Error: boom", id="throwing-getter"),
     pytest.param("'x'.repeat(2 * 1024 * 1024)", "code.output_too_large",
                  "JavaScript output is 2097154 bytes, more than the 1048576 allowed", id="output-too-large"),

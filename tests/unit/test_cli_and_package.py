@@ -79,3 +79,20 @@ def test_version_prints_the_installed_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"boternity {version('boternity')}"
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
+    import boternity.model.loader as loader
+
+    def broken(path, **kw):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(loader, "load_workflow", broken)
+    monkeypatch.delenv("BOTERNITY_DEBUG", raising=False)
+    f = tmp_path / "wf.yaml"
+    f.write_text("name: x\nsteps: []\n")
+    for argv in (["validate", str(f)], ["run", str(f)], ["compile", str(f)]):
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith("error: internal error (RecursionError: maximum recursion depth exceeded)")

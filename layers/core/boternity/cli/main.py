@@ -1,18 +1,22 @@
 """The ``boternity`` command.
 
 Exit codes: 0 success; 1 a workflow is invalid (validate) or a run failed (run); 2 bad input
-(unreadable file, invalid workflow given to run/compile, bad --input).
+(unreadable file, invalid workflow given to run/compile, bad --input); 3 an internal error (a
+bug: one line on stderr, the traceback only with BOTERNITY_DEBUG=1). Everything printed goes
+through cli/terminal.py, so no step id, output or message can send escape sequences to the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boternity.cli.terminal import EscapingStream
 from boternity.errors import BoternityError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -35,6 +39,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             _err(f"{f}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}")
             for e in exc.errors:
                 _err(f"  {e}")
+            continue
+        except BoternityError as exc:   # e.g. a compile limit found while checking
+            bad += 1
+            _err(f"{f}: {exc}")
             continue
         wf = loaded.workflow
         print(f"{f}: ok ({wf.name}, {len(wf.steps)} steps)")
@@ -91,18 +99,24 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _parse_input(value: str | None) -> Any:
+    from boternity.parsing import Limits, ParseError, loads_json
+
     if value is None:
         return {}
-    text = value
+    limits = Limits.from_env()
+    text: str | bytes = value
+    what = "--input"
     if value.startswith("@"):
+        what = f"--input file {value[1:]}"
         try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
+            with Path(value[1:]).open("rb") as f:
+                text = f.read(limits.max_bytes + 1)   # never more than the limit into memory
         except OSError as exc:
-            raise BoternityError(f"--input: cannot read {value[1:]}: {exc.strerror}") from exc
+            raise BoternityError(f"--input: cannot read {value[1:]}: {exc.strerror or exc}") from exc
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise BoternityError(f"--input is not valid JSON: {exc}") from exc
+        return loads_json(text, limits=limits, what=what)
+    except ParseError as exc:
+        raise BoternityError(str(exc)) from exc
 
 
 def _sub_workflows(loaded: LoadedWorkflow, base: Path, seen: dict[str, Any]) -> None:
@@ -323,6 +337,15 @@ def _client_commands(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
@@ -336,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's edge: a bug gets one line, not a traceback
+        if os.environ.get("BOTERNITY_DEBUG"):
+            raise
+        _err(f"error: internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+             "rerun with BOTERNITY_DEBUG=1 for the traceback")
+        return 3
 
 
 if __name__ == "__main__":

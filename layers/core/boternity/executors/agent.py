@@ -535,13 +535,16 @@ def _parse_json_reply(text: str, *, model: str, stop_reason: str | None) -> Any:
     fenced = _FENCED.search(text)
     if fenced:
         candidates.append(fenced.group(1).strip())
+    from boternity.parsing import json_or
+
+    unparsed = object()
     for candidate in candidates:
         if not candidate:
             continue
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
+        # Bounded: a reply steered into 5,000 nesting levels is not JSON, not a RecursionError.
+        value = json_or(candidate, unparsed, what="the reply")
+        if value is not unparsed:
+            return value
     why = " (the reply was cut off at max_tokens; raise max_tokens)" if stop_reason == "max_tokens" else ""
     raise StepFailed(
         f"agent step expected a JSON reply from model {model}, got{why}: {_excerpt(text)!r}",

@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from boternity.errors import StepFailed
 
 __all__ = [
@@ -202,13 +200,15 @@ def split_frontmatter(text: str, *, where: str) -> tuple[dict[str, Any], str]:
         )
     raw = "".join(lines[1:index])
     body = "".join(lines[index + 1 :])
+    from boternity.parsing import ParseError
+    from boternity.parsing.yaml_loader import load_yaml
+
     try:
-        meta = yaml.safe_load(raw) if raw.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        # +2: the mark is 0-based and counts from the line after the opening '---'.
-        line = mark.line + 2 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        meta = load_yaml(raw) if raw.strip() else {}   # bounded: a bot file is as untrusted as a workflow
+    except ParseError as exc:
+        # +1: the line counts from the line after the opening '---'.
+        line = exc.line + 1 if exc.line else None
+        problem = exc.message.removeprefix("invalid YAML: ")
         at = f" (line {line})" if line else ""
         raise StepFailed(
             f"{where}: the frontmatter is not valid YAML{at}: {problem}",

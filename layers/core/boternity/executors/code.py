@@ -37,7 +37,7 @@ Errors (``StepFailed``): ``code.invalid_config``, ``code.module_not_found``,
 (mini-racer not installed), ``code.syntax_error``, ``code.error`` (the script threw or its
 promise was rejected, or its value cannot leave JavaScript: a BigInt), ``code.timeout``,
 ``code.memory``, ``code.output_too_large``, ``code.output_too_deep`` (nested more than
-``jsondepth.MAX_DEPTH`` levels), ``code.invalid_output`` (an unpaired surrogate), plus the
+``BOTERNITY_MAX_DEPTH`` levels, boternity.parsing), ``code.invalid_output`` (an unpaired surrogate), plus the
 ``wasm.*`` codes for WebAssembly.
 
 Imports: wasmtime only on the wasm path, mini-racer only on the JavaScript path; importing this
@@ -58,7 +58,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import StepFailed
-from boternity.executors import jsondepth
 
 if TYPE_CHECKING:
     import asyncio
@@ -420,11 +419,13 @@ def _output(state: str, limits: Any, started: float) -> dict[str, Any]:
     if size > limits.max_output_bytes:
         raise StepFailed(f"JavaScript output is {size} bytes, more than the {limits.max_output_bytes} allowed",
                          code="code.output_too_large", details={"limit": limits.max_output_bytes})
-    try:
-        output = jsondepth.loads(text)
-    except jsondepth.TooDeep:
-        raise StepFailed(f"JavaScript output is nested more than {jsondepth.MAX_DEPTH} levels deep",
-                         code="code.output_too_deep", details={"limit": jsondepth.MAX_DEPTH}) from None
+    from boternity.parsing import json_or
+
+    unparsed = object()
+    output = json_or(text, unparsed, what="the output")   # JSON.stringify nests as deep as the code likes
+    if output is unparsed:
+        raise StepFailed("JavaScript output is nested too deeply (or holds a number too long) to be a step output",
+                         code="code.output_too_deep", details={"limit": "BOTERNITY_MAX_DEPTH"})
     try:
         # JSON.stringify escapes an unpaired surrogate, json.loads restores it, and no UTF-8 record
         # (logs, DynamoDB, Step Functions) can hold it: refused here, where the step can say why.

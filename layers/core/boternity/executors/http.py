@@ -57,7 +57,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from boternity.errors import StepFailed, StepRetryable
-from boternity.executors import jsondepth, netguard, sockwatch
+from boternity.executors import netguard, sockwatch
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -689,14 +689,9 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; Step Functions would choke on them later.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _parse_json(text: str, *, default: Any) -> Any:
-    try:
-        # Depth-limited: a target's deeply nested JSON would raise RecursionError, not ValueError.
-        return jsondepth.loads(text.removeprefix("\ufeff"), parse_constant=_reject_constant)
-    except ValueError:
-        return default
+    # Bounded (boternity.parsing): NaN/Infinity, 5,000-digit numbers and 3,000-level nesting from a
+    # target server leave the body as text instead of failing the step with a RecursionError.
+    from boternity.parsing import json_or
+
+    return json_or(text, default, what="the response")

@@ -64,8 +64,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from boternity.errors import StepFailed
 
 if TYPE_CHECKING:
@@ -245,13 +243,15 @@ def _split_frontmatter(name: str, text: str) -> tuple[dict[str, Any], str]:
         if not text.startswith("---"):
             raise _invalid(name, "frontmatter", "SKILL.md must start with YAML frontmatter between '---' lines")
         raise _invalid(name, "frontmatter", "SKILL.md has no closing '---' line after its frontmatter")
+    from boternity.parsing import ParseError
+    from boternity.parsing.yaml_loader import load_yaml
+
     try:
-        front = yaml.safe_load(m.group(1))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (frontmatter line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise _invalid(name, "frontmatter", f"invalid YAML{where}: {problem}") from None
+        front = load_yaml(m.group(1))   # bounded: a SKILL.md is as untrusted as a workflow
+    except ParseError as exc:
+        where = f" (frontmatter line {exc.line})" if exc.line else ""
+        raise _invalid(name, "frontmatter", f"invalid YAML{where}: {exc.message.removeprefix('invalid YAML: ')}"
+                       ) from None
     if not isinstance(front, dict):
         raise _invalid(name, "frontmatter", "the frontmatter must be a YAML mapping of fields")
     return front, text[m.end():].lstrip("\r\n")

@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from boternity.errors import StepFailed
-from boternity.executors import jsondepth, wasmcompile
+from boternity.executors import wasmcompile
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -523,13 +523,11 @@ def run_wasm(
 def parse_output(stdout: str) -> Any:
     """A program's stdout as a step output: JSON when it parses, else the text minus trailing newlines.
 
-    JSON nested deeper than ``jsondepth.MAX_DEPTH``, and NaN or Infinity (not JSON; Step Functions
-    refuses them), count as text too.
+    Bounded (boternity.parsing): JSON nested too deep, numbers too long and NaN/Infinity stay text.
     """
-    try:
-        return jsondepth.loads(stdout, parse_constant=_reject_constant)
-    except ValueError:
-        return stdout.rstrip("\r\n")
+    from boternity.parsing import json_or
+
+    return json_or(stdout, stdout.rstrip("\r\n"), what="the output")   # bounded: deep JSON stays text
 
 
 def _reject_constant(name: str) -> Any:

@@ -23,7 +23,6 @@ included.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -38,6 +37,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import ValidationError
 
 from boternity.errors import BoternityError
+from boternity.parsing import loads_json
 from boternity.runtime.log import logger
 from boternity.service.api_models import (
     ApprovalView,
@@ -76,7 +76,10 @@ from boternity.service.http import caller, header, media_type, raw_body
 from boternity.service.http import headers as request_headers
 from boternity.service.links import api_base_url, run_links, webhook_base_url
 
-app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500)
+# Powertools parses bodies itself for routes with a Body parameter (and app.current_event.json_body):
+# the same bounded parser as everywhere else, so no route can reach an unbounded json.loads.
+app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500,
+                             json_body_deserializer=lambda text: loads_json(text, what="the body"))
 
 JSON = "application/json"
 RUN_STATUS = r"^(?i:queued|running|succeeded|failed|timed_out|aborted)$"
@@ -158,12 +161,14 @@ def delete_workflow(name: str) -> Response[WorkflowDeleted]:
 
 def _workflow_view(item: dict[str, Any]) -> dict[str, Any]:
     """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
-    import yaml
+    from boternity.parsing import ParseError
+    from boternity.parsing.yaml_loader import load_yaml
 
+    # Stored after validation, but parsed within the limits anyway: they may have been lowered since.
     try:
-        definition = yaml.safe_load(item.get("source") or "") if item.get("source_format") == "yaml" \
-            else json.loads(item.get("source") or "null")
-    except (yaml.YAMLError, ValueError):  # stored after validation, so this is corruption
+        definition = load_yaml(item.get("source") or "") if item.get("source_format") == "yaml" \
+            else loads_json(item.get("source") or "null")
+    except ParseError:
         definition = None
     if isinstance(definition, dict) and "name" not in definition:
         definition = {"name": item["name"], **definition}   # the path named it
@@ -212,13 +217,8 @@ def start_run(name: str,
     mt = media_type(hdrs)
     if body.strip() and mt and mt != JSON and not mt.endswith("+json"):
         raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: the payload must be application/json")
-    payload: Any = {}
-    if body.strip():
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest(f"the payload is not valid JSON: {getattr(exc, 'msg', 'not UTF-8')}",
-                             code="invalid_json") from None
+    # Depth, long numbers, NaN, UTF-8: a ParseError is a 400 naming line and column, before any run.
+    payload: Any = loads_json(body, what="the payload") if body.strip() else {}
     trigger = {"type": "http", "caller": caller(event)}
     started = RunService(_settings().table).start(name, payload, trigger_type="http", trigger=trigger,
                                                   idempotency_key=idempotency_key)
@@ -331,25 +331,20 @@ def decide_approval(approval_id: str) -> Response[ApprovalView | str]:
     from urllib.parse import parse_qsl
 
     from boternity.approvals import ApprovalStore
+    from boternity.parsing import decode_utf8
 
     event = _event()
     hdrs = request_headers(event)
     mt = media_type(hdrs)
     body = raw_body(event)
     is_form = mt == "application/x-www-form-urlencoded"
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not UTF-8 text", code="invalid_encoding") from None
+    text = decode_utf8(body, what="the body")   # ParseError: 400 invalid_encoding (413 past the size limit)
     if is_form:
         data: Any = dict(parse_qsl(text, keep_blank_values=True))
         if data.get("comment") == "":
             data["comment"] = None
     elif not mt or mt == JSON or mt.endswith("+json"):
-        try:
-            data = json.loads(text) if text.strip() else None
-        except ValueError as exc:
-            raise BadRequest(f"the body is not valid JSON: {exc.msg}", code="invalid_json") from None
+        data = loads_json(text, what="the body") if text.strip() else None
     else:
         raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: send application/json")
     decision = DecisionRequest.model_validate(data)   # ValidationError → 422

@@ -24,7 +24,6 @@ from boternity.errors import SignatureError, WorkflowError
 from boternity.runtime.log import logger
 from boternity.service.errors import (
     WEBHOOK_UNAUTHORIZED,
-    BadRequest,
     MethodNotAllowed,
     NotFoundError,
     PayloadTooLarge,
@@ -147,19 +146,26 @@ def _payload(raw: bytes, headers: dict[str, str]) -> Any:
     """The run's payload: JSON as sent; a form as an object; other text as ``{"body": text}``."""
     if not raw.strip():
         return {}
+    from boternity.parsing import ParseError, decode_utf8, loads_json
+
     ctype = (header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
+    declared_json = ctype == "application/json" or ctype.endswith("+json")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
+        if declared_json:   # JSON is UTF-8 (RFC 8259): say so, with the offending byte
+            decode_utf8(raw, what="the webhook body")
         return {"body_base64": base64.b64encode(raw).decode("ascii")}
     if ctype == "application/x-www-form-urlencoded":
         return dict(parse_qsl(text, keep_blank_values=True))
-    if not ctype or ctype == "application/json" or ctype.endswith("+json"):
+    if not ctype or declared_json:
         try:
-            return json.loads(text)
-        except ValueError:
-            if ctype:
-                raise BadRequest("the webhook body is not valid JSON", code="invalid_json") from None
+            return loads_json(text, what="the webhook body")
+        except ParseError as exc:
+            # Declared JSON must be JSON (depth, numbers and NaN included); undeclared text that
+            # is not JSON is kept as text, but JSON that breaks a limit is refused either way.
+            if ctype or exc.code not in ("invalid_json", "invalid_number"):
+                raise
     return {"body": text}
 
 

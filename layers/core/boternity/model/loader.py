@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from boternity.errors import ValidationFailed, WorkflowError
 from boternity.model.workflow import Workflow
+from boternity.parsing import Limits, ParseError, decode_utf8
+from boternity.parsing.yaml_loader import load_yaml_node
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,21 +74,24 @@ def _walk_marks(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]
             _walk_marks(item, (*path, i), marks, errors, file)
 
 
-def parse_yaml(text: str, *, file: str | None = None) -> tuple[Any, SourceMap]:
-    """Parse YAML text into plain data plus a source map. Raises ValidationFailed on syntax errors."""
+def _workflow_error(exc: ParseError, file: str | None) -> ValidationFailed:
+    return ValidationFailed([WorkflowError(exc.message, code=exc.code, file=file, line=exc.line, column=exc.column,
+                                           field=exc.path)])
+
+
+def parse_yaml(text: str, *, file: str | None = None, limits: Limits | None = None) -> tuple[Any, SourceMap]:
+    """Parse YAML (or JSON) text into plain data plus a source map, within the parsing limits.
+
+    Raises ValidationFailed on syntax errors and on text beyond a limit (boternity.parsing).
+    """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValidationFailed([WorkflowError(
-            f"invalid YAML: {problem}", code="yaml_syntax", file=file,
-            line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
-        )]) from exc
+        data, node = load_yaml_node(text, limits=limits)
+    except ParseError as exc:
+        raise _workflow_error(exc, file) from exc
     source = SourceMap(file=file)
     errors: list[WorkflowError] = []
     if node is not None:
+        # Bounded by the expanded node limit the parser already enforced.
         _walk_marks(node, (), source.marks, errors, file)
     if errors:
         raise ValidationFailed(errors)
@@ -172,10 +177,17 @@ def load_workflow_text(text: str, *, file: str | None = None, validate: bool = T
 def load_workflow(path: str | Path, *, validate: bool = True) -> LoadedWorkflow:
     """Load a workflow file; raises ValidationFailed listing every problem found."""
     p = Path(path)
+    limits = Limits.from_env()
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            raw = f.read(limits.max_bytes + 1)   # never more than the limit into memory
     except FileNotFoundError as exc:
         raise ValidationFailed([WorkflowError("file not found", code="file_not_found", file=str(p))]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationFailed([WorkflowError(f"cannot read file: {exc}", code="unreadable", file=str(p))]) from exc
+    except OSError as exc:
+        raise ValidationFailed([WorkflowError(f"cannot read file: {exc.strerror or exc}", code="unreadable",
+                                              file=str(p))]) from exc
+    try:
+        text = decode_utf8(raw, limits=limits, what="the file")
+    except ParseError as exc:
+        raise _workflow_error(exc, str(p)) from exc
     return load_workflow_text(text, file=str(p), validate=validate)

@@ -20,6 +20,7 @@ from boternity.errors import (
     ValidationFailed,
     WorkflowError,
 )
+from boternity.parsing import ParseError
 
 # One message for every failed webhook check: what exactly failed (a missing header, a wrong
 # signature, an unknown secret) would help an attacker probe, so it goes to the log only.
@@ -102,6 +103,9 @@ def to_http(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, extra headers) for an exception raised while handling a request."""
     if isinstance(exc, ApiError):
         return exc.status, error_body(exc.code, exc.message, exc.details), dict(exc.headers)
+    if isinstance(exc, ParseError):
+        # A body that is not UTF-8, not JSON, or beyond a parsing limit: the code says which.
+        return 413 if exc.code == "too_large" else 400, error_body(exc.code, str(exc), exc.details()), {}
     if isinstance(exc, ValidationFailed):
         n = len(exc.errors)
         return 400, error_body("validation_failed", f"{n} error{'s' if n != 1 else ''} in the workflow",

@@ -184,6 +184,7 @@ def parse_body(name: str, body: bytes | None, content_type: str | None) -> Parse
     """
     from boternity.errors import ValidationFailed, WorkflowError
     from boternity.model.loader import LoadedWorkflow, SourceMap, parse_workflow, parse_yaml
+    from boternity.parsing import decode_utf8, loads_json
     from boternity.validate import check_workflow
 
     if body is not None and len(body) > WORKFLOW_BODY_MAX:
@@ -196,21 +197,12 @@ def parse_body(name: str, body: bytes | None, content_type: str | None) -> Parse
     if not is_json_type(content_type) and mt not in YAML_TYPES:
         raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: send application/json or "
                                    "application/yaml", details={"accepted": ["application/json", *YAML_TYPES]})
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the request body is not UTF-8 text", code="invalid_encoding") from None
+    text = decode_utf8(body, what="the request body")   # ParseError: 400 invalid_encoding
     if mt in YAML_TYPES:
         data, source = parse_yaml(text)
         fmt = "yaml"
     else:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            line = getattr(exc, "lineno", None)
-            col = getattr(exc, "colno", None)
-            raise BadRequest(f"the request body is not valid JSON: {getattr(exc, 'msg', exc)}", code="invalid_json",
-                             details={"line": line, "column": col}) from None
+        data = loads_json(text, what="the request body", unique_keys=True)   # ParseError: 400 with line, column
         source = SourceMap()
         fmt = "json"
     if isinstance(data, dict):
