@@ -37,7 +37,8 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type="approval")
     approval = store().create(token=token, run_id=sc.run_id, step_id=sc.step_id,
                               workflow=str(sc.ctx.get("workflow", {}).get("name")), prompt=prompt,
-                              timeout_secs=int(cfg.get("timeout_secs", 86_400)), iteration=iteration)
+                              timeout_secs=int(cfg.get("timeout_secs", 86_400)), iteration=iteration,
+                              on_timeout=str(cfg.get("on_timeout") or "reject"))
     services.runs.step_ended(sc.run_id, sc.step_id, status="waiting_approval", iteration=iteration,
                              output={"approval_id": approval["approval_id"]}, step_type="approval")
     if cfg.get("notify"):

@@ -36,14 +36,13 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
             if isinstance(rec, dict) and rec.get("status") in ("completed", "skipped", "failed"):
                 runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
                                 only_if_not_final=True)
-    if status != "SUCCEEDED" and approvals is not None:
-        approvals.cancel_for_run(run_id)  # a decision can no longer resume anything
+    if approvals is not None:
+        # A decision can no longer resume anything: no approval of an ended run stays PENDING
+        # (a succeeded run can still hold one whose step timed out and went on).
+        approvals.close_for_run(run_id, status)
     if status != "SUCCEEDED":
         end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
-        for rec in runs.steps(run_id):
-            if rec.get("status") == "running":
-                runs.step_ended(run_id, rec["step_id"], iteration=rec.get("iteration", ""), status=end_status,
-                                error=f"run {status.lower().replace('_', ' ')}", only_if_not_final=True)
+        runs.end_open_steps(run_id, status=end_status, error=f"run {status.lower().replace('_', ' ')}")
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
