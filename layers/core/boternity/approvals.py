@@ -18,6 +18,7 @@ cannot both win.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ DECIDED = ("APPROVED", "REJECTED")
 _RUN_ENDS_THAT_EXPIRE = ("SUCCEEDED", "TIMED_OUT")
 # What Step Functions answers for a token whose task is gone (timed out, run stopped).
 _TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+
+
+# What ``secrets.token_urlsafe(16)`` makes. Anything else is refused before it reaches a key:
+# an id over DynamoDB's 2 KiB key limit would otherwise be an AWS error (a 500), and a
+# message echoing control characters or kilobytes back helps nobody.
+APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 def _iso(epoch: Any) -> str:
@@ -79,6 +86,8 @@ class ApprovalStore:
     # ------------------------------------------------------------------ reads
     def item(self, approval_id: str) -> dict[str, Any]:
         """The stored approval, task token included (for the backend only), closed if it is past due."""
+        if not APPROVAL_ID.fullmatch(approval_id):
+            raise NotFound("approval not found")
         item = self.table.get_item(Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
                                    ConsistentRead=True).get("Item")
         if not item:
@@ -158,6 +167,8 @@ class ApprovalStore:
                comment: str | None = None) -> dict[str, Any]:
         """Record a decision and resume the run. Raises Conflict if it was decided, expired or cancelled."""
         decided_at = now_iso()
+        if not APPROVAL_ID.fullmatch(approval_id):
+            raise NotFound("approval not found")
         try:
             resp = self.table.update_item(
                 Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},

@@ -294,8 +294,8 @@ def _approval_item(approval_id: str) -> dict[str, Any]:
 
     try:
         return ApprovalStore(_settings().table, resource=dynamodb()).item(approval_id)
-    except NotFound:
-        raise NotFoundError(f"approval '{approval_id}' not found") from None
+    except NotFound as exc:
+        raise NotFoundError(str(exc)) from None
 
 
 def _approval_view(public: dict[str, Any]) -> ApprovalView:
