@@ -24,6 +24,7 @@ included.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -505,7 +506,15 @@ def _unexpected(exc: Exception) -> Response[Any]:
     return _error(500, error_body("internal", "internal error"))
 
 
+# The resolver keeps the request being handled (``app.current_event``) and the logger its
+# correlation id in module state: one request at a time, as in a Lambda execution environment.
+# `boternity serve` calls this from many threads; without the lock one request read another's
+# body and caller (a decision racing a cancel was answered with the cancel's empty body).
+_one_request_at_a_time = threading.Lock()
+
+
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).
-    logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
-    return app.resolve(event, context)
+    with _one_request_at_a_time:
+        # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).
+        logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
+        return app.resolve(event, context)

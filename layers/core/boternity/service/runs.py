@@ -19,6 +19,7 @@ run's end it releases the slot and starts queued runs (:func:`release_slot`, :fu
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ IDEMPOTENCY_TTL_SECS = 86_400
 # How long one cancel request owns a run's cancellation (from its claim to StopExecution); a
 # canceller that died in between frees the run for the next cancel after this.
 CANCEL_CLAIM_SECS = 60
+# What can name a Step Functions execution (1-80 characters, no spaces, separators or control
+# characters): anything else is no run, answered before it reaches a DynamoDB key.
+RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 # Fields of the run item that are bookkeeping, not part of the run's story.
 _INTERNAL = ("slot_held", "slot_released", "queue_sk", "expires_at", "payload_sha256", "cancel_claim_until")
@@ -428,6 +432,8 @@ class RunService:
 
         The claim lapses after ``CANCEL_CLAIM_SECS``, so a canceller that died before
         StopExecution does not leave a run nobody can cancel."""
+        if not RUN_ID.fullmatch(run_id):
+            raise NotFoundError("run not found")
         now = int(time.time())
         finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
         try:
