@@ -327,6 +327,13 @@ def _client_commands(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from boternity.cli.terminal import safe_output
+
+    with safe_output():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
