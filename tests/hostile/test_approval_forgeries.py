@@ -41,6 +41,7 @@ ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with module_cloud(tmp_path_factory.mktemp("forgeries")) as eng:
         deploy(gate_workflow("gate"))
+        deploy(gate_workflow("hurry", timeout_secs=1))
         # The approval times out while the run still has a long way to go.
         doc = gate_workflow("linger", timeout_secs=1)
         doc["steps"][1] = {"id": "linger", "type": "wait", "depends_on": ["review"], "config": {"seconds": 600}}
@@ -195,6 +196,17 @@ def test_an_approval_past_its_deadline_reads_expired_while_the_run_goes_on(cloud
     r = _decide(aid)
     assert (r.status, r.error["code"]) == (409, "approval_expired")
     assert call(api, "POST", f"/runs/{rid}/cancel", body={}).status == 200
+
+
+def test_the_end_of_a_run_closes_an_approval_nobody_looked_at(cloud: Any) -> None:
+    rid = start("hurry")
+    aid = pending_approval(rid)
+    done = finished(rid)     # the step timed out, was rejected, and the run went on to its end
+    assert done["run"]["status"] == "SUCCEEDED"
+    # Read as stored, not through the API (whose read would close it): the run's end did.
+    item = wait_for(lambda: (i := stored(aid))["status"] != "PENDING" and i)
+    assert item["status"] == "EXPIRED" and "approved" not in item
+    assert {s["step_id"]: s for s in done["steps"]}["review"]["output"]["timed_out"] is True
 
 
 def test_a_decision_after_cancel_is_refused_and_the_page_shows_cancelled(waiting: tuple[str, str]) -> None:
