@@ -321,3 +321,17 @@ def test_a_cancel_while_the_approval_function_starts_leaves_nothing_open(cloud: 
     finally:
         moto_patches.HANDLERS[name] = original
         release.set()
+
+
+def test_a_redriven_run_can_be_cancelled_again_at_once(cloud: Any) -> None:
+    rid = start("gate")
+    first = pending_approval(rid)
+    assert cancel(rid).status == 200
+    assert finished(rid)["run"]["status"] == "ABORTED"
+    r = call(api, "POST", f"/runs/{rid}/redrive")
+    assert r.status == 202, r.text
+    second = wait_for(lambda: (a := pending_approval(rid)) != first and a)
+    again = cancel(rid)   # the first cancel's claim must not outlive the run it stopped
+    assert again.status == 200, again.text
+    assert again.json == {"run_id": rid, "status": "ABORTED", "cancelled_approvals": 1}
+    assert approval(second)["status"] == "CANCELLED"

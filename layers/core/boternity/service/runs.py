@@ -482,7 +482,8 @@ class RunService:
         reopen: dict[str, Any] = {"Update": {
             "TableName": self.table_name, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
             "UpdateExpression": "SET #s = :running, redriven_at = :now, slot_held = :held "
-                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released",
+                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released, "
+                                "cancel_requested_at, cancel_claim_until, cancelled_by",
             "ConditionExpression": "#s = :old",
             "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#c": "cause", "#o": "output"},
             "ExpressionAttributeValues": {":running": "RUNNING", ":now": now_iso(), ":held": bool(limit), ":one": 1,
