@@ -335,3 +335,23 @@ def test_a_redriven_run_can_be_cancelled_again_at_once(cloud: Any) -> None:
     assert again.status == 200, again.text
     assert again.json == {"run_id": rid, "status": "ABORTED", "cancelled_approvals": 1}
     assert approval(second)["status"] == "CANCELLED"
+
+
+def test_a_decision_for_a_run_stopped_before_its_end_event_says_cancelled(cloud: Any) -> None:
+    """The run was stopped outside the API and its end event is late: the approval still reads
+    PENDING, so the decision is written, Step Functions refuses the token, and the decision is
+    undone as what it was: too late for a cancelled run."""
+    rid = start("gate")
+    aid = pending_approval(rid)
+    with no_status_events():
+        arn = run_detail(rid)["run"]["execution_arn"]
+        cloud.sfn.stop_execution(executionArn=arn, error="Ops.Stop", cause="stopped in the console")
+        wait_for(lambda: cloud.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED")
+        RunService("boternity").runs.run_ended(rid, status="ABORTED", error="Ops.Stop")
+        assert approval(aid)["status"] == "PENDING"
+        r = call(api, "POST", f"/approvals/{aid}/decision", body={"approved": True, "comment": "too late"})
+    assert (r.status, r.error["code"]) == (409, "approval_cancelled"), r.text
+    assert r.error["message"] == (f"approval '{aid}' was cancelled (the run was cancelled): "
+                                  "there is nothing to decide")
+    view = approval(aid)
+    assert (view["status"], view["approved"], view["comment"]) == ("CANCELLED", None, None)

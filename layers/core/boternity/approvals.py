@@ -193,21 +193,30 @@ class ApprovalStore:
                                        output=_json({"status": "completed", "output": output}))
         except ClientError as exc:
             if exc.response["Error"]["Code"] in _TOKEN_GONE:
-                # The step timed out (or its run ended) just before the deadline we store: the
-                # decision changed nothing, so the record must not claim it did.
-                self.table.update_item(
-                    Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
-                    UpdateExpression="SET #s = :e, closed_at = :t, reason = :r REMOVE approved, approver, #c, decided_at",
-                    ExpressionAttributeNames={"#s": "status", "#c": "comment"},
-                    ExpressionAttributeValues={":e": "EXPIRED", ":t": now_iso(),
-                                               ":r": "its step timed out or its run ended before the decision"})
-                raise Conflict(f"approval '{approval_id}' has expired (its step timed out or its run ended)",
-                               code="approval_expired") from None
+                # The step timed out, or its run ended before its end event closed this approval:
+                # the decision changed nothing, so the record must not claim it did.
+                raise refusal(self._undo_decision(item)) from None
             raise
         RunStore(self.table_name, client=self.resource).step_ended(
             item["run_id"], item["step_id"], status="completed", output=output,
             iteration=str(item.get("iteration") or ""), step_type="approval")
         return public(item)
+
+
+    def _undo_decision(self, item: dict[str, Any]) -> dict[str, Any]:
+        run = RunStore(self.table_name, client=self.resource).get_run(str(item["run_id"])) or {}
+        run_status = str(run.get("status") or "")
+        if run_status in ("ABORTED", "FAILED"):
+            status, reason = "CANCELLED", ("the run was cancelled" if run_status == "ABORTED"
+                                           else "the run ended (failed) before a decision")
+        else:
+            status, reason = "EXPIRED", "its step timed out before the decision"
+        return self.table.update_item(
+            Key={"pk": item["pk"], "sk": "APPROVAL"},
+            UpdateExpression="SET #s = :s, closed_at = :t, reason = :r REMOVE approved, approver, #c, decided_at",
+            ExpressionAttributeNames={"#s": "status", "#c": "comment"},
+            ExpressionAttributeValues={":s": status, ":t": now_iso(), ":r": reason},
+            ReturnValues="ALL_NEW")["Attributes"]
 
 
 def refusal(item: dict[str, Any]) -> Conflict:
