@@ -27,9 +27,6 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
         import time
 
         ended_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stop / 1000)) + f".{int(stop) % 1000:03d}Z"
-    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
-                             cause=readable_cause(None, detail.get("cause") or None), output=output,
-                             ended_at=ended_at)
     # Settle step records: those in the output are final; anything still running did not finish.
     if isinstance(output, dict):
         for step_id, rec in output.items():
@@ -43,6 +40,10 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     if status != "SUCCEEDED":
         end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
         runs.end_open_steps(run_id, status=end_status, error=f"run {status.lower().replace('_', ' ')}")
+    # Last: whoever reads the run as ended then finds its steps and approvals settled too.
+    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
+                             cause=readable_cause(None, detail.get("cause") or None), output=output,
+                             ended_at=ended_at)
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
