@@ -350,8 +350,11 @@ def test_cancel_stops_the_run_and_its_pending_approvals(cloud):
     d = cloud.sfn.describe_execution(executionArn=body["run"]["execution_arn"])
     wait_for(lambda: cloud.sfn.describe_execution(executionArn=d["executionArn"])["status"] == "ABORTED")
     assert call(api, "GET", f"/approvals/{approval_id}").json["status"] == "CANCELLED"
+    review = {s["step_id"]: s for s in body["steps"]}["ok"]
+    assert review["status"] == "aborted", "no step record stays waiting_approval after a cancel"
     again = call(api, "POST", f"/runs/{rid}/cancel", body={})
-    assert again.status == 409 and again.error["code"] == "run_ended"
+    assert again.status == 409 and again.error["code"] == "already_cancelled"
+    assert again.error["details"]["status"] == "ABORTED"
     assert call(api, "POST", "/runs/nope/cancel", body={}).status == 404
 
 
@@ -591,7 +594,7 @@ def test_a_decision_after_the_deadline_is_409(cloud):
     body = finished(rid)   # the approval timed out: rejected, the run went on
     assert body["run"]["status"] == "SUCCEEDED"
     r = call(api, "POST", f"/approvals/{aid}/decision", body={"approved": True})
-    assert r.status == 409 and r.error["code"] == "conflict" and "expired" in r.error["message"]
+    assert r.status == 409 and r.error["code"] == "approval_expired" and "expired" in r.error["message"]
 
 
 def test_unknown_approval_is_404(cloud):

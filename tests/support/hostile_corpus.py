@@ -149,7 +149,7 @@ WORKFLOWS: list[HostileWorkflow] = [
                     "a workflow must be a mapping", "not_a_mapping"),
     HostileWorkflow("escape-sequence-step-id", "wf.yaml",
                     b'name: hostile\nsteps:\n  - {id: "a\\e[2Jb", type: wait, config: {seconds: 0}}\n',
-                    "step 'a\\x1b[2Jb': field 'id'", "invalid_format", api_says="String should match pattern"),
+                    "step 'a\\u001b[2Jb': field 'id'", "invalid_format", api_says="String should match pattern"),
 ]
 
 

@@ -4,10 +4,21 @@ The approval function stores ``{approval_id (random, 128 bits), task token, run,
 prompt, expiry}`` and hands out only the approval id. A decision is one conditional write
 (PENDING → APPROVED | REJECTED), so exactly one decision wins; then SendTaskSuccess resumes the run
 with ``{approved, approver, comment, feedback, decided_at}``. A second decision gets "already decided".
+
+An approval leaves PENDING exactly once, and never stays there after it stopped mattering:
+
+* EXPIRED: its deadline (``decide_by``) passed. Step Functions times the step out on its own and
+  sends no event for it, so whoever notices first closes the record: a read of the approval
+  (page, API, the local engine's poll), a decision, or the end of its run.
+* CANCELLED: its run was cancelled, or ended another way while the approval was still open.
+
+Each close is a conditional write from PENDING, so a close and a decision racing each other
+cannot both win.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,10 +29,32 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from boternity.errors import Conflict, NotFound
-from boternity.store.runs import RECORD_TTL_SECS, now_iso
+from boternity.store.runs import RECORD_TTL_SECS, RunStore, now_iso
 
 PUBLIC_FIELDS = ("approval_id", "run_id", "step_id", "workflow", "prompt", "status", "created_at", "decide_by",
-                 "approved", "approver", "comment", "decided_at")
+                 "approved", "approver", "comment", "decided_at", "closed_at", "reason")
+DECIDED = ("APPROVED", "REJECTED")
+# Runs whose end leaves an open approval EXPIRED rather than CANCELLED: they did not stop early,
+# the approval simply was not answered in time.
+_RUN_ENDS_THAT_EXPIRE = ("SUCCEEDED", "TIMED_OUT")
+# What Step Functions answers for a token whose task is gone (timed out, run stopped).
+_TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+
+
+# What ``secrets.token_urlsafe(16)`` makes. Anything else is refused before it reaches a key:
+# an id over DynamoDB's 2 KiB key limit would otherwise be an AWS error (a 500), and a
+# message echoing control characters or kilobytes back helps nobody.
+APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def _iso(epoch: Any) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+
+
+def is_due(item: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a PENDING approval's deadline has passed."""
+    decide_by = item.get("decide_by")
+    return decide_by is not None and int(decide_by) <= int(now if now is not None else time.time())
 
 
 @dataclass
@@ -31,15 +64,17 @@ class ApprovalStore:
     sfn: Any = None
 
     def __post_init__(self) -> None:
-        self.table = (self.resource or boto3.resource("dynamodb")).Table(self.table_name)
+        self.resource = self.resource or boto3.resource("dynamodb")
+        self.table = self.resource.Table(self.table_name)
         self.sfn = self.sfn or boto3.client("stepfunctions")
 
     def create(self, *, token: str, run_id: str, step_id: str, workflow: str, prompt: str,
-               timeout_secs: int, iteration: str = "") -> dict[str, Any]:
+               timeout_secs: int, iteration: str = "", on_timeout: str = "reject") -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(16)
         now = int(time.time())
         item = {"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL", "approval_id": approval_id, "token": token,
-                "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt, "status": "PENDING", "iteration": iteration,
+                "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt, "status": "PENDING",
+                "iteration": iteration, "on_timeout": on_timeout, "timeout_secs": timeout_secs,
                 "created_at": now_iso(), "decide_by": now + timeout_secs,
                 "expires_at": now + timeout_secs + RECORD_TTL_SECS}
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -48,30 +83,92 @@ class ApprovalStore:
                                   "expires_at": now + timeout_secs + RECORD_TTL_SECS})
         return public(item)
 
-    def get(self, approval_id: str) -> dict[str, Any]:
+    # ------------------------------------------------------------------ reads
+    def item(self, approval_id: str) -> dict[str, Any]:
+        """The stored approval, task token included (for the backend only), closed if it is past due."""
+        if not APPROVAL_ID.fullmatch(approval_id):
+            raise NotFound("approval not found")
         item = self.table.get_item(Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
                                    ConsistentRead=True).get("Item")
         if not item:
             raise NotFound(f"approval '{approval_id}' not found")
-        return public(item)
+        if item.get("status") == "PENDING" and is_due(item):
+            return self.close(item, "EXPIRED", "no decision before its deadline")
+        return item
 
-    def pending_for_run(self, run_id: str) -> list[dict[str, Any]]:
-        resp = self.table.query(KeyConditionExpression=Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("APPROVAL#"),
-                                ConsistentRead=True)
+    def get(self, approval_id: str) -> dict[str, Any]:
+        return public(self.item(approval_id))
+
+    def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """Every approval of a run (stored items), past-due ones closed on the way."""
         out = []
-        for ptr in resp.get("Items", []):
+        for ptr in _query_all(self.table, Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("APPROVAL#")):
             try:
-                a = self.get(ptr["approval_id"])
+                out.append(self.item(str(ptr["approval_id"])))
             except NotFound:
                 continue
-            if a["status"] == "PENDING":
-                out.append(a)
         return out
 
+    def pending_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        return [public(a) for a in self.for_run(run_id) if a.get("status") == "PENDING"]
+
+    # ------------------------------------------------------------------ closing
+    def close(self, item: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+        """PENDING → EXPIRED | CANCELLED, once. Returns the item as it is afterwards (another
+        writer's decision or close, if that came first)."""
+        key = {"pk": item["pk"], "sk": "APPROVAL"}
+        try:
+            resp = self.table.update_item(
+                Key=key, UpdateExpression="SET #s = :new, closed_at = :t, reason = :r",
+                ConditionExpression="#s = :pending", ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":new": status, ":t": now_iso(), ":r": reason, ":pending": "PENDING"},
+                ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return self.table.get_item(Key=key, ConsistentRead=True).get("Item") or item
+        closed = resp["Attributes"]
+        if status == "EXPIRED":
+            self._settle_timed_out_step(closed)
+        return closed
+
+    def _settle_timed_out_step(self, item: dict[str, Any]) -> None:
+        """The step's record says what its state machine did at the timeout (see the compiler's
+        approval states), instead of ``waiting_approval`` until the run ends."""
+        timeout_secs = int(item.get("timeout_secs") or 0)
+        kwargs: dict[str, Any] = {"iteration": str(item.get("iteration") or ""), "step_type": "approval",
+                                  "only_if_not_final": True}
+        if item.get("on_timeout") == "fail":
+            kwargs.update(status="failed", error=f"no decision within {timeout_secs} s")
+        else:
+            kwargs.update(status="completed", output={"approved": False, "approver": None, "comment": "timed out",
+                                                      "feedback": "timed out", "timed_out": True,
+                                                      "decided_at": None})
+        RunStore(self.table_name, client=self.resource).step_ended(str(item["run_id"]), str(item["step_id"]),
+                                                                   **kwargs)
+
+    def close_for_run(self, run_id: str, run_status: str = "ABORTED") -> int:
+        """Close every open approval of a run that ended (or is being cancelled). Returns how many
+        this call cancelled (those past due expire instead, and are not counted)."""
+        status = "EXPIRED" if run_status in _RUN_ENDS_THAT_EXPIRE else "CANCELLED"
+        reason = ("the run was cancelled" if run_status == "ABORTED"
+                  else f"the run ended ({run_status.lower().replace('_', ' ')}) before a decision")
+        n = 0
+        for a in self.for_run(run_id):
+            if a.get("status") == "PENDING" and self.close(a, status, reason).get("status") == "CANCELLED":
+                n += 1
+        return n
+
+    def cancel_for_run(self, run_id: str) -> int:
+        return self.close_for_run(run_id, "ABORTED")
+
+    # ------------------------------------------------------------------ deciding
     def decide(self, approval_id: str, *, approved: bool, approver: str | None = None,
                comment: str | None = None) -> dict[str, Any]:
-        """Record a decision and resume the run. Raises Conflict if it was already decided or expired."""
+        """Record a decision and resume the run. Raises Conflict if it was decided, expired or cancelled."""
         decided_at = now_iso()
+        if not APPROVAL_ID.fullmatch(approval_id):
+            raise NotFound("approval not found")
         try:
             resp = self.table.update_item(
                 Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
@@ -86,10 +183,7 @@ class ApprovalStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            current = self.get(approval_id)  # NotFound if it never existed
-            if current["status"] != "PENDING":
-                raise Conflict(f"approval '{approval_id}' was already decided ({current['status'].lower()})") from None
-            raise Conflict(f"approval '{approval_id}' has expired") from None
+            raise refusal(self.item(approval_id)) from None  # NotFound if it never existed
         item = resp["Attributes"]
         # "feedback" is the reference format's name for the comment (its templates read it).
         output = {"approved": approved, "approver": approver, "comment": comment, "feedback": comment,
@@ -98,37 +192,45 @@ class ApprovalStore:
             self.sfn.send_task_success(taskToken=item["token"],
                                        output=_json({"status": "completed", "output": output}))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                # The step timed out (or its run ended) just before the deadline we store: the
-                # decision changed nothing, so the record must not claim it did.
-                self.table.update_item(
-                    Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
-                    UpdateExpression="SET #s = :e REMOVE approved, approver, #c, decided_at",
-                    ExpressionAttributeNames={"#s": "status", "#c": "comment"},
-                    ExpressionAttributeValues={":e": "EXPIRED"})
-                raise Conflict(f"approval '{approval_id}' has expired (its step timed out or its run ended)") from None
+            if exc.response["Error"]["Code"] in _TOKEN_GONE:
+                # The step timed out, or its run ended before its end event closed this approval:
+                # the decision changed nothing, so the record must not claim it did.
+                raise refusal(self._undo_decision(item)) from None
             raise
-        from boternity.store.runs import RunStore
-
-        RunStore(self.table_name).step_ended(
+        RunStore(self.table_name, client=self.resource).step_ended(
             item["run_id"], item["step_id"], status="completed", output=output,
             iteration=str(item.get("iteration") or ""), step_type="approval")
         return public(item)
 
-    def cancel_for_run(self, run_id: str) -> int:
-        n = 0
-        for a in self.pending_for_run(run_id):
-            try:
-                self.table.update_item(
-                    Key={"pk": f"APPROVAL#{a['approval_id']}", "sk": "APPROVAL"},
-                    UpdateExpression="SET #s = :c", ConditionExpression="#s = :p",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":c": "CANCELLED", ":p": "PENDING"})
-                n += 1
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-        return n
+
+    def _undo_decision(self, item: dict[str, Any]) -> dict[str, Any]:
+        run = RunStore(self.table_name, client=self.resource).get_run(str(item["run_id"])) or {}
+        run_status = str(run.get("status") or "")
+        if run_status in ("ABORTED", "FAILED"):
+            status, reason = "CANCELLED", ("the run was cancelled" if run_status == "ABORTED"
+                                           else "the run ended (failed) before a decision")
+        else:
+            status, reason = "EXPIRED", "its step timed out before the decision"
+        return self.table.update_item(
+            Key={"pk": item["pk"], "sk": "APPROVAL"},
+            UpdateExpression="SET #s = :s, closed_at = :t, reason = :r REMOVE approved, approver, #c, decided_at",
+            ExpressionAttributeNames={"#s": "status", "#c": "comment"},
+            ExpressionAttributeValues={":s": status, ":t": now_iso(), ":r": reason},
+            ReturnValues="ALL_NEW")["Attributes"]
+
+
+def refusal(item: dict[str, Any]) -> Conflict:
+    """Why a decision on this (no longer PENDING) approval is refused, in a sentence."""
+    aid, status = item.get("approval_id"), str(item.get("status"))
+    if status in DECIDED:
+        return Conflict(f"approval '{aid}' was already decided ({status.lower()} at {item.get('decided_at')})",
+                        code="already_decided")
+    if status == "CANCELLED":
+        return Conflict(f"approval '{aid}' was cancelled ({item.get('reason') or 'its run ended'}): "
+                        "there is nothing to decide", code="approval_cancelled")
+    deadline = f" at {_iso(item['decide_by'])}" if item.get("decide_by") is not None else ""
+    return Conflict(f"approval '{aid}' expired{deadline}: a decision can no longer change its run",
+                    code="approval_expired")
 
 
 def public(item: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +240,17 @@ def public(item: dict[str, Any]) -> dict[str, Any]:
         if hasattr(v, "as_integer_ratio") and not isinstance(v, bool | int | float):
             out[k] = int(v)
     return out
+
+
+def _query_all(table: Any, condition: Any) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    while True:
+        resp = table.query(**kwargs)
+        items += resp.get("Items", [])
+        if "LastEvaluatedKey" not in resp:
+            return items
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _json(v: Any) -> str:

@@ -144,7 +144,14 @@ class NotFound(BoternityError):
 
 
 class Conflict(BoternityError):
+    """``code`` tells callers which race they lost (``already_decided``, ``approval_expired``...)."""
+
     code = "conflict"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 @dataclass

@@ -4,7 +4,7 @@ Step ids, step outputs, error messages and API answers come from workflow author
 target servers; printed raw, ``\\x1b[2J`` clears the screen, OSC 52 writes the clipboard, a
 carriage return or U+202E (right-to-left override) makes a line read differently from what it
 holds. So every C0/C1 control character except newline and tab, DEL, and the bidirectional
-overrides are written as visible escapes (``\\x1b``, ``\\u009b``, ``\\u202e``). JSON output stays valid JSON:
+overrides are written as visible escapes (``\\u001b``, ``\\u009b``, ``\\u202e``). JSON output stays valid JSON:
 json.dumps already escapes C0 characters, and ``\\uXXXX`` is how JSON spells the rest.
 """
 
@@ -17,9 +17,8 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202
 
 
 def _escape_char(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    # \u form above C0, so a C1 character inside printed JSON is still a valid JSON escape.
-    return f"\\x{code:02x}" if code < 0x20 else f"\\u{code:04x}"
+    # The \uXXXX form for every character: it is also how JSON spells it, so printed JSON stays valid.
+    return f"\\u{ord(m.group()):04x}"
 
 
 def escape_controls(text: str) -> str:

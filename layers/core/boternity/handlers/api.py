@@ -23,6 +23,7 @@ included.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -36,7 +37,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import ValidationError
 
-from boternity.errors import BoternityError
+from boternity.errors import BoternityError, NotFound
 from boternity.parsing import loads_json
 from boternity.runtime.log import logger
 from boternity.service.api_models import (
@@ -256,7 +257,13 @@ def get_run(run_id: str) -> Response[RunDetail]:
 
 
 @app.post("/runs/<run_id>/cancel", tags=["runs"], summary="Stop a run; its pending approvals are cancelled",
-          responses=_responses(200, "stopped", (404, "no such run"), (409, "the run already ended")))
+          description="Exactly one cancel of a run wins (one StopExecution): it answers 200. Every other cancel "
+                      "of the same run, concurrent or later, answers 409 `already_cancelled`; a cancel of a run "
+                      "that ended on its own answers 409 `run_ended` with the run's status in `details`.",
+          responses=_responses(200, "stopped by this request: the run is ABORTED, its open approvals CANCELLED "
+                                    "and its open step records aborted", (404, "no such run"),
+                               (409, "already_cancelled (another cancel won) or run_ended (details.status says "
+                                     "how it ended)")))
 def cancel_run(run_id: str) -> Response[CancelResult]:
     from boternity.service.runs import RunService
 
@@ -281,14 +288,15 @@ def redrive_run(run_id: str) -> Response[RedriveResult]:
 
 
 def _approval_item(approval_id: str) -> dict[str, Any]:
-    """The stored approval, task token included (for the CSRF key only; never returned)."""
+    """The stored approval, task token included (for the CSRF key only; never returned). One past
+    its deadline is closed as EXPIRED here, so no page or answer shows it as still decidable."""
+    from boternity.approvals import ApprovalStore
     from boternity.service.store import dynamodb
 
-    item = dynamodb().Table(_settings().table).get_item(
-        Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"}, ConsistentRead=True).get("Item")
-    if not item:
-        raise NotFoundError(f"approval '{approval_id}' not found")
-    return item
+    try:
+        return ApprovalStore(_settings().table, resource=dynamodb()).item(approval_id)
+    except NotFound as exc:
+        raise NotFoundError(str(exc)) from None
 
 
 def _approval_view(public: dict[str, Any]) -> ApprovalView:
@@ -321,7 +329,8 @@ def get_approval(approval_id: str) -> Response[ApprovalView | str]:
     description="JSON from API clients (the approver is the caller's IAM identity). The approval page posts a "
                 "form carrying its CSRF token; a form without a valid token is refused (403).",
     responses=_responses(200, "decided; the run resumes", (403, "form post without a valid CSRF token"),
-                         (404, "no such approval"), (409, "already decided, cancelled or expired"),
+                         (404, "no such approval"), (409, "too late: code already_decided, approval_expired (its deadline passed) or "
+                                "approval_cancelled (its run was cancelled or ended)"),
                          (415, "neither JSON nor a form")),
     openapi_extensions={"requestBody": {"required": True, "content": {
         JSON: {"schema": DecisionRequest.model_json_schema()},
@@ -392,7 +401,7 @@ def approval_link_page(approval_id: str, k: Annotated[str, Query(max_length=64)]
 @app.post("/approve/<approval_id>", tags=["approvals"],
           summary="The decision from an approval link's page (a form with the link's key and CSRF token)",
           responses=_responses(200, "decided; the run resumes", (403, "no valid CSRF token"),
-                               (404, "no such approval, or a wrong key"), (409, "already decided or expired"),
+                               (404, "no such approval, or a wrong key"), (409, "too late: already_decided, approval_expired or approval_cancelled"),
                                (415, "not a form")))
 def approval_link_decision(approval_id: str) -> Response[str]:
     from urllib.parse import parse_qsl
@@ -492,7 +501,15 @@ def _unexpected(exc: Exception) -> Response[Any]:
     return _error(500, error_body("internal", "internal error"))
 
 
+# The resolver keeps the request being handled (``app.current_event``) and the logger its
+# correlation id in module state: one request at a time, as in a Lambda execution environment.
+# `boternity serve` calls this from many threads; without the lock one request read another's
+# body and caller (a decision racing a cancel was answered with the cancel's empty body).
+_one_request_at_a_time = threading.Lock()
+
+
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).
-    logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
-    return app.resolve(event, context)
+    with _one_request_at_a_time:
+        # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).
+        logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
+        return app.resolve(event, context)

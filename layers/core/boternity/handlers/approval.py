@@ -8,7 +8,7 @@ from typing import Any
 from boternity.approvals import ApprovalStore
 from boternity.runtime.context import StepContext
 from boternity.runtime.step import Services
-from boternity.store.runs import table_name_from_env
+from boternity.store.runs import RUN_FINAL, table_name_from_env
 
 services = Services()
 _store: ApprovalStore | None = None
@@ -37,9 +37,18 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type="approval")
     approval = store().create(token=token, run_id=sc.run_id, step_id=sc.step_id,
                               workflow=str(sc.ctx.get("workflow", {}).get("name")), prompt=prompt,
-                              timeout_secs=int(cfg.get("timeout_secs", 86_400)), iteration=iteration)
+                              timeout_secs=int(cfg.get("timeout_secs", 86_400)), iteration=iteration,
+                              on_timeout=str(cfg.get("on_timeout") or "reject"))
     services.runs.step_ended(sc.run_id, sc.step_id, status="waiting_approval", iteration=iteration,
                              output={"approval_id": approval["approval_id"]}, step_type="approval")
+    run = services.runs.get_run(sc.run_id) or {}
+    if run.get("status") in RUN_FINAL:
+        # The run was cancelled (or ended) while this function ran: whoever closed the run's
+        # approvals and steps did not see these yet, and nobody will ever decide them.
+        store().close_for_run(sc.run_id, str(run["status"]))
+        services.runs.end_open_steps(sc.run_id, status="aborted" if run["status"] == "ABORTED" else "failed",
+                                     error=f"run {str(run['status']).lower().replace('_', ' ')}")
+        return {"approval_id": approval["approval_id"]}
     if cfg.get("notify"):
         from boternity.notify import notify_approval
         from boternity.service.approval_page import link_key

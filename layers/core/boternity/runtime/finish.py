@@ -27,24 +27,32 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
         import time
 
         ended_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stop / 1000)) + f".{int(stop) % 1000:03d}Z"
-    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
-                             cause=readable_cause(None, detail.get("cause") or None), output=output,
-                             ended_at=ended_at)
     # Settle step records: those in the output are final; anything still running did not finish.
     if isinstance(output, dict):
         for step_id, rec in output.items():
             if isinstance(rec, dict) and rec.get("status") in ("completed", "skipped", "failed"):
                 runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
                                 only_if_not_final=True)
-    if status != "SUCCEEDED" and approvals is not None:
-        approvals.cancel_for_run(run_id)  # a decision can no longer resume anything
+    _close_what_is_open(run_id, status, runs, approvals)
+    # After the settling, so whoever reads the run as ended finds its steps settled too...
+    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
+                             cause=readable_cause(None, detail.get("cause") or None), output=output,
+                             ended_at=ended_at)
+    # ...and once more after it: an approval function still running when the run stopped opens
+    # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
+    # before this write is closed here; whatever after, it closes itself.
+    _close_what_is_open(run_id, status, runs, approvals)
+    return {"run_id": run_id, "status": status, "updated": updated}
+
+
+def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any) -> None:
+    if approvals is not None:
+        # A decision can no longer resume anything: no approval of an ended run stays PENDING
+        # (a succeeded run can still hold one whose step timed out and went on).
+        approvals.close_for_run(run_id, status)
     if status != "SUCCEEDED":
         end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
-        for rec in runs.steps(run_id):
-            if rec.get("status") == "running":
-                runs.step_ended(run_id, rec["step_id"], iteration=rec.get("iteration", ""), status=end_status,
-                                error=f"run {status.lower().replace('_', ' ')}", only_if_not_final=True)
-    return {"run_id": run_id, "status": status, "updated": updated}
+        runs.end_open_steps(run_id, status=end_status, error=f"run {status.lower().replace('_', ' ')}")
 
 
 def _json(value: Any) -> Any:

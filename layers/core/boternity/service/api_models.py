@@ -5,7 +5,7 @@ record can grow without breaking older clients; request models forbid them (a ty
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,9 +119,11 @@ class RunList(BaseModel):
 
 
 class CancelResult(BaseModel):
+    """The answer of the one cancel that won (any other cancel of the run gets 409)."""
+
     run_id: str
-    status: str
-    cancelled_approvals: int
+    status: str = Field(description="ABORTED")
+    cancelled_approvals: int = Field(description="open approvals of the run this cancel closed (CANCELLED)")
 
 
 class RedriveResult(BaseModel):
@@ -141,13 +143,17 @@ class ApprovalView(_Open):
     step_id: str | None = None
     workflow: str | None = None
     prompt: str | None = None
-    status: str
+    status: Literal["PENDING", "APPROVED", "REJECTED", "EXPIRED", "CANCELLED"] = Field(
+        description="only PENDING can be decided; EXPIRED: its deadline passed; CANCELLED: its run was "
+                    "cancelled or ended before a decision")
     created_at: str | None = None
-    decide_by: int | None = None
+    decide_by: int | None = Field(default=None, description="the deadline, in seconds since the epoch")
     approved: bool | None = None
     approver: str | None = None
     comment: str | None = None
     decided_at: str | None = None
+    closed_at: str | None = Field(default=None, description="EXPIRED or CANCELLED: when")
+    reason: str | None = Field(default=None, description="EXPIRED or CANCELLED: why, in a sentence")
     links: dict[str, str | None] = Field(default_factory=dict)
 
 

@@ -89,8 +89,11 @@ def render_approval(approval: dict[str, Any], *, csrf: str | None, link: str | N
     if status in ("APPROVED", "REJECTED"):
         rows += [("Decided by", approval.get("approver")), ("Decided at", approval.get("decided_at")),
                  ("Comment", approval.get("comment"))]
+    if status in ("EXPIRED", "CANCELLED"):
+        rows += [("Closed at", approval.get("closed_at")), ("Why", approval.get("reason"))]
     facts = "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in rows if v not in (None, ""))
-    body = f"<h1>Approval needed</h1><pre>{e(str(approval.get('prompt') or ''))}</pre><dl>{facts}</dl>"
+    heading = "Approval needed" if status == "PENDING" else f"Approval {status.lower()}"
+    body = f"<h1>{e(heading)}</h1><pre>{e(str(approval.get('prompt') or ''))}</pre><dl>{facts}</dl>"
     if status == "PENDING" and csrf:
         # Relative to /approvals/<id>: resolves to /approvals/<id>/decision under any stage or base path
         # (and for a link, /approve/<id> to itself, without the key in the URL: it goes in the form).

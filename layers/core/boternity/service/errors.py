@@ -122,7 +122,7 @@ def to_http(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     if isinstance(exc, NotFound):
         return 404, error_body("not_found", str(exc)), {}
     if isinstance(exc, Conflict):
-        return 409, error_body("conflict", str(exc)), {}
+        return 409, error_body(exc.code, str(exc)), {}
     if isinstance(exc, BoternityError):
         return 400, error_body(getattr(exc, "code", "error") or "error", str(exc)), {}
     return 500, error_body("internal", "internal error"), {}

@@ -19,6 +19,7 @@ run's end it releases the slot and starts queued runs (:func:`release_slot`, :fu
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,9 +56,15 @@ if TYPE_CHECKING:
 # instead of a run that fails to start.
 RUN_PAYLOAD_MAX = 256 * 1024
 IDEMPOTENCY_TTL_SECS = 86_400
+# How long one cancel request owns a run's cancellation (from its claim to StopExecution); a
+# canceller that died in between frees the run for the next cancel after this.
+CANCEL_CLAIM_SECS = 60
+# What can name a Step Functions execution (1-80 characters, no spaces, separators or control
+# characters): anything else is no run, answered before it reaches a DynamoDB key.
+RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 # Fields of the run item that are bookkeeping, not part of the run's story.
-_INTERNAL = ("slot_held", "slot_released", "queue_sk", "expires_at", "payload_sha256")
+_INTERNAL = ("slot_held", "slot_released", "queue_sk", "expires_at", "payload_sha256", "cancel_claim_until")
 
 
 def execution_arn_for(state_machine_arn: str, run_id: str) -> str:
@@ -354,10 +361,11 @@ class RunService:
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, run_id: str, *, by: str | None = None) -> dict[str, Any]:
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
-        if not item:
-            raise NotFoundError(f"run '{run_id}' not found")
+        """Stop a run. Exactly one cancel wins (a conditional write claims it before StopExecution):
+        it answers; every other one, concurrent or later, gets 409 ``already_cancelled`` (or
+        ``run_ended`` when the run ended on its own), as Temporal answers a second cancel request."""
         cause = f"cancelled by {by}" if by else "cancelled through the API"
+        item = self._claim_cancel(run_id, by)
         status = item.get("status")
         workflow = str(item.get("workflow") or "")
         if status == "QUEUED" and item.get("queue_sk"):
@@ -367,16 +375,18 @@ class RunService:
             except ClientError as exc:
                 if not is_conditional_failure(exc):
                     raise
-                return self.cancel(run_id, by=by)  # it was just started: cancel the execution instead
-            self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
-            return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
-        if status in RUN_FINAL:
-            raise ConflictError(f"run '{run_id}' already ended ({status})", code="run_ended")
+                # start_queued took it first; its claim refuses a run being cancelled, so the run
+                # is either still QUEUED (never to start) or RUNNING (stop it below).
+                item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True)["Item"]
+            if item.get("status") == "QUEUED":
+                self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
+                return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
         from boternity.approvals import ApprovalStore
 
         # Approvals first: a decision landing while the run is being stopped then gets 409 instead
         # of resuming a run on its way out (and the count is ours, not the end event's).
-        cancelled = ApprovalStore(self.table_name, resource=self._resource, sfn=self.sfn).cancel_for_run(run_id)
+        cancelled = ApprovalStore(self.table_name, resource=self._resource or dynamodb(),
+                                  sfn=self.sfn).cancel_for_run(run_id)
         final = "ABORTED"
         arn = item.get("execution_arn")
         if arn:
@@ -402,13 +412,55 @@ class RunService:
                     raise
         elif final != "ABORTED":
             self.runs.run_ended(run_id, status=final)
+        if final == "ABORTED":
+            # The events function does this too when the ABORTED event arrives (in the cloud, a
+            # while later); the caller reading the run right after this answer sees it done.
+            self.runs.end_open_steps(run_id, status="aborted", error="run aborted")
         # The events function does the same when the ABORTED event arrives; both are idempotent,
         # and doing it here frees the slot without waiting for the event.
         if workflow:
             release_slot(self.table_name, workflow, run_id, resource=self._resource)
             start_queued(self.table_name, workflow, resource=self._resource, sfn=self._sfn)
+        if final != "ABORTED":
+            raise ConflictError(f"run '{run_id}' ended ({final}) before it could be stopped; nothing was cancelled",
+                                code="run_ended", details={"status": final})
         rec = self.runs.get_run(run_id) or {}
         return {"run_id": run_id, "status": rec.get("status", final), "cancelled_approvals": cancelled}
+
+    def _claim_cancel(self, run_id: str, by: str | None) -> dict[str, Any]:
+        """The one conditional write that makes this request the run's canceller; returns the run.
+
+        The claim lapses after ``CANCEL_CLAIM_SECS``, so a canceller that died before
+        StopExecution does not leave a run nobody can cancel."""
+        if not RUN_ID.fullmatch(run_id):
+            raise NotFoundError("run not found")
+        now = int(time.time())
+        finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
+        try:
+            return self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+                UpdateExpression="SET cancel_requested_at = :t, cancel_claim_until = :until, cancelled_by = :by",
+                ConditionExpression=f"attribute_exists(pk) AND NOT #s IN ({', '.join(finals)}) "
+                                    "AND (attribute_not_exists(cancel_claim_until) OR cancel_claim_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":t": now_iso(), ":until": now + CANCEL_CLAIM_SECS, ":now": now,
+                                           ":by": by or "the API", **finals},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        if not item:
+            raise NotFoundError(f"run '{run_id}' not found")
+        status = str(item.get("status"))
+        if "cancel_requested_at" in item and status in ("ABORTED", "QUEUED", "RUNNING"):
+            when = "was already cancelled" if status == "ABORTED" else "is already being cancelled"
+            raise ConflictError(f"run '{run_id}' {when} (by {item.get('cancelled_by')} at "
+                                f"{item.get('cancel_requested_at')})", code="already_cancelled",
+                                details={"status": status, "cancelled_by": item.get("cancelled_by"),
+                                         "cancel_requested_at": item.get("cancel_requested_at")})
+        raise ConflictError(f"run '{run_id}' already ended ({status}); there is nothing to cancel",
+                            code="run_ended", details={"status": status})
 
     # ------------------------------------------------------------------ redrive
     def redrive(self, run_id: str) -> dict[str, Any]:
@@ -430,7 +482,8 @@ class RunService:
         reopen: dict[str, Any] = {"Update": {
             "TableName": self.table_name, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
             "UpdateExpression": "SET #s = :running, redriven_at = :now, slot_held = :held "
-                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released",
+                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released, "
+                                "cancel_requested_at, cancel_claim_until, cancelled_by",
             "ConditionExpression": "#s = :old",
             "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#c": "cause", "#o": "output"},
             "ExpressionAttributeValues": {":running": "RUNNING", ":now": now_iso(), ":held": bool(limit), ":one": 1,
@@ -556,7 +609,8 @@ def start_queued(table: str, workflow: str, *, max_starts: int = 25, resource: A
             {"Update": {"TableName": table, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
                         "UpdateExpression": "SET #s = :running, execution_arn = :arn, started_at = :now, "
                                             "slot_held = :held REMOVE queue_sk",
-                        "ConditionExpression": "#s = :queued",
+                        # A run being cancelled must not start (see RunService.cancel).
+                        "ConditionExpression": "#s = :queued AND attribute_not_exists(cancel_requested_at)",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {":running": "RUNNING", ":arn": exec_arn, ":now": now_iso(),
                                                       ":held": bool(limit), ":queued": "QUEUED"}}},

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STEP_FINAL = ("completed", "skipped", "failed")
+STEP_OPEN = ("running", "waiting_approval")
 DEFAULT_RETENTION_DAYS = 90  # as long as Step Functions keeps execution history
 
 
@@ -200,6 +201,17 @@ class RunStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+
+    def end_open_steps(self, run_id: str, *, status: str, error: str) -> int:
+        """End every step record still open (running, or waiting for an approval) of a run that
+        ended without them: a stopped run's Lambdas never report back. Returns how many."""
+        n = 0
+        for rec in self.steps(run_id):
+            if rec.get("status") in STEP_OPEN and "step_id" in rec and self.step_ended(
+                    run_id, rec["step_id"], iteration=str(rec.get("iteration") or ""), status=status,
+                    error=error, only_if_not_final=True):
+                n += 1
+        return n
 
     def attempt_failed(self, run_id: str, step_id: str, *, iteration: str, attempt: int, error: str,
                        extra: dict[str, Any] | None = None) -> None:
