@@ -215,9 +215,9 @@ class RunService:
         def claimed() -> dict[str, Any]:
             started = self._start(workflow, record, text, run_id=final_run_id, trigger_type=trigger_type,
                                   trigger=trigger)
-            if started.duplicate:
-                self._finish_interrupted_start(started, record, text)
-            return {"run_id": started.run_id, "duplicate": started.duplicate}
+            # A duplicate whose execution this call had to start is this call's start, not a repeat.
+            resumed = started.duplicate and self._finish_interrupted_start(started, record, text)
+            return {"run_id": started.run_id, "duplicate": started.duplicate and not resumed}
 
         try:
             claim = start_once(self.table_name, client=self.low_level_client, scope=scope, workflow=workflow, key=key,
@@ -239,14 +239,15 @@ class RunService:
         result.replayed = idempotency_key is not None
         return result
 
-    def _finish_interrupted_start(self, started: StartResult, record: dict[str, Any], text: str) -> None:
+    def _finish_interrupted_start(self, started: StartResult, record: dict[str, Any], text: str) -> bool:
         """The run record existed when this claim was taken: the previous holder may have died
-        after writing it and before StartExecution. Start the execution if it does not exist."""
+        after writing it and before StartExecution. Start the execution if it does not exist;
+        True when this call started it."""
         if started.status != "RUNNING" or not started.execution_arn:
-            return   # queued (the queue starts it) or already final
+            return False   # queued (the queue starts it) or already final
         try:
             self.sfn.describe_execution(executionArn=started.execution_arn)
-            return
+            return False
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
                 raise
@@ -254,6 +255,7 @@ class RunService:
                                                                 "workflow": started.workflow})
         self._start_execution(started.workflow, str(record["state_machine_arn"]), started.run_id, text,
                               slot=bool(int(record.get("concurrency") or 0)))
+        return True
 
     def _start(self, workflow: str, record: dict[str, Any], text: str, *, run_id: str, trigger_type: str,
                trigger: Any) -> StartResult:

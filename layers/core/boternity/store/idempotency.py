@@ -158,7 +158,7 @@ def _retry_after(persistence: DynamoDBPersistenceLayer, claim: dict[str, str]) -
     expiry_ms = record.in_progress_expiry_timestamp
     if expiry_ms is None:
         return claim_in_progress_secs()
-    return max(1, math.ceil((expiry_ms - time.time() * 1000) / 1000))
+    return max(1, math.ceil((int(expiry_ms) - time.time() * 1000) / 1000))
 
 
 def _positive_int_env(name: str, default: int) -> int:
