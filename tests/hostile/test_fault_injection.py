@@ -9,6 +9,7 @@ Exception`` in the code under test sees it, so whatever it had written stays as 
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,29 @@ def test_a_webhook_redelivery_after_the_deadline_takes_over_and_starts_exactly_o
     assert again.status == 200 and again.json == {"status": "duplicate", "run_id": retry.json["run_id"],
                                                   "workflow": "once"}
     assert len(executions(cloud, "once")) == 1 and running_slots("once") == 0
+
+
+def test_ten_concurrent_starts_with_one_key_start_one_run(cloud):
+    deploy(ONE_SLOT)
+    replies: list[Reply] = []
+
+    def one() -> None:
+        replies.append(api_start(FakeContext(remaining_ms=20_000), key="burst"))
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(replies) == 10
+    accepted = [r for r in replies if r.status == 202]
+    # Each request either started the run, was given that run back, or was told to retry.
+    assert {r.status for r in replies} <= {202, 409}
+    assert len({r.json["run_id"] for r in accepted}) == 1
+    assert sum(1 for r in accepted if not r.json["replayed"]) == 1
+    assert all(r.error["code"] == "idempotency_key_in_progress" for r in replies if r.status == 409)
+    finished(accepted[0].json["run_id"])
+    assert len(executions(cloud, "once")) == 1
 
 
 def test_a_key_reused_with_another_payload_is_422_and_starts_nothing(cloud):
