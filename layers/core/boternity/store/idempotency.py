@@ -168,7 +168,8 @@ def _positive_int_env(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number of seconds, not {raw!r}") from None
+        shown = raw if len(raw) <= 32 else raw[:32] + "..."   # the message stays one short line
+        raise ValueError(f"{name} must be a whole number of seconds, not {shown!r}") from None
     if value < 1:
         raise ValueError(f"{name} must be at least 1 second, not {value}")
     return value
