@@ -361,3 +361,54 @@ def test_repeated_late_and_out_of_order_status_events_change_no_final_record(clo
     names = sorted(e["name"] for e in executions(cloud, "queued"))
     assert names == sorted(r["run_id"] for r in (first, second, third)), "each run executed exactly once"
     assert running_slots("queued") == 0
+
+
+# ---------------------------------------------------------------------- a decision racing a timeout
+
+
+def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypatch):
+    import boternity.approvals as approvals_module
+    from boternity.approvals import ApprovalStore
+    from boternity.errors import Conflict
+
+    w = parse_workflow({"name": "race", "steps": [
+        {"id": "review", "type": "approval", "config": {"prompt": "Ship?", "timeout_secs": 1}},
+        {"id": "ship", "type": "wait", "depends_on": ["review"], "condition": "steps.review.output.approved",
+         "config": {"seconds": 0}}]})
+    check_workflow(w)
+    store = ApprovalStore("boternity")
+    seen: dict[str, Any] = {}
+    real_time = approvals_module.time
+
+    class ClockBehind:
+        """Our clock says the stored deadline is still ahead: the decision passes the store's
+        check while Step Functions has already timed the task out."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_time, name)
+
+        @staticmethod
+        def time() -> float:
+            return real_time.time() - 30
+
+    def decide_late(approval: dict[str, Any]) -> None:
+        seen["id"] = approval["approval_id"]
+        wait_for(lambda: engine.runs.get_run(approval["run_id"]) and any(
+            e["type"] == "TaskTimedOut" for e in engine.history(engine.runs.get_run(approval["run_id"])
+                                                                ["execution_arn"])), timeout=20)
+        monkeypatch.setattr(approvals_module, "time", ClockBehind())
+        try:
+            seen["decided"] = store.decide(approval["approval_id"], approved=True, approver="late")
+        except Conflict as exc:
+            seen["error"] = str(exc)
+        finally:
+            monkeypatch.setattr(approvals_module, "time", real_time)
+
+    result = engine.run(w, {}, timeout=30, on_approval=decide_late)
+    assert seen["error"].startswith(f"approval '{seen['id']}' ") and "expired" in seen["error"]
+    record = store.get(seen["id"])
+    assert record["status"] == "EXPIRED" and "approver" not in record and "decided_at" not in record
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["review"]["output"]["approved"] is False
+    assert result.output["review"]["output"]["timed_out"] is True
+    assert result.output["ship"]["status"] == "skipped"
