@@ -9,6 +9,7 @@ Exception`` in the code under test sees it, so whatever it had written stays as 
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from boternity.validate import check_workflow
 from tests.support.apigw import Reply, call, local_cloud, rest_event, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -93,10 +94,27 @@ def running_slots(workflow: str) -> int:
     return int(item.get("running") or 0)
 
 
-@pytest.fixture
-def cloud(engine):
-    with local_cloud(engine):
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One engine for the module (starting one costs seconds); each test deploys its own workflow."""
+    from boternity.local.engine import LocalEngine
+
+    base = tmp_path_factory.mktemp("faults")
+    with LocalEngine(base_dir=base, blob_dir=base / "blobs", fast_retry=True) as engine, local_cloud(engine):
         yield engine
+
+
+@pytest.fixture
+def engine(cloud: Any) -> Any:
+    return cloud
+
+
+@pytest.fixture
+def once(cloud: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh one-slot workflow (its own name, webhook path, claims and slot counter) for this test."""
+    name = "once-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:10]
+    deploy({**ONE_SLOT, "name": name, "triggers": [{"type": "webhook", "path": f"/{name}"}]})
+    return name
 
 
 def deploy(doc: dict[str, Any]) -> None:
@@ -114,13 +132,13 @@ DEATHS = [pytest.param("_start", id="after-the-claim"),
           pytest.param("_start_execution", id="after-the-run-record")]
 
 
-def api_start(context: Any, *, key: str = "order-1", payload: Any = None) -> Reply:
-    return send(api, "POST", "/workflows/once/runs", context=context, body=payload or {"n": 1},
+def api_start(workflow: str, context: Any, *, key: str = "order-1", payload: Any = None) -> Reply:
+    return send(api, "POST", f"/workflows/{workflow}/runs", context=context, body=payload or {"n": 1},
                 headers={"Idempotency-Key": key})
 
 
-def hook_start(context: Any, *, delivery: str = "d-1", payload: Any = None) -> Reply:
-    return send(hook, "POST", "/hooks/once", context=context, body=payload or {"n": 1},
+def hook_start(workflow: str, context: Any, *, delivery: str = "d-1", payload: Any = None) -> Reply:
+    return send(hook, "POST", f"/hooks/{workflow}", context=context, body=payload or {"n": 1},
                 headers={"Idempotency-Key": delivery})
 
 
@@ -130,61 +148,57 @@ def hook_start(context: Any, *, delivery: str = "d-1", payload: Any = None) -> R
 @pytest.mark.parametrize("where", DEATHS)
 @pytest.mark.parametrize("route,code", [pytest.param(api_start, "idempotency_key_in_progress", id="api-key"),
                                         pytest.param(hook_start, "delivery_id_in_progress", id="webhook-delivery")])
-def test_a_retry_while_a_dead_start_holds_its_claim_is_409_with_retry_after(cloud, monkeypatch, where, route, code):
-    deploy(ONE_SLOT)
+def test_a_retry_while_a_dead_start_holds_its_claim_is_409_with_retry_after(cloud, once, monkeypatch, where, route, code):
     die_once(monkeypatch, where)
     with pytest.raises(ProcessKilled):
-        route(FakeContext(remaining_ms=20_000))
-    retry = route(FakeContext(remaining_ms=20_000))
+        route(once, FakeContext(remaining_ms=20_000))
+    retry = route(once, FakeContext(remaining_ms=20_000))
     assert retry.status == 409, retry.text
     assert retry.error["code"] == code
     assert retry.error["message"].startswith("a run for this ") and "is being started; retry after" in \
         retry.error["message"]
     assert 1 <= int(retry.headers["Retry-After"]) <= 20
-    assert executions(cloud, "once") == []
+    assert executions(cloud, once) == []
 
 
 @pytest.mark.parametrize("where", DEATHS)
-def test_an_api_retry_after_the_deadline_takes_over_and_starts_exactly_one_run(cloud, monkeypatch, where):
-    deploy(ONE_SLOT)
+def test_an_api_retry_after_the_deadline_takes_over_and_starts_exactly_one_run(cloud, once, monkeypatch, where):
     die_once(monkeypatch, where)
     with pytest.raises(ProcessKilled):
-        api_start(FakeContext(remaining_ms=0))
+        api_start(once, FakeContext(remaining_ms=0))
     time.sleep(0.01)   # past the dead invocation's deadline (millisecond resolution)
-    retry = api_start(FakeContext(remaining_ms=20_000))
+    retry = api_start(once, FakeContext(remaining_ms=20_000))
     assert retry.status == 202, retry.text
     assert finished(retry.json["run_id"])["run"]["status"] == "SUCCEEDED"
-    again = api_start(FakeContext(remaining_ms=20_000))
+    again = api_start(once, FakeContext(remaining_ms=20_000))
     assert again.status == 202 and again.json["run_id"] == retry.json["run_id"] and again.json["replayed"] is True
-    assert len(executions(cloud, "once")) == 1
+    assert len(executions(cloud, once)) == 1
     # The slot the dead start took was given back once: the workflow takes a new run.
-    assert running_slots("once") == 0
-    other = api_start(FakeContext(remaining_ms=20_000), key="order-2")
+    assert running_slots(once) == 0
+    other = api_start(once, FakeContext(remaining_ms=20_000), key="order-2")
     assert other.status == 202 and other.json["status"] == "RUNNING", other.text
 
 
 @pytest.mark.parametrize("where", DEATHS)
-def test_a_webhook_redelivery_after_the_deadline_takes_over_and_starts_exactly_one_run(cloud, monkeypatch, where):
-    deploy(ONE_SLOT)
+def test_a_webhook_redelivery_after_the_deadline_takes_over_and_starts_exactly_one_run(cloud, once, monkeypatch, where):
     die_once(monkeypatch, where)
     with pytest.raises(ProcessKilled):
-        hook_start(FakeContext(remaining_ms=0))
+        hook_start(once, FakeContext(remaining_ms=0))
     time.sleep(0.01)
-    retry = hook_start(FakeContext(remaining_ms=20_000))
+    retry = hook_start(once, FakeContext(remaining_ms=20_000))
     assert retry.status == 202, retry.text
     assert finished(retry.json["run_id"])["run"]["status"] == "SUCCEEDED"
-    again = hook_start(FakeContext(remaining_ms=20_000))
+    again = hook_start(once, FakeContext(remaining_ms=20_000))
     assert again.status == 200 and again.json == {"status": "duplicate", "run_id": retry.json["run_id"],
-                                                  "workflow": "once"}
-    assert len(executions(cloud, "once")) == 1 and running_slots("once") == 0
+                                                  "workflow": once}
+    assert len(executions(cloud, once)) == 1 and running_slots(once) == 0
 
 
-def test_ten_concurrent_starts_with_one_key_start_one_run(cloud):
-    deploy(ONE_SLOT)
+def test_ten_concurrent_starts_with_one_key_start_one_run(cloud, once):
     replies: list[Reply] = []
 
     def one() -> None:
-        replies.append(api_start(FakeContext(remaining_ms=20_000), key="burst"))
+        replies.append(api_start(once, FakeContext(remaining_ms=20_000), key="burst"))
 
     threads = [threading.Thread(target=one) for _ in range(10)]
     for t in threads:
@@ -199,18 +213,17 @@ def test_ten_concurrent_starts_with_one_key_start_one_run(cloud):
     assert sum(1 for r in accepted if not r.json["replayed"]) == 1
     assert all(r.error["code"] == "idempotency_key_in_progress" for r in replies if r.status == 409)
     finished(accepted[0].json["run_id"])
-    assert len(executions(cloud, "once")) == 1
+    assert len(executions(cloud, once)) == 1
 
 
-def test_a_key_reused_with_another_payload_is_422_and_starts_nothing(cloud):
-    deploy(ONE_SLOT)
-    first = api_start(FakeContext(remaining_ms=20_000), payload={"n": 1})
+def test_a_key_reused_with_another_payload_is_422_and_starts_nothing(cloud, once):
+    first = api_start(once, FakeContext(remaining_ms=20_000), payload={"n": 1})
     assert first.status == 202
-    reused = api_start(FakeContext(remaining_ms=20_000), payload={"n": 2})
+    reused = api_start(once, FakeContext(remaining_ms=20_000), payload={"n": 2})
     assert reused.status == 422 and reused.error["code"] == "idempotency_key_reused"
     assert reused.error["message"] == "this Idempotency-Key was used with a different payload"
     finished(first.json["run_id"])
-    assert len(executions(cloud, "once")) == 1
+    assert len(executions(cloud, once)) == 1
 
 
 CRON = {"name": "nightly", "triggers": [{"type": "cron", "schedule": "0 3 * * *"}],
@@ -393,9 +406,9 @@ def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypa
 
     def decide_late(approval: dict[str, Any]) -> None:
         seen["id"] = approval["approval_id"]
-        wait_for(lambda: engine.runs.get_run(approval["run_id"]) and any(
-            e["type"] == "TaskTimedOut" for e in engine.history(engine.runs.get_run(approval["run_id"])
-                                                                ["execution_arn"])), timeout=20)
+        # Step Functions has timed the task out and the run has recorded the timeout's answer.
+        wait_for(lambda: any(r.get("step_id") == "review" and r.get("status") == "completed"
+                             for r in engine.runs.steps(approval["run_id"])), timeout=20)
         monkeypatch.setattr(approvals_module, "time", ClockBehind())
         try:
             seen["decided"] = store.decide(approval["approval_id"], approved=True, approver="late")
@@ -412,3 +425,5 @@ def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypa
     assert result.output["review"]["output"]["approved"] is False
     assert result.output["review"]["output"]["timed_out"] is True
     assert result.output["ship"]["status"] == "skipped"
+    review = next(r for r in result.steps if r["step_id"] == "review")
+    assert review["output"]["approved"] is False and review["output"]["timed_out"] is True
