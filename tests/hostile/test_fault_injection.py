@@ -406,9 +406,10 @@ def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypa
 
     def decide_late(approval: dict[str, Any]) -> None:
         seen["id"] = approval["approval_id"]
-        # Step Functions has timed the task out and the run has recorded the timeout's answer.
-        wait_for(lambda: any(r.get("step_id") == "review" and r.get("status") == "completed"
-                             for r in engine.runs.steps(approval["run_id"])), timeout=20)
+        # The decision arrives the moment Step Functions has timed the task out.
+        wait_for(lambda: any(e["type"] == "TaskTimedOut"
+                             for e in engine.history(engine.runs.get_run(approval["run_id"])["execution_arn"])),
+                 timeout=20, poll=0.005)
         monkeypatch.setattr(approvals_module, "time", ClockBehind())
         try:
             seen["decided"] = store.decide(approval["approval_id"], approved=True, approver="late")

@@ -127,6 +127,26 @@ def _patch_callback_timeout() -> None:
 
     StateTaskServiceCallback._eval_wait_for_task_token = wait
 
+    # The state's own TimeoutSeconds fires in another thread than the callback wait above and is
+    # recorded (TaskTimedOut) first: mark the token before that error leaves the state, so no
+    # decision can slip in between the recorded timeout and the mark.
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    evaluate0 = ExecutionState._evaluate_with_timeout
+
+    def evaluate(self: Any, env: Any) -> None:
+        try:
+            evaluate0(self, env)
+        except EvalTimeoutError:
+            token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
+            endpoint = env.callback_pool_manager.get(token) if token else None
+            if endpoint is not None and endpoint.get_outcome() is None:
+                endpoint.report(CallbackConsumerTimeout())
+            raise
+
+    ExecutionState._evaluate_with_timeout = evaluate
+
     # moto's own answer to such a token is broken (it tests the wrong object and builds its
     # errors without the message they require, so the caller gets a TypeError): answer here.
     from moto.core.exceptions import AWSError
