@@ -179,11 +179,11 @@ def test_a_replayed_standard_webhook_is_a_duplicate(cloud):
     assert len(executions(cloud)) == 1
 
 
-def test_the_execution_name_stops_a_duplicate_even_without_the_delivery_record(cloud):
+def test_the_execution_name_stops_a_duplicate_even_without_the_delivery_claim(cloud):
     first = call(hook, "POST", "/hooks/github", **github({"action": "opened"}, delivery="dup-x"))
     table = boto3.resource("dynamodb").Table("boternity")
     for item in table.scan()["Items"]:
-        if item["pk"].startswith("DELIVERY#"):
+        if item["pk"].startswith("IDEM#"):
             table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
     again = call(hook, "POST", "/hooks/github", **github({"action": "opened"}, delivery="dup-x"))
     assert again.status == 200 and again.json["run_id"] == first.json["run_id"]

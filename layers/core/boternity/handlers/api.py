@@ -194,9 +194,10 @@ def _workflow_view(item: dict[str, Any]) -> dict[str, Any]:
     "/workflows/<name>/runs", status_code=202, tags=["runs"],
     summary="Start a run (the HTTPS trigger); answers at once",
     description="The JSON body is the trigger payload (at most 256 KiB; empty means {}). The same "
-                "Idempotency-Key returns the same run. With `concurrency`, a full workflow queues the run "
+                "Idempotency-Key returns the same run (409 while the first request is still starting it). With `concurrency`, a full workflow queues the run "
                 "(status QUEUED) or, with `on_limit: reject`, answers 429.",
     responses=_responses(202, "started (RUNNING) or queued (QUEUED)", (400, "not JSON"), (404, "no such workflow"),
+                         (409, "a request with this Idempotency-Key is still starting its run (see Retry-After)"),
                          (413, "payload over 256 KiB"), (415, "not JSON"),
                          (422, "Idempotency-Key reused with another payload"),
                          (429, "concurrency limit reached (on_limit: reject)")),
@@ -221,8 +222,8 @@ def start_run(name: str,
     # Depth, long numbers, NaN, UTF-8: a ParseError is a 400 naming line and column, before any run.
     payload: Any = loads_json(body, what="the payload") if body.strip() else {}
     trigger = {"type": "http", "caller": caller(event)}
-    started = RunService(_settings().table).start(name, payload, trigger_type="http", trigger=trigger,
-                                                  idempotency_key=idempotency_key)
+    started = RunService(_settings().table, context=app.lambda_context).start(
+        name, payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
     links = run_links(api_base_url(event), started.run_id, started.workflow, started.execution_arn)
     accepted = RunAccepted(run_id=started.run_id, status=started.status, workflow=started.workflow, links=links,
                            replayed=started.replayed)

@@ -3,9 +3,9 @@ itself), plus the two trigger events delivered straight to it: S3 ObjectCreated 
 (file-watch triggers) and event-trigger events whose ``when`` an EventBridge pattern cannot express.
 
 Order of the checks on a webhook request, cheapest and least revealing first: method, size,
-path lookup, signature over the raw bytes (before any parsing), ``when``, then the replay check
-(a conditional put of the delivery id) and the run, whose execution name derives from the
-delivery id as a second guard. A 401 says only "webhook authentication failed"; why goes to
+path lookup, signature over the raw bytes (before any parsing), ``when``, then the start: the
+delivery id names the run and is claimed once (``RunService.start``, boternity.store.idempotency),
+so a replay is a duplicate and a replay racing the first start a 409. A 401 says only "webhook authentication failed"; why goes to
 the log. Light imports only (boto3, stdlib): no pydantic, no compiler.
 """
 
@@ -14,11 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from typing import Any
 from urllib.parse import parse_qsl
-
-from botocore.exceptions import ClientError
 
 from boternity.errors import SignatureError, WorkflowError
 from boternity.runtime.log import logger
@@ -34,7 +31,6 @@ from boternity.service.errors import (
 from boternity.service.http import header, raw_body
 from boternity.service.http import headers as request_headers
 from boternity.service.links import api_base_url, run_links
-from boternity.service.store import dynamodb, is_conditional_failure, short_hash
 from boternity.service.triggers import (
     EVENT_TRIGGER_KEY,
     SCHEDULE_TRIGGER_KEY,
@@ -43,12 +39,8 @@ from boternity.service.triggers import (
     handle_schedule_trigger,
     when_matches,
 )
-from boternity.store.runs import now_iso
 
 WEBHOOK_BODY_MAX = 256 * 1024
-# Longer than any sender's retry schedule (Standard Webhooks retries for about 3 days), so a
-# late redelivery is still recognised; Step Functions' 90-day name reuse guard backs it up.
-DELIVERY_TTL_SECS = 7 * 86_400
 NOT_FOUND_MESSAGE = "no webhook at this path"
 
 
@@ -64,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
             return handle_schedule_trigger(event)
     logger.set_correlation_id(((event or {}).get("requestContext") or {}).get("requestId"))
     try:
-        return _hook(event)
+        return _hook(event, context)
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         status, body, headers = to_http(exc)
         if status >= 500:
@@ -72,7 +64,7 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
         return proxy_response(status, body, headers)
 
 
-def _hook(event: dict[str, Any]) -> dict[str, Any]:
+def _hook(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if str(event.get("httpMethod") or "").upper() != "POST":
         raise MethodNotAllowed("webhooks take POST", headers={"Allow": "POST"})
     raw = raw_body(event)
@@ -110,20 +102,14 @@ def _hook(event: dict[str, Any]) -> dict[str, Any]:
     delivery_id = verified.delivery_id or header(headers, "Idempotency-Key")
     from boternity.webhooks import execution_name_for_delivery
 
+    # The delivery id names the run, and RunService claims it (boternity.store.idempotency):
+    # a redelivery is a duplicate, one racing a start still in progress is a 409 to retry.
     run_id = execution_name_for_delivery(workflow, delivery_id) if delivery_id else None
-    if delivery_id and run_id:
-        first = _claim_delivery(table, workflow, delivery_id, run_id)
-        if first is not None:
-            return proxy_response(200, {"status": "duplicate", "run_id": first, "workflow": workflow})
     from boternity.service.runs import RunService
 
-    try:
-        started = RunService(table).start(workflow, payload, trigger_type="webhook", run_id=run_id,
-                                          trigger={"type": "webhook", "path": path, "delivery_id": delivery_id})
-    except Exception:
-        if delivery_id:  # nothing started: the sender's retry must be able to start it
-            _forget_delivery(table, workflow, delivery_id)
-        raise
+    started = RunService(table, context=context).start(
+        workflow, payload, trigger_type="webhook", run_id=run_id,
+        trigger={"type": "webhook", "path": path, "delivery_id": delivery_id})
     if started.duplicate:
         return proxy_response(200, {"status": "duplicate", "run_id": started.run_id, "workflow": workflow})
     body = {"run_id": started.run_id, "status": started.status, "workflow": workflow,
@@ -193,27 +179,3 @@ def _secret(name: str, auth_type: str) -> str | list[str] | None:
         if " " in text:
             return text.split()
     return value
-
-
-def _claim_delivery(table: str, workflow: str, delivery_id: str, run_id: str) -> str | None:
-    """Record a delivery id once. None if new; else the run id the first delivery started."""
-    t = dynamodb().Table(table)
-    key = {"pk": f"DELIVERY#{workflow}#{short_hash(delivery_id)}", "sk": "DELIVERY"}
-    try:
-        t.put_item(Item={**key, "run_id": run_id, "workflow": workflow, "received_at": now_iso(),
-                         "expires_at": int(time.time()) + DELIVERY_TTL_SECS},
-                   ConditionExpression="attribute_not_exists(pk)")
-        return None
-    except ClientError as exc:
-        if not is_conditional_failure(exc):
-            raise
-    first = t.get_item(Key=key, ConsistentRead=True).get("Item") or {}
-    return str(first.get("run_id") or run_id)
-
-
-def _forget_delivery(table: str, workflow: str, delivery_id: str) -> None:
-    try:
-        dynamodb().Table(table).delete_item(Key={"pk": f"DELIVERY#{workflow}#{short_hash(delivery_id)}",
-                                                 "sk": "DELIVERY"})
-    except ClientError:  # best effort: the run id guard still stops a double start
-        logger.warning("could not forget a failed delivery", extra={"workflow": workflow})

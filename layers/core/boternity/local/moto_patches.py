@@ -105,6 +105,78 @@ def _patch_sfn_sync() -> None:
     callback_mod._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02
 
 
+def _patch_callback_timeout() -> None:
+    """A task token whose task timed out answers SendTaskSuccess/Failure with TaskTimedOut, as AWS
+    does. moto never marks the token, so a late decision "succeeded" while the run had already
+    taken the timeout path, and the approval record claimed a decision that changed nothing."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackConsumerTimeout,
+        CallbackOutcomeTimedOut,
+    )
+
+    wait0 = StateTaskServiceCallback._eval_wait_for_task_token
+
+    def wait(self: Any, env: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        outcome = wait0(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)
+        if isinstance(outcome, CallbackOutcomeTimedOut):
+            callback_endpoint.report(CallbackConsumerTimeout())
+        return outcome
+
+    StateTaskServiceCallback._eval_wait_for_task_token = wait
+
+    # The state's own TimeoutSeconds fires in another thread than the callback wait above and is
+    # recorded (TaskTimedOut) first: mark the token before that error leaves the state, so no
+    # decision can slip in between the recorded timeout and the mark.
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    evaluate0 = ExecutionState._evaluate_with_timeout
+
+    def evaluate(self: Any, env: Any) -> None:
+        try:
+            evaluate0(self, env)
+        except EvalTimeoutError:
+            token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
+            endpoint = env.callback_pool_manager.get(token) if token else None
+            if endpoint is not None and endpoint.get_outcome() is None:
+                endpoint.report(CallbackConsumerTimeout())
+            raise
+
+    ExecutionState._evaluate_with_timeout = evaluate
+
+    # moto's own answer to such a token is broken (it tests the wrong object and builds its
+    # errors without the message they require, so the caller gets a TypeError): answer here.
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    def refuse_closed(backend: Any, token: str) -> None:
+        for execution in backend._get_executions():
+            endpoint = execution.exec_worker.env.callback_pool_manager.get(token) if execution.exec_worker else None
+            if endpoint is None:
+                continue
+            if isinstance(endpoint.consumer_error, CallbackConsumerTimeout) or execution.status != "RUNNING":
+                raise AWSError("Task Timed Out: the task of this token timed out or its execution ended",
+                               exception_type="TaskTimedOut")
+            return
+        raise AWSError("Invalid Token: no task waits for this token", exception_type="InvalidToken")
+
+    success0, failure0 = StepFunctionsParserBackend.send_task_success, StepFunctionsParserBackend.send_task_failure
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> Any:
+        refuse_closed(self, task_token)
+        return success0(self, task_token, outcome)
+
+    def send_task_failure(self: Any, task_token: str, error: Any = None, cause: Any = None) -> Any:
+        refuse_closed(self, task_token)
+        return failure0(self, task_token, error, cause)
+
+    StepFunctionsParserBackend.send_task_success = send_task_success
+    StepFunctionsParserBackend.send_task_failure = send_task_failure
+
+
 def _patch_stop() -> None:
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
@@ -286,6 +358,7 @@ def apply() -> None:
             None, self.function_name, None, body, req_h, resp_h)
         _patch_sfn_sync()
         _patch_stop()
+        _patch_callback_timeout()
         _patch_retry_sleep()
         _patch_definite_paths()
         _patch_status_events()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from boternity.errors import StepError, StepFailed, StepRetryable
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import logger
@@ -66,7 +68,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         return result
     services.runs.step_started(run_id, sc.step_id, iteration=iteration, attempt=attempt, step_type=spec.get("type"))
     try:
-        output = execute(sc)
+        output = _execute(execute, sc)
     except StepError as exc:
         message = sc.secrets.mask(str(exc))
         services.runs.attempt_failed(run_id, sc.step_id, iteration=iteration, attempt=attempt, error=message,
@@ -88,6 +90,27 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
     result = record("completed", stored)
     _signal(services, sc, result)
     return result
+
+
+# AWS's "slow down" answers (botocore's retry handler lists the same family). Botocore already
+# retried them; seen here they mean sustained throttling, which the step's Retry can outlast.
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "RequestThrottled",
+    "RequestThrottledException", "SlowDown",
+})
+
+
+def _execute(execute: Executor, sc: StepContext) -> Any:
+    """The executor, with an AWS throttle turned into a retryable step error: without this it
+    escaped as a ClientError, which no Retry matches, and failed the run on the first throttle."""
+    try:
+        return execute(sc)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "")
+        if code not in THROTTLING_CODES:
+            raise
+        raise StepRetryable(f"AWS throttled the step ({code})", code="throttled") from exc
 
 
 def _max_attempts(spec: dict[str, Any], exc: StepError) -> int:

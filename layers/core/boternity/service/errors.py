@@ -67,6 +67,12 @@ class ConflictError(ApiError):
     status, code = 409, "conflict"
 
 
+class StartInProgress(ConflictError):
+    """Another invocation is starting the run for this key; it carries ``Retry-After``. Triggers
+    that a platform retries (S3, EventBridge, Scheduler) must fail the invocation on it, not
+    drop the delivery: the holder may be dead, and only a later retry takes its claim over."""
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

@@ -7,7 +7,8 @@ Table items added here (the single table of ``boternity.store.runs``):
   ``redrive_count``. Status ``QUEUED`` is new: a run waiting for a concurrency slot.
 * ``CONC#<workflow>`` / ``CONC`` — ``running``: how many of the workflow's runs hold a slot.
 * ``QUEUE#<workflow>`` / ``<queued_at>#<run>`` — a queued run's payload and trigger, oldest first.
-* ``IDEM#<workflow>#<sha256(key)>`` / ``IDEM`` — an Idempotency-Key's run (TTL one day).
+* ``IDEM#<workflow>`` / ``<scope>#<sha256>`` — a start-once claim for an Idempotency-Key or a
+  trigger's delivery id (``boternity.store.idempotency``).
 
 Concurrency is a counter taken in the same transaction that writes the run record, and given
 back exactly once per run (``release_slot`` flips ``slot_released`` in the same transaction as
@@ -35,6 +36,7 @@ from boternity.service.errors import (
     NotAvailable,
     NotFoundError,
     PayloadTooLarge,
+    StartInProgress,
     TooManyRequests,
     Unprocessable,
 )
@@ -47,6 +49,14 @@ from boternity.service.store import (
     plain,
     short_hash,
 )
+from boternity.store.idempotency import (
+    DELIVERY,
+    IDEMPOTENCY_KEY,
+    ClaimInProgress,
+    ClaimReused,
+    ClaimScope,
+    start_once,
+)
 from boternity.store.runs import RECORD_TTL_SECS, RUN_FINAL, RunStore, now_iso
 
 if TYPE_CHECKING:
@@ -55,7 +65,6 @@ if TYPE_CHECKING:
 # Step Functions refuses execution input over 256 KiB; refusing it here gives the caller a 413
 # instead of a run that fails to start.
 RUN_PAYLOAD_MAX = 256 * 1024
-IDEMPOTENCY_TTL_SECS = 86_400
 # How long one cancel request owns a run's cancellation (from its claim to StopExecution); a
 # canceller that died in between frees the run for the next cancel after this.
 CANCEL_CLAIM_SECS = 60
@@ -104,11 +113,14 @@ class StartResult:
 class RunService:
     """Run control over one table; the Step Functions client is created on first use."""
 
-    def __init__(self, table_name: str, *, sfn: Any = None, resource: Any = None) -> None:
+    def __init__(self, table_name: str, *, sfn: Any = None, resource: Any = None, context: Any = None) -> None:
+        """``context``: the Lambda context of the invocation (its deadline bounds start claims)."""
         self.table_name = table_name
+        self._context = context
         self._resource = resource
         self._sfn = sfn
         self._table: Any = None
+        self._ddb: Any = None
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -122,6 +134,14 @@ class RunService:
     def client(self) -> Any:
         # The resource's client speaks plain Python values in transactions too.
         return self.table.meta.client
+
+    @property
+    def low_level_client(self) -> Any:
+        # Powertools writes typed attribute values ({"S": ...}); the resource's client would
+        # serialise them a second time.
+        if self._ddb is None:
+            self._ddb = boto3.client("dynamodb")
+        return self._ddb
 
     @property
     def sfn(self) -> Any:
@@ -177,25 +197,72 @@ class RunService:
         """Start (or queue) a run of a registered workflow. Never waits for the run.
 
         ``run_id`` becomes the execution name: a deterministic id (a webhook delivery) makes a
-        repeated start a duplicate instead of a second run.
+        repeated start a duplicate instead of a second run. A start with an ``idempotency_key``
+        or a ``run_id`` runs under a claim (``boternity.store.idempotency``): a repeat while the
+        first is starting is a 409, after it the first run (same payload) or a 422 (another one).
         """
         text = payload_text(payload)
         record = record or self.registry.get(workflow)
         if record is None:
             raise NotFoundError(f"workflow '{workflow}' is not registered")
-        run_id = run_id or uuid.uuid4().hex
-        claimed_key = False
+        if idempotency_key is None and run_id is None:
+            return self._start(workflow, record, text, run_id=uuid.uuid4().hex, trigger_type=trigger_type,
+                               trigger=trigger)
+        digest = short_hash(text, 64)
         if idempotency_key is not None:
-            previous = self._claim_idempotency(workflow, idempotency_key, run_id, text)
-            if previous is not None:
-                return previous
-            claimed_key = True
+            scope, key = IDEMPOTENCY_KEY, idempotency_key
+            # Derived, not random: an attempt that takes over a dead one's claim finds the run
+            # record the dead one may have written, and finishes that start instead of adding a
+            # second run (and a second concurrency slot) beside it.
+            run_id = run_id or short_hash(f"{workflow}\n{idempotency_key}\n{digest}", 32)
+        else:
+            scope, key = DELIVERY, str(run_id)
+        final_run_id = str(run_id)
+
+        def claimed() -> dict[str, Any]:
+            started = self._start(workflow, record, text, run_id=final_run_id, trigger_type=trigger_type,
+                                  trigger=trigger)
+            # A duplicate whose execution this call had to start is this call's start, not a repeat.
+            resumed = started.duplicate and self._finish_interrupted_start(started, record, text)
+            return {"run_id": started.run_id, "duplicate": started.duplicate and not resumed}
+
         try:
-            return self._start(workflow, record, text, run_id=run_id, trigger_type=trigger_type, trigger=trigger)
-        except Exception:
-            if claimed_key:  # nothing started: let a retry with the same key try again
-                self.table.delete_item(Key={"pk": _idem_pk(workflow, idempotency_key or ""), "sk": "IDEM"})
-            raise
+            claim = start_once(self.table_name, client=self.low_level_client, scope=scope, workflow=workflow, key=key,
+                               payload_hash=digest, context=self._context, start=claimed)
+        except ClaimInProgress as exc:
+            raise StartInProgress(
+                f"a run for this {scope.noun} is being started; retry after {exc.retry_after_secs} s",
+                code=f"{_code(scope)}_in_progress", details={"retry_after_secs": exc.retry_after_secs},
+                headers={"Retry-After": str(exc.retry_after_secs)}) from None
+        except ClaimReused:
+            raise Unprocessable(f"this {scope.noun} was used with a different payload",
+                                code=f"{_code(scope)}_reused") from None
+        first_id = str(claim.result.get("run_id") or final_run_id)
+        if not claim.replayed and not claim.result.get("duplicate"):
+            rec = self.runs.get_run(first_id) or {}
+            return StartResult(run_id=first_id, status=str(rec.get("status") or "RUNNING"), workflow=workflow,
+                               execution_arn=rec.get("execution_arn"))
+        result = self._duplicate(first_id, workflow)
+        result.replayed = idempotency_key is not None
+        return result
+
+    def _finish_interrupted_start(self, started: StartResult, record: dict[str, Any], text: str) -> bool:
+        """The run record existed when this claim was taken: the previous holder may have died
+        after writing it and before StartExecution. Start the execution if it does not exist;
+        True when this call started it."""
+        if started.status != "RUNNING" or not started.execution_arn:
+            return False   # queued (the queue starts it) or already final
+        try:
+            self.sfn.describe_execution(executionArn=started.execution_arn)
+            return False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+                raise
+        logger.warning("finishing an interrupted start", extra={"run_id": started.run_id,
+                                                                "workflow": started.workflow})
+        self._start_execution(started.workflow, str(record["state_machine_arn"]), started.run_id, text,
+                              slot=bool(int(record.get("concurrency") or 0)))
+        return True
 
     def _start(self, workflow: str, record: dict[str, Any], text: str, *, run_id: str, trigger_type: str,
                trigger: Any) -> StartResult:
@@ -258,28 +325,6 @@ class RunService:
         return StartResult(run_id=run_id, status=str(rec.get("status") or "RUNNING"),
                            workflow=str(rec.get("workflow") or workflow),
                            execution_arn=rec.get("execution_arn"), duplicate=True)
-
-    def _claim_idempotency(self, workflow: str, key: str, run_id: str, text: str) -> StartResult | None:
-        """Record key → run with a conditional put; on a repeat, the first run (or 422 if the same
-        key comes with a different payload: the caller reused a key by mistake)."""
-        digest = short_hash(text, 64)
-        pk = _idem_pk(workflow, key)
-        try:
-            self.table.put_item(
-                Item={"pk": pk, "sk": "IDEM", "run_id": run_id, "workflow": workflow, "payload_sha256": digest,
-                      "created_at": now_iso(), "expires_at": int(time.time()) + IDEMPOTENCY_TTL_SECS},
-                ConditionExpression="attribute_not_exists(pk)")
-            return None
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-        first = self.table.get_item(Key={"pk": pk, "sk": "IDEM"}, ConsistentRead=True).get("Item") or {}
-        if first.get("payload_sha256") not in (None, digest):
-            raise Unprocessable("this Idempotency-Key was used with a different payload",
-                                code="idempotency_key_reused")
-        result = self._duplicate(str(first.get("run_id") or run_id), workflow)
-        result.replayed = True
-        return result
 
     # ------------------------------------------------------------------ queue
     def _enqueue(self, workflow: str, run_id: str, text: str, *, trigger_type: str, trigger: Any) -> StartResult:
@@ -539,8 +584,8 @@ class RunService:
             _decrement(self.table, str(item.get("workflow")))
 
 
-def _idem_pk(workflow: str, key: str) -> str:
-    return f"IDEM#{workflow}#{short_hash(key)}"
+def _code(scope: ClaimScope) -> str:
+    return "idempotency_key" if scope is IDEMPOTENCY_KEY else "delivery_id"
 
 
 def _decrement(table: Any, workflow: str) -> None:

@@ -27,7 +27,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from boternity.runtime.log import logger
-from boternity.service.errors import ApiError, ServiceMisconfigured
+from boternity.service.errors import ApiError, ServiceMisconfigured, StartInProgress
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Workflow
@@ -303,6 +303,8 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
             try:
                 started = runs.start(w["workflow"], payload, trigger_type="file_watch", run_id=run_id,
                                      trigger={"type": "file_watch", "bucket": bucket, "key": key})
+            except StartInProgress:
+                raise   # fail the invocation: S3 retries it, and a retry takes a dead holder's claim over
             except ApiError as exc:   # a refused run (concurrency reject, workflow gone) is not retried
                 logger.warning("file trigger refused", extra={"workflow": w["workflow"], "code": exc.code})
                 results.append({"workflow": w["workflow"], "key": key, "status": "refused", "code": exc.code})
@@ -336,6 +338,8 @@ def _start_triggered(table: str, workflow: str, record: dict[str, Any], payload:
     try:
         started = RunService(table).start(workflow, payload, trigger_type=trigger_type, run_id=run_id,
                                           record=record, trigger=trigger)
+    except StartInProgress:
+        raise   # fail the invocation so Scheduler/EventBridge retry it (the holder may be dead)
     except ApiError as exc:
         logger.warning("triggered run refused", extra={"workflow": workflow, "trigger_type": trigger_type,
                                                        "code": exc.code})
