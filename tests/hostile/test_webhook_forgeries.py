@@ -18,6 +18,7 @@ import pytest
 
 from boternity.handlers.api import lambda_handler as api
 from boternity.handlers.webhook import lambda_handler as hook
+from boternity.runtime.secrets import secret_prefix
 from boternity.webhooks import sign_hmac_sha256, sign_standard_webhooks
 from tests.support.apigw import call, local_cloud
 
@@ -43,7 +44,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         # Stored where the cloud keeps them (Secrets Manager under the stack's prefix), never
         # in the process environment.
         for name, value in (("GH_FORGERY", GH_SECRET), ("SW_FORGERY", SW_SECRET), ("BEARER_FORGERY", BEARER)):
-            sm.create_secret(Name=f"boternity/{name}", SecretString=value)
+            sm.create_secret(Name=f"{secret_prefix()}{name}", SecretString=value)
         doc = {"name": WORKFLOW, "triggers": [
             {"type": "webhook", "path": "/gh", "auth": {"type": "hmac_sha256", "secret_name": "GH_FORGERY"}},
             {"type": "webhook", "path": "/std", "auth": {"type": "standard_webhooks", "secret_name": "SW_FORGERY"}},
