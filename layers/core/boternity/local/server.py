@@ -94,9 +94,10 @@ def _api_routes() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 def allowed_methods(path: str) -> list[str]:
-    """The methods the API answers on ``path`` (empty when no route matches it)."""
+    """The methods the api function answers on ``path`` (empty when no route matches it; the
+    webhook function answers its own 405)."""
     if path.startswith("/hooks/"):
-        return ["POST"]
+        return []
     return sorted({method for method, rule in _api_routes() if rule.match(path)})
 
 
