@@ -28,7 +28,8 @@ SERVE_ENV = {
     "BOTERNITY_SERVE_BODY_TIMEOUT_SECS": str(BODY_TIMEOUT),
     "BOTERNITY_SERVE_MAX_BODY_BYTES": str(MAX_BODY),
 }
-WORKFLOW = b"name: proto\nsteps:\n  - {id: hello, type: skill, config: {skill: echo-prompt, input: hi}}\n"
+WORKFLOW = (b"name: proto\nsteps:\n  - {id: hello, type: skill, config: {skill: echo-prompt, "
+            b"input: \"hi {{ trigger.who | default('nobody') }}\"}}\n")
 
 
 @dataclass
@@ -278,3 +279,28 @@ def test_a_bad_limit_variable_is_named_in_the_error(value):
 
     with pytest.raises(BoternityError, match="BOTERNITY_SERVE_BACKLOG"):
         ServeLimits.from_env({"BOTERNITY_SERVE_BACKLOG": value})
+
+
+def test_concurrent_triggers_each_start_a_run_with_their_own_payload(port):
+    """The api's resolver keeps the current request on a module global; the server must not let
+    two requests share it (before the fix, runs started with another request's payload)."""
+    def trigger(seq: int) -> str:
+        body = json.dumps({"who": f"caller-{seq}"}).encode()
+        answer = exchange(port, b"POST /workflows/proto/runs HTTP/1.1\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert answer.status == 202, answer.body
+        return json.loads(answer.body)["run_id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(pool.map(trigger, range(16)))
+    for seq, run_id in enumerate(run_ids):
+        deadline = time.monotonic() + 120
+        while True:
+            run = json.loads(exchange(port, b"GET /runs/%s HTTP/1.1\r\nConnection: close\r\n\r\n"
+                                      % run_id.encode()).body)
+            if run["run"]["status"] not in ("RUNNING", "QUEUED") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert run["run"]["status"] == "SUCCEEDED"
+        echo = next(s for s in run["steps"] if s["step_id"] == "hello")
+        assert echo["output"]["output"] == f"Handled: hi caller-{seq}\n"

@@ -109,6 +109,11 @@ class LocalServer:
         self.port = port
         self.limits = limits or ServeLimits.from_env()
         self.quiet = quiet
+        # One request at a time per function, as one Lambda execution environment runs them: the
+        # api's Powertools resolver keeps the current event on the module's `app`, so two requests
+        # at once would read each other's bodies (concurrent triggers started runs with another
+        # request's payload). Reading and answering HTTP stay concurrent.
+        self._function_locks = {"api": threading.Lock(), "webhook": threading.Lock()}
         self._stop = threading.Event()
         self._fired: dict[str, float] = {}
 
@@ -126,9 +131,12 @@ class LocalServer:
         event = proxy_event(method, raw_path, headers, body)
         if path.startswith("/hooks/"):
             from boternity.handlers.webhook import lambda_handler
+            function = "webhook"
         else:
             from boternity.handlers.api import lambda_handler
-        resp = lambda_handler(event, None)
+            function = "api"
+        with self._function_locks[function]:
+            resp = lambda_handler(event, None)
         out_headers = {k: str(v) for k, v in (resp.get("headers") or {}).items()}
         for k, vs in (resp.get("multiValueHeaders") or {}).items():
             out_headers[k] = ", ".join(str(v) for v in vs)
