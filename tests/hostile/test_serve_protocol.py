@@ -304,3 +304,16 @@ def test_concurrent_triggers_each_start_a_run_with_their_own_payload(port):
         assert run["run"]["status"] == "SUCCEEDED"
         echo = next(s for s in run["steps"] if s["step_id"] == "hello")
         assert echo["output"]["output"] == f"Handled: hi caller-{seq}\n"
+
+
+def test_serve_with_a_bad_limit_variable_exits_with_the_variable_named(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "boternity.cli.main", "serve", "--port", "0", "--dir", str(tmp_path)],
+                          env={**os.environ, "BOTERNITY_SERVE_MAX_BODY_BYTES": "10MB"}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("error: BOTERNITY_SERVE_MAX_BODY_BYTES='10MB' is not an integer")
+    assert "Traceback" not in proc.stderr
