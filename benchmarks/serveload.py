@@ -38,13 +38,16 @@ LIMITED_DOC = (f"name: {LIMITED}\nconcurrency: 2\nsteps:\n  - id: nap\n    type:
                "  - id: echo\n    type: skill\n    depends_on: [nap]\n"
                "    config: {skill: echo-prompt, input: 'seq {{ trigger.seq }}'}\n")
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+# Generous: requests to the api function queue one at a time (as in one Lambda environment)
+# behind the runs moto executes in the same process.
+REQUEST_TIMEOUT = 180
 
 
 def _call(base: str, method: str, path: str, body: bytes | None = None,
           ctype: str = "application/json") -> tuple[int, Any]:
     req = urllib.request.Request(base + path, data=body, method=method, headers={"Content-Type": ctype})
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
@@ -138,14 +141,17 @@ def _r(v: float | None) -> float | None:
 
 def _max_running(base: str, workflow: str, stop: threading.Event, seen: list[int]) -> None:
     while not stop.is_set():
-        status, body = _call(base, "GET", f"/workflows/{workflow}/runs?status=running&limit=100")
+        try:
+            status, body = _call(base, "GET", f"/workflows/{workflow}/runs?status=running&limit=100")
+        except OSError:   # a sample lost to a slow answer; the next one counts
+            continue
         if status == 200:
             seen.append(len(body["runs"]))
         stop.wait(0.1)
 
 
 def run(*, quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    triggers, clients, limited = (40, 4, 12) if quick else (300, 8, 50)
+    triggers, clients, limited = (40, 4, 12) if quick else (200, 8, 50)
     out: dict[str, Any] = {"triggers": triggers, "clients": clients, "limited_triggers": limited}
     with served(env={"LOG_LEVEL": "ERROR"}) as base:
         for name, doc in ((FREE, FREE_DOC), (LIMITED, LIMITED_DOC)):
