@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--out PATH] [--markdown PATH] [--only SECTION ...]``
 
-Runs the five sections (makespan, cost, cold start, scale, local engine), prints a table per
+Runs the six sections (makespan, cost, cold start, scale, local engine, serve under load), prints a table per
 section and a summary, and writes the results as JSON (``benchmarks/results.json`` by default).
 A section that fails is reported and recorded as ``{"error": ...}``; the command still exits 0
 (unless ``--strict``), so CI's ``--quick`` run proves the code works without being flaky.
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("makespan", "cost", "coldstart", "scale", "local")
+SECTIONS = ("makespan", "cost", "coldstart", "scale", "local", "serve")
 
 
 def machine() -> dict[str, Any]:
@@ -71,7 +71,7 @@ def fn_with_log(fn: Callable[..., dict[str, Any]], lines: list[str]) -> dict[str
 
 
 def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    from benchmarks import coldstart, cost, local, makespan, scale
+    from benchmarks import coldstart, cost, local, makespan, scale, serveload
 
     quick = args.quick
     texts: dict[str, str] = {}
@@ -85,6 +85,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
         "scale": lambda log: scale.run(quick=quick, log=log),
         # Last: the api trigger sets up the emulated cloud, whose patches stay on in this process.
         "local": lambda log: local.run(quick=quick, log=log),
+        # A child process: `boternity serve` as users start it, loaded over loopback.
+        "serve": lambda log: serveload.run(quick=quick, log=log),
     }
     for name in SECTIONS:
         if name in wanted:
@@ -106,6 +108,7 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
     co = sections.get("cost") or {}
     cs = sections.get("coldstart") or {}
     lo = sections.get("local") or {}
+    sv = sections.get("serve") or {}
     from benchmarks.coldstart import HANDLERS
 
     cold = dict.fromkeys(("boto3", *HANDLERS))
@@ -145,7 +148,19 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
             "note": api.get("note"),
         },
         "scale": sections.get("scale"),
+        "serve_load": {
+            "lost": _sum(_get(sv, "free", "lost"), _get(sv, "concurrency_2", "lost")),
+            "duplicated": _sum(_get(sv, "free", "duplicated"), _get(sv, "concurrency_2", "duplicated")),
+            "trigger_ms": {"p50": _get(sv, "free", "trigger_ms", "p50"), "p99": _get(sv, "free", "trigger_ms", "p99")},
+            "concurrency_2_max_running": _get(sv, "concurrency_2", "max_running_seen"),
+            "detail": sv,
+        },
     }
+
+
+def _sum(*values: Any) -> int | None:
+    """The total of counts, or None when any of them was not measured."""
+    return None if any(v is None for v in values) else sum(values)
 
 
 def summary(res: dict[str, Any]) -> str:
@@ -178,6 +193,10 @@ def summary(res: dict[str, Any]) -> str:
         f"api trigger: p50 {f(res['api']['trigger_ms']['p50'], '{:.1f}')} ms, p99 "
         f"{f(res['api']['trigger_ms']['p99'], '{:.1f}')} ms",
         f"largest wide DAG of skill steps that compiles: {wide if wide is not None else '-'} steps",
+        f"serve under load: lost {f(res['serve_load']['lost'], '{}')}, duplicated "
+        f"{f(res['serve_load']['duplicated'], '{}')}, trigger p50 {f(res['serve_load']['trigger_ms']['p50'], '{:.1f}')} "
+        f"ms, p99 {f(res['serve_load']['trigger_ms']['p99'], '{:.1f}')} ms; concurrency: 2 peak "
+        f"{f(res['serve_load']['concurrency_2_max_running'], '{}')} running",
     ]
     if res["meta"]["errors"]:
         lines.append("FAILED sections: " + "; ".join(f"{k}: {v}" for k, v in res["meta"]["errors"].items()))

@@ -432,6 +432,38 @@ def approval_link_decision(approval_id: str) -> Response[str]:
 
 # ---------------------------------------------------------------------- OpenAPI
 
+# What any operation can answer besides its own errors: a request that does not match the API
+# (the exception handlers below: never Powertools' HTTPValidationError shape), one over API
+# Gateway's request limits (boternity.local.serve_limits holds `boternity serve` to the same), and
+# a failure of the deployment. Each route documents its own statuses; these fill in the ones it leaves out.
+_COMMON_ERRORS = {
+    400: "a malformed request: unreadable body, bad header or query value",
+    413: "the body is over the API's payload limit (10 MB; routes keep smaller ones)",
+    414: "the request line is over 10240 bytes",
+    422: "the request does not match the API: every problem in details",
+    431: "the request line and headers are over 10240 bytes together",
+    500: "internal error (a bug or an AWS outage, never bad input)",
+}
+
+
+def _document_every_operation() -> None:
+    """Stable operationIds (``getWorkflow``, not the generated ``get_workflow_workflows__name__get``,
+    which changes with the path) and the errors every operation can answer, in the one error shape."""
+    # Powertools keeps no public route list; these two attributes hold every registered route.
+    for route in (*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])):
+        if not route.include_in_schema:
+            continue
+        if route.operation_id == route._generate_operation_id():   # none given on the route
+            head, *rest = route.func.__name__.split("_")
+            route.operation_id = head + "".join(part.title() for part in rest)
+        responses = dict(route.responses or {})
+        for status, text in _COMMON_ERRORS.items():
+            responses.setdefault(status, {"description": text, "content": {JSON: {"model": ErrorResponse}}})
+        route.responses = responses
+
+
+_document_every_operation()
+
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:

@@ -18,11 +18,16 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from boternity.local.http_server import BoundedHTTPServer, error_json, make_handler, printable
+from boternity.local.serve_limits import ServeLimits
+
 if TYPE_CHECKING:
+    import re
+
     from boternity.local.engine import LocalEngine
 
 LOCAL_BUCKET = "boternity-local"
@@ -34,7 +39,10 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
     parts = urlsplit(raw_path)
     query = parse_qs(parts.query, keep_blank_values=True)
     path = parts.path or "/"
-    text_like = not body or _is_text(headers.get("Content-Type") or headers.get("content-type") or "")
+    # API Gateway hands a text body over as a string and anything else base64-encoded; a "text"
+    # body that is not UTF-8 goes base64 too, so the handler answers it (400) with the bytes intact.
+    text_like = not body or (_is_text(headers.get("Content-Type") or headers.get("content-type") or "")
+                             and _is_utf8(body))
     now = dt.datetime.now(dt.UTC)
     event: dict[str, Any] = {
         "resource": "/{proxy+}",
@@ -67,11 +75,45 @@ def _is_text(content_type: str) -> bool:
     return ct.startswith("text/") or "json" in ct or "yaml" in ct or "xml" in ct or "x-www-form-urlencoded" in ct
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@cache
+def _api_routes() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(method, path pattern) of every route of the api function, from its resolver."""
+    from boternity.handlers.api import app
+
+    # Powertools keeps no public route list; these two attributes hold every registered route.
+    routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+    return tuple((str(r.method).upper(), r.rule) for r in routes)
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the api function answers on ``path`` (empty when no route matches it; the
+    webhook function answers its own 405)."""
+    if path.startswith("/hooks/"):
+        return []
+    return sorted({method for method, rule in _api_routes() if rule.match(path)})
+
+
 class LocalServer:
-    def __init__(self, engine: LocalEngine, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def __init__(self, engine: LocalEngine, *, host: str = "127.0.0.1", port: int = 8000,
+                 limits: ServeLimits | None = None, quiet: bool = False) -> None:
         self.engine = engine
         self.host = host
         self.port = port
+        self.limits = limits or ServeLimits.from_env()
+        self.quiet = quiet
+        # One request at a time per function, as one Lambda execution environment runs them: the
+        # api's Powertools resolver keeps the current event on the module's `app`, so two requests
+        # at once would read each other's bodies (concurrent triggers started runs with another
+        # request's payload). Reading and answering HTTP stay concurrent.
+        self._function_locks = {"api": threading.Lock(), "webhook": threading.Lock()}
         self._stop = threading.Event()
         self._fired: dict[str, float] = {}
 
@@ -80,12 +122,21 @@ class LocalServer:
         path = urlsplit(raw_path).path
         if path.startswith("/_local/"):
             return self._local_route(method, path, body)
+        allowed = allowed_methods(path)
+        if allowed and method not in allowed:
+            # API Gateway answers a method a resource lacks with 403 "Missing Authentication Token";
+            # 405 with Allow says what is true (see docs/reliability.md).
+            return 405, {"Content-Type": "application/json", "Allow": ", ".join(allowed)}, error_json(
+                405, f"{printable(method)} is not allowed on {printable(path)}; allowed: {', '.join(allowed)}")
         event = proxy_event(method, raw_path, headers, body)
         if path.startswith("/hooks/"):
             from boternity.handlers.webhook import lambda_handler
+            function = "webhook"
         else:
             from boternity.handlers.api import lambda_handler
-        resp = lambda_handler(event, None)
+            function = "api"
+        with self._function_locks[function]:
+            resp = lambda_handler(event, None)
         out_headers = {k: str(v) for k, v in (resp.get("headers") or {}).items()}
         for k, vs in (resp.get("multiValueHeaders") or {}).items():
             out_headers[k] = ", ".join(str(v) for v in vs)
@@ -187,36 +238,9 @@ class LocalServer:
             self._stop.set()
             server.server_close()
 
-    def make_http_server(self) -> ThreadingHTTPServer:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                print(f"  {self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
-
-            def _do(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()}
-                try:
-                    status, out_headers, data = outer.handle(self.command, self.path, headers, body)
-                except Exception as exc:  # noqa: BLE001 - a handler bug must still answer, as API Gateway does
-                    status, out_headers = 502, {"Content-Type": "application/json"}
-                    data = json.dumps({"error": {"code": "internal", "message": type(exc).__name__,
-                                                 "details": None}}).encode()
-                self.send_response(status)
-                for k, v in out_headers.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _do
-
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
+    def make_http_server(self) -> BoundedHTTPServer:
+        server = BoundedHTTPServer((self.host, self.port), make_handler(self.handle, self.limits, quiet=self.quiet),
+                                   self.limits)
         self.port = server.server_address[1]
         return server
 
