@@ -304,12 +304,7 @@ class _Compiler:
             # next attempt gets a corrected instruction, so those are worth retrying too.
             r.append({"ErrorEquals": ["StepFailed"], "MaxAttempts": 0})
         if s.retry.max_attempts > 1:
-            rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": s.retry.interval_secs,
-                                  "MaxAttempts": s.retry.max_attempts - 1, "BackoffRate": s.retry.backoff_rate,
-                                  "JitterStrategy": "FULL"}
-            if s.retry.max_delay_secs:
-                rr["MaxDelaySeconds"] = s.retry.max_delay_secs
-            r.append(rr)
+            r.append(_policy_retrier(s.retry))
         return r
 
     def _child_retry(self, s: Step) -> list[dict[str, Any]]:
@@ -318,12 +313,7 @@ class _Compiler:
         default, and the Lambda and StepFailed retriers of a function step do not apply."""
         if s.retry is None or s.retry.max_attempts <= 1:
             return []
-        rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": s.retry.interval_secs,
-                              "MaxAttempts": s.retry.max_attempts - 1, "BackoffRate": s.retry.backoff_rate,
-                              "JitterStrategy": "FULL"}
-        if s.retry.max_delay_secs:
-            rr["MaxDelaySeconds"] = s.retry.max_delay_secs
-        return [rr]
+        return [_policy_retrier(s.retry)]
 
     def _retries_events(self, s: Step) -> int:
         attempts = s.retry.max_attempts if s.retry else 3
@@ -722,6 +712,16 @@ class _Compiler:
                   + (cfg.max_iterations + 1) * (limits.EVENTS_TASK + limits.EVENTS_SIMPLE)
                   + cfg.max_iterations * body.events)
         return Frag(init, st, events, [s.id, *body.new_steps])
+
+
+def _policy_retrier(retry: Any) -> dict[str, Any]:
+    """The ASL Retrier of a step's retry policy (every attempt after the first, full jitter)."""
+    rr: dict[str, Any] = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": retry.interval_secs,
+                          "MaxAttempts": retry.max_attempts - 1, "BackoffRate": retry.backoff_rate,
+                          "JitterStrategy": "FULL"}
+    if retry.max_delay_secs:
+        rr["MaxDelaySeconds"] = retry.max_delay_secs
+    return rr
 
 
 def _merge_expr(parts: list[str]) -> str:
