@@ -132,7 +132,7 @@ REFUSED = [
     ("non-utf8-yaml-workflow", b"PUT /workflows/proto HTTP/1.1\r\nContent-Type: application/yaml\r\nContent-Length: 4\r\n"
      b"\r\n\xff\xfe\xfd\xfc", 400, "invalid_encoding", "not UTF-8", None),
     ("non-utf8-json-payload", b"POST /workflows/proto/runs HTTP/1.1\r\nContent-Type: application/json\r\n"
-     b"Content-Length: 4\r\n\r\n\xff\xfe\xfd\xfc", 400, "invalid_json", "not UTF-8", None),
+     b"Content-Length: 4\r\n\r\n\xff\xfe\xfd\xfc", 400, "invalid_encoding", "not UTF-8", None),
     ("non-utf8-text-payload", b"POST /workflows/proto/runs HTTP/1.1\r\nContent-Type: text/plain; charset=utf-8\r\n"
      b"Content-Length: 3\r\n\r\n\xc3\x28\xa0", 415, "unsupported_media_type", "must be application/json", None),
     ("no-such-route", b"GET /etc/passwd HTTP/1.1\r\n\r\n", 404, "not_found", "no route GET /etc/passwd", None),
