@@ -129,7 +129,7 @@ def _finish(engine, arn: str, payload: object) -> dict:
     raise AssertionError("execution did not finish")
 
 
-def test_a_definition_is_parsed_once_for_its_first_run_and_afresh_for_later_ones(engine):
+def test_a_definition_is_parsed_once_and_every_run_gets_its_own_program(engine):
     import json
 
     import pytest
@@ -141,21 +141,29 @@ def test_a_definition_is_parsed_once_for_its_first_run_and_afresh_for_later_ones
     definition = json.dumps(asl)
     calls = []
     original = AmazonStateLanguageParser.parse
+    programs = []
+    entry0 = moto_patches.PROGRAMS.parse
 
     def counting(text: str):
         calls.append(text)
         return original(text)
 
+    def keeping(text: str):
+        programs.append(entry0(text))
+        return programs[-1]
+
+    moto_patches.PROGRAMS.clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
+        mp.setattr(moto_patches.PROGRAMS, "parse", keeping)
         arn = engine.sfn.create_state_machine(name="parse-once", definition=definition,
                                               roleArn=engine.role_arn)["stateMachineArn"]
-        assert definition in moto_patches._validated
+        assert moto_patches.PROGRAMS.known(definition)
         first = _finish(engine, arn, {"n": 1})
-        assert len(calls) == 1, "the first run reuses the program parsed to validate the definition"
         second = _finish(engine, arn, {"n": 2})
-        assert len(calls) == 2, "a later run parses its own program (one program per execution)"
+        assert len(calls) == 1, "validating the definition parsed it; its runs reuse that parse"
     assert json.loads(first["output"]) == {"n": 1} and json.loads(second["output"]) == {"n": 2}
+    assert len({id(p) for p in programs[1:]}) == 2, "each run executes a program of its own"
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError, match="ASLParserException"):   # still refused when created

@@ -216,7 +216,7 @@ def cmd_secrets_set(args: Any) -> int:
 
 
 def cmd_serve(args: Any) -> int:
-    from boternity.local.engine import LocalEngine
+    from boternity.local.engine import LocalEngine, user_cache_dir
     from boternity.local.server import LocalServer, prepare_local_cloud
 
     base = Path(args.dir or ".").resolve()
@@ -224,7 +224,8 @@ def cmd_serve(args: Any) -> int:
     for kind in ("bots", "skills"):
         if (base / kind).is_dir():
             env[f"BOTERNITY_{kind.upper()}_DIR"] = str(base / kind)
-    with LocalEngine(base_dir=base, env=env) as engine:
+    cache = user_cache_dir()
+    with LocalEngine(base_dir=base, env=env, parse_cache_dir=cache / "asl" if cache else None) as engine:
         from boternity.local import cloud_patches
 
         cloud_patches.apply()

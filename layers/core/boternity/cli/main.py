@@ -152,7 +152,7 @@ _ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from boternity.local.engine import LocalEngine
+    from boternity.local.engine import LocalEngine, user_cache_dir
 
     loaded = _load_or_exit(args.file)
     payload = _parse_input(args.input)
@@ -185,7 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {time.monotonic() - t0[0]:7.2f}s {_ICONS.get(status, '?')} {rec['step_id']}{it} {status}{extra}",
               file=sys.stderr)
 
-    with LocalEngine(base_dir=base, env=env) as engine:
+    cache = user_cache_dir()
+    with LocalEngine(base_dir=base, env=env, parse_cache_dir=cache / "asl" if cache else None) as engine:
         for child in children.values():
             engine.deploy(child)
         engine.deploy(wf)

@@ -9,6 +9,8 @@ import importlib
 import io
 import json
 import os
+import queue
+import threading
 import time
 import uuid
 import zipfile
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from boternity.compiler import TaskTargets, compile_workflow
 from boternity.compiler.targets import FUNCTIONS
 from boternity.local import moto_patches
+from boternity.store.runs import RUN_FINAL, unwatch_steps, watch_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,6 +65,9 @@ class LocalEngine:
     blob_dir: Path | None = None
     fast_retry: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # Where parsed state machines are kept between processes (None: in this process only). The CLI
+    # passes user_cache_dir(); see moto_patches.ParsedPrograms.
+    parse_cache_dir: Path | None = None
 
     def __enter__(self) -> LocalEngine:
         # moto logs every failed state at ERROR with its whole parse tree; run records and the CLI
@@ -78,6 +84,7 @@ class LocalEngine:
         self._mock.start()
         moto_patches.apply()
         moto_patches.set_fast_retry(self.fast_retry)
+        moto_patches.set_parse_cache_dir(str(self.parse_cache_dir) if self.parse_cache_dir else None)
         import boto3
 
         from boternity.store.runs import RunStore, table_definition
@@ -105,6 +112,8 @@ class LocalEngine:
         self.targets = TaskTargets.local(region=REGION, account=ACCOUNT, prefix=PREFIX)
         self.machines: dict[str, str] = {}
         self._definitions: dict[str, str] = {}
+        self._ended: dict[str, threading.Event] = {}
+        self._ended_lock = threading.Lock()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,40 +169,86 @@ class LocalEngine:
         return run_id, ex["executionArn"]
 
     def wait(self, run_id: str, execution_arn: str, *, timeout: float | None = None,
-             on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.02,
+             on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.05,
              on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None] | None = None) -> RunResult:
+        """Wait for a run's end; its step records are pushed to ``on_step`` as they are written
+        (``store.runs.watch_steps``), not polled. The end is the status event the events function
+        handles (as EventBridge delivers it in the cloud); ``describe_execution`` is asked only
+        every ``_CHECK_EVERY`` seconds, in case that event never comes."""
         t0 = time.monotonic()
         seen: dict[str, str] = {}
         asked: set[str] = set()
+        waiting_approval: set[str] = set()
+        records: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        ended = self._ended_event(execution_arn)
         approvals = None
         if on_approval is not None:
             from boternity.approvals import ApprovalStore
 
-            # One store (and its boto3 clients) per run, not one per poll.
             approvals = ApprovalStore(TABLE)
-        while True:
+
+        def pushed(rid: str, rec: dict[str, Any]) -> None:
+            if rid == run_id:
+                records.put(rec)
+
+        def drain() -> None:
+            while True:
+                try:
+                    rec = records.get_nowait()
+                except queue.Empty:
+                    return
+                key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
+                if rec.get("status") == "waiting_approval":
+                    waiting_approval.add(key)
+                else:
+                    waiting_approval.discard(key)
+                if on_step is not None and "step_id" in rec and seen.get(key) != rec.get("status"):
+                    seen[key] = str(rec.get("status", ""))
+                    on_step(rec)
+
+        watch_steps(pushed)
+        try:
+            checked = 0.0   # asked at once too: the run may have ended before this wait began
+            stopping = False
+            while not ended.wait(poll):
+                drain()
+                if approvals is not None and on_approval is not None and waiting_approval:
+                    self._approvals(approvals, run_id, asked, on_approval)
+                now = time.monotonic()
+                if timeout is not None and not stopping and now - t0 > timeout:
+                    stopping = True
+                    self.sfn.stop_execution(executionArn=execution_arn, error="Local.Timeout",
+                                            cause=f"no result within {timeout} s")
+                if now - checked >= self._CHECK_EVERY:
+                    checked = now
+                    if self.sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+                        break   # the end event may still be on its way: _finish settles it below
             d = self.sfn.describe_execution(executionArn=execution_arn)
-            if on_step is not None:
-                self._report(run_id, seen, on_step)
-            if approvals is not None and on_approval is not None and d["status"] == "RUNNING":
-                self._approvals(approvals, run_id, asked, on_approval)
-            if d["status"] != "RUNNING":
-                break
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                self.sfn.stop_execution(executionArn=execution_arn, error="Local.Timeout",
-                                        cause=f"no result within {timeout} s")
-                continue
-            # Each progress poll reads every step record (and contends with the run's own writes
-            # for moto's lock), so a run with many steps is polled less often.
-            time.sleep(min(0.5, poll + 0.0005 * len(seen)))
-        self._finish(d)
+            if not ended.is_set():
+                self._finish(d)
+            drain()
+        finally:
+            unwatch_steps(pushed)
+            self._ended.pop(execution_arn, None)
+        steps = self.runs.steps(run_id)
         if on_step is not None:
-            self._report(run_id, seen, on_step)
+            for rec in steps:   # anything written before this wait began watching
+                key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
+                if "step_id" in rec and seen.get(key) != rec.get("status"):
+                    seen[key] = str(rec.get("status", ""))
+                    on_step(rec)
         record = self.runs.get_run(run_id)
         output = json.loads(d["output"]) if d.get("output") else None
         return RunResult(run_id=run_id, status=d["status"], output=output, error=d.get("error"),
-                         cause=d.get("cause"), steps=self.runs.steps(run_id), record=record,
+                         cause=d.get("cause"), steps=steps, record=record,
                          execution_arn=execution_arn, seconds=time.monotonic() - t0)
+
+    _CHECK_EVERY = 1.0
+
+    def _ended_event(self, execution_arn: str) -> threading.Event:
+        """Set once the events function has handled this execution's final status event."""
+        with self._ended_lock:
+            return self._ended.setdefault(execution_arn, threading.Event())
 
     def run(self, wf: Workflow, payload: Any = None, *, timeout: float | None = None,
             on_step: Callable[[dict[str, Any]], None] | None = None,
@@ -215,22 +270,20 @@ class LocalEngine:
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return self.sfn.get_execution_history(executionArn=execution_arn)["events"]
 
-    def _report(self, run_id: str, seen: dict[str, str], on_step: Callable[[dict[str, Any]], None]) -> None:
-        for rec in self.runs.steps(run_id):
-            if "step_id" not in rec:
-                continue  # moto applies an UpdateItem in two steps; the next poll sees it whole
-            key = rec["step_id"] + "#" + str(rec.get("iteration", ""))
-            if seen.get(key) != rec.get("status"):
-                seen[key] = rec.get("status", "")
-                on_step(rec)
-
     def _deliver_status(self, event: dict[str, Any]) -> None:
         from boternity.handlers.events import lambda_handler
 
         try:
             lambda_handler(event, None)
         except Exception:  # noqa: BLE001 - a listener thread must not die loudly after the mock stopped
-            pass
+            return   # wait() finds the end by describe_execution and settles it itself
+        detail = event.get("detail") or {}
+        arn = str(detail.get("executionArn") or "")
+        if detail.get("status") in RUN_FINAL:
+            with self._ended_lock:
+                waiter = self._ended.get(arn)   # only runs someone waits for: serve's are not
+            if waiter is not None:
+                waiter.set()
 
     def _finish(self, d: dict[str, Any]) -> None:
         """Deliver the end event synchronously too, so wait() returns with the final records written
@@ -249,6 +302,18 @@ class LocalEngine:
             },
         }
         lambda_handler(event, None)
+
+
+def user_cache_dir() -> Path | None:
+    """``$BOTERNITY_CACHE_DIR``, else ``$XDG_CACHE_HOME/boternity``, else ``~/.cache/boternity``
+    (None when set to ``off``): what the CLI keeps between runs, each kind in a folder of its own."""
+    explicit = os.environ.get("BOTERNITY_CACHE_DIR", "").strip()
+    if explicit.lower() in ("off", "none", "0"):
+        return None
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "boternity"
 
 
 def _dummy_zip() -> bytes:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from boternity.errors import readable_cause
-from boternity.store.runs import RUN_FINAL
+from boternity.store.runs import RUN_FINAL, STEP_FINAL
 
 
 def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[str, Any]:
@@ -28,9 +28,13 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
 
         ended_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stop / 1000)) + f".{int(stop) % 1000:03d}Z"
     # Settle step records: those in the output are final; anything still running did not finish.
+    # One read of the run's records first, so only the records not yet final are written (a
+    # step's own task has written most of them already).
     if isinstance(output, dict):
+        settled = {str(r["step_id"]) for r in runs.steps(run_id)
+                   if "step_id" in r and not r.get("iteration") and r.get("status") in STEP_FINAL}
         for step_id, rec in output.items():
-            if isinstance(rec, dict) and rec.get("status") in ("completed", "skipped", "failed"):
+            if (isinstance(rec, dict) and rec.get("status") in STEP_FINAL and step_id not in settled):
                 runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
                                 only_if_not_final=True)
     _close_what_is_open(run_id, status, runs, approvals)

@@ -25,7 +25,30 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+# Functions told of every step record this process writes, as stored after the write: the local
+# engine's live progress (the CLI's lines, `boternity serve`) is pushed from here instead of
+# polled from the table. Nothing watches in the cloud, where writes cost what they always did.
+_watchers: list[Callable[[str, dict[str, Any]], None]] = []
+
+
+def watch_steps(watcher: Callable[[str, dict[str, Any]], None]) -> None:
+    """Call ``watcher(run_id, record)`` after each step record written in this process."""
+    _watchers.append(watcher)
+
+
+def unwatch_steps(watcher: Callable[[str, dict[str, Any]], None]) -> None:
+    if watcher in _watchers:
+        _watchers.remove(watcher)
+
+
+def _tell_watchers(run_id: str, attributes: dict[str, Any] | None) -> None:
+    if not attributes or not _watchers:
+        return
+    record = _plain(attributes)
+    for watcher in list(_watchers):
+        watcher(run_id, record)
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STEP_FINAL = ("completed", "skipped", "failed")
@@ -168,11 +191,13 @@ class RunStore:
                                                "expires_at": int(time.time()) + RECORD_TTL_SECS})
         names["#started_at"] = "started_at"
         values[":started_at"] = t
-        self.table.update_item(
+        resp = self.table.update_item(
             Key=self._step_key(run_id, step_id, iteration),
             UpdateExpression=expr + ", #started_at = if_not_exists(#started_at, :started_at)",
             ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW" if _watchers else "NONE",
         )
+        _tell_watchers(run_id, resp.get("Attributes"))
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
@@ -194,13 +219,15 @@ class RunStore:
             values.update(finals)
             kwargs["ConditionExpression"] = f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})"
         try:
-            self.table.update_item(Key=self._step_key(run_id, step_id, iteration), UpdateExpression=expr,
-                                   ExpressionAttributeNames=names, ExpressionAttributeValues=values, **kwargs)
-            return True
+            resp = self.table.update_item(Key=self._step_key(run_id, step_id, iteration), UpdateExpression=expr,
+                                          ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                                          ReturnValues="ALL_NEW" if _watchers else "NONE", **kwargs)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+        _tell_watchers(run_id, resp.get("Attributes"))
+        return True
 
     def end_open_steps(self, run_id: str, *, status: str, error: str) -> int:
         """End every step record still open (running, or waiting for an approval) of a run that
