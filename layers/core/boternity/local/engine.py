@@ -202,11 +202,17 @@ class LocalEngine:
                     waiting_approval.add(key)
                 else:
                     waiting_approval.discard(key)
-                if on_step is not None and "step_id" in rec and seen.get(key) != rec.get("status"):
-                    seen[key] = str(rec.get("status", ""))
+                status = str(rec.get("status", ""))
+                # The records read when the wait began can arrive after newer pushed ones: a
+                # status never goes back (running < waiting_approval < final).
+                if (on_step is not None and "step_id" in rec and seen.get(key) != status
+                        and _rank(status) >= _rank(seen.get(key))):
+                    seen[key] = status
                     on_step(rec)
 
         watch_steps(pushed)
+        for rec in self.runs.steps(run_id):   # what was written before this wait began watching
+            records.put(rec)
         try:
             checked = 0.0   # asked at once too: the run may have ended before this wait began
             stopping = False
@@ -302,6 +308,10 @@ class LocalEngine:
             },
         }
         lambda_handler(event, None)
+
+
+def _rank(status: str | None) -> int:
+    return {None: -1, "running": 0, "waiting_approval": 1}.get(status, 2)
 
 
 def user_cache_dir() -> Path | None:
