@@ -58,6 +58,15 @@ class RunResult:
 
 
 @dataclass
+class _Watch:
+    """One awaited run: step records pushed as they are written, and its end."""
+
+    records: queue.SimpleQueue[dict[str, Any]] = field(default_factory=queue.SimpleQueue)
+    ended: threading.Event = field(default_factory=threading.Event)
+    settled: bool = False     # the events function handled the end event without error
+
+
+@dataclass
 class LocalEngine:
     """A context manager holding one in-process emulated AWS (moto)."""
 
@@ -112,11 +121,13 @@ class LocalEngine:
         self.targets = TaskTargets.local(region=REGION, account=ACCOUNT, prefix=PREFIX)
         self.machines: dict[str, str] = {}
         self._definitions: dict[str, str] = {}
-        self._ended: dict[str, threading.Event] = {}
-        self._ended_lock = threading.Lock()
+        # Runs someone waits for (run(), wait()): their pushed step records and end.
+        self._watches: dict[str, _Watch] = {}
+        watch_steps(self._on_record)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        unwatch_steps(self._on_record)
         if self._deliver_status in moto_patches.STATUS_LISTENERS:
             moto_patches.STATUS_LISTENERS.remove(self._deliver_status)
         self._mock.stop()
@@ -179,44 +190,41 @@ class LocalEngine:
         seen: dict[str, str] = {}
         asked: set[str] = set()
         waiting_approval: set[str] = set()
-        records: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        ended = self._ended_event(execution_arn)
+        watch = self._watches.get(run_id)
+        if watch is None:   # started without run(): read what was written before watching began
+            watch = self._watch(run_id)
+            for rec in self.runs.steps(run_id):
+                watch.records.put(rec)
         approvals = None
         if on_approval is not None:
             from boternity.approvals import ApprovalStore
 
             approvals = ApprovalStore(TABLE)
 
-        def pushed(rid: str, rec: dict[str, Any]) -> None:
-            if rid == run_id:
-                records.put(rec)
-
         def drain() -> None:
             while True:
                 try:
-                    rec = records.get_nowait()
+                    rec = watch.records.get_nowait()
                 except queue.Empty:
                     return
                 key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
-                if rec.get("status") == "waiting_approval":
+                status = str(rec.get("status", ""))
+                if status == "waiting_approval":
                     waiting_approval.add(key)
                 else:
                     waiting_approval.discard(key)
-                status = str(rec.get("status", ""))
-                # The records read when the wait began can arrive after newer pushed ones: a
-                # status never goes back (running < waiting_approval < final).
+                # Records read when the wait began can arrive after newer pushed ones, and two
+                # writers can push out of order: a status never goes back (running <
+                # waiting_approval < final).
                 if (on_step is not None and "step_id" in rec and seen.get(key) != status
                         and _rank(status) >= _rank(seen.get(key))):
                     seen[key] = status
                     on_step(rec)
 
-        watch_steps(pushed)
-        for rec in self.runs.steps(run_id):   # what was written before this wait began watching
-            records.put(rec)
         try:
             checked = 0.0   # asked at once too: the run may have ended before this wait began
             stopping = False
-            while not ended.wait(poll):
+            while not watch.ended.wait(poll):
                 drain()
                 if approvals is not None and on_approval is not None and waiting_approval:
                     self._approvals(approvals, run_id, asked, on_approval)
@@ -228,17 +236,19 @@ class LocalEngine:
                 if now - checked >= self._CHECK_EVERY:
                     checked = now
                     if self.sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
-                        break   # the end event may still be on its way: _finish settles it below
+                        # Ended: its status event is being handled (or was lost). Give that a
+                        # while before settling the end here instead.
+                        watch.ended.wait(self._END_GRACE)
+                        break
             d = self.sfn.describe_execution(executionArn=execution_arn)
-            if not ended.is_set():
+            if not (watch.ended.is_set() and watch.settled):
                 self._finish(d)
             drain()
         finally:
-            unwatch_steps(pushed)
-            self._ended.pop(execution_arn, None)
+            self._watches.pop(run_id, None)
         steps = self.runs.steps(run_id)
         if on_step is not None:
-            for rec in steps:   # anything written before this wait began watching
+            for rec in steps:   # anything whose push this wait missed
                 key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
                 if "step_id" in rec and seen.get(key) != rec.get("status"):
                     seen[key] = str(rec.get("status", ""))
@@ -250,17 +260,27 @@ class LocalEngine:
                          execution_arn=execution_arn, seconds=time.monotonic() - t0)
 
     _CHECK_EVERY = 1.0
+    _END_GRACE = 30.0
 
-    def _ended_event(self, execution_arn: str) -> threading.Event:
-        """Set once the events function has handled this execution's final status event."""
-        with self._ended_lock:
-            return self._ended.setdefault(execution_arn, threading.Event())
+    def _watch(self, run_id: str) -> _Watch:
+        return self._watches.setdefault(run_id, _Watch())
+
+    def _on_record(self, run_id: str, record: dict[str, Any]) -> None:
+        watch = self._watches.get(run_id)
+        if watch is not None:
+            watch.records.put(record)
 
     def run(self, wf: Workflow, payload: Any = None, *, timeout: float | None = None,
             on_step: Callable[[dict[str, Any]], None] | None = None,
             on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None] | None = None) -> RunResult:
         self.deploy(wf)
-        run_id, arn = self.start(wf, payload)
+        run_id = uuid.uuid4().hex
+        self._watch(run_id)   # before the execution starts, so no record is missed
+        try:
+            run_id, arn = self.start(wf, payload, run_id=run_id)
+        except BaseException:
+            self._watches.pop(run_id, None)
+            raise
         return self.wait(run_id, arn, timeout=timeout, on_step=on_step, on_approval=on_approval)
 
     def _approvals(self, store: Any, run_id: str, asked: set[str],
@@ -279,17 +299,17 @@ class LocalEngine:
     def _deliver_status(self, event: dict[str, Any]) -> None:
         from boternity.handlers.events import lambda_handler
 
+        detail = event.get("detail") or {}
+        watch = self._watches.get(str(detail.get("name") or "")) if detail.get("status") in RUN_FINAL else None
         try:
             lambda_handler(event, None)
+            if watch is not None:
+                watch.settled = True
         except Exception:  # noqa: BLE001 - a listener thread must not die loudly after the mock stopped
-            return   # wait() finds the end by describe_execution and settles it itself
-        detail = event.get("detail") or {}
-        arn = str(detail.get("executionArn") or "")
-        if detail.get("status") in RUN_FINAL:
-            with self._ended_lock:
-                waiter = self._ended.get(arn)   # only runs someone waits for: serve's are not
-            if waiter is not None:
-                waiter.set()
+            pass   # not settled: wait() settles the end itself
+        finally:
+            if watch is not None:
+                watch.ended.set()
 
     def _finish(self, d: dict[str, Any]) -> None:
         """Deliver the end event synchronously too, so wait() returns with the final records written
