@@ -186,7 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     cache = user_cache_dir()
-    with LocalEngine(base_dir=base, env=env, parse_cache_dir=cache / "asl" if cache else None) as engine:
+    with LocalEngine(base_dir=base, env=env, parse_cache_dir=cache / "asl" if cache else None,
+                     lambda_api=False) as engine:
         for child in children.values():
             engine.deploy(child)
         engine.deploy(wf)

@@ -77,6 +77,8 @@ class LocalEngine:
     # Where parsed state machines are kept between processes (None: in this process only). The CLI
     # passes user_cache_dir(); see moto_patches.ParsedPrograms.
     parse_cache_dir: Path | None = None
+    # Whether the functions also exist in moto's Lambda (for invocations by name; see __enter__).
+    lambda_api: bool = True
 
     def __enter__(self) -> LocalEngine:
         # moto logs every failed state at ERROR with its whole parse tree; run records and the CLI
@@ -109,11 +111,16 @@ class LocalEngine:
             "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}],
         }))["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name=REGION)
+        # The state machine's lambda:invoke tasks reach the handlers directly (moto_patches);
+        # moto's Lambda functions exist for everything else that invokes a function by name (S3,
+        # SNS and EventBridge notifications, the Lambda API): `boternity serve` needs them,
+        # `boternity run` does not (a fifth of its start-up).
+        lam = boto3.client("lambda", region_name=REGION) if self.lambda_api else None
         for kind in FUNCTIONS:
             name = PREFIX + kind
-            lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role_arn,
-                                Handler="app.lambda_handler", Code={"ZipFile": _dummy_zip()})
+            if lam is not None:
+                lam.create_function(FunctionName=name, Runtime="python3.12", Role=self.role_arn,
+                                    Handler="app.lambda_handler", Code={"ZipFile": _dummy_zip()})
             moto_patches.HANDLERS[name] = _lazy_handler(kind)
         self.runs = RunStore(TABLE)
         # What the template's EventBridge rule does in the cloud: status changes → the events function.

@@ -575,6 +575,7 @@ _STATE_COPIERS = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service",
     "moto.stepfunctions.parser.asl.component.state.exec.state_parallel.state_parallel",
     "moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.json_manipulation.json_merge",
+    "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
 )
 
 
