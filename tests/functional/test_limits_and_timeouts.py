@@ -51,6 +51,8 @@ def test_step_timeout_fails_the_step_with_states_timeout(engine):
         result = engine.run(w, timeout=30)
     assert result.status == "FAILED"
     assert result.cause.startswith("step call failed (States.Timeout)")
+    (call,) = result.steps
+    assert call["status"] == "timed_out" and call["error"].startswith("timed out (States.Timeout)")
 
 
 def test_workflow_timeout_times_the_run_out(engine):
@@ -59,7 +61,7 @@ def test_workflow_timeout_times_the_run_out(engine):
     assert result.status == "TIMED_OUT"
     assert result.record["status"] == "TIMED_OUT"
     steps = {s["step_id"]: s for s in result.steps}
-    assert steps["nap"]["status"] == "failed" and "timed out" in steps["nap"]["error"]
+    assert steps["nap"]["status"] == "timed_out" and "run timed out" in steps["nap"]["error"]
 
 
 def test_a_large_trigger_starts_as_a_reference_and_templates_still_read_it(engine):

@@ -80,6 +80,8 @@ def test_a_failing_step_fails_the_run_naming_the_step(engine):
     steps = {r["step_id"]: r for r in result.steps}
     assert steps["fetch"]["status"] == "failed"
     assert "after" not in steps
+    assert steps["slow"]["status"] == "aborted", "the sibling was stopped by fail-fast, it did not fail"
+    assert steps["slow"]["error"] == "stopped: step fetch failed (StepFailed)"
 
 
 def test_continue_on_error_records_the_error_and_lets_dependents_run(engine):

@@ -148,7 +148,7 @@ def _sub_workflows(loaded: LoadedWorkflow, base: Path, seen: dict[str, Any]) -> 
                                  f"(looked for a workflow named '{name}' in {base})")
 
 
-_ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗", "aborted": "■"}
+_ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗", "aborted": "■", "timed_out": "⧗"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -8,10 +8,11 @@ conditional, so a late or repeated event changes nothing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from boternity.errors import readable_cause
-from boternity.store.runs import RUN_FINAL, STEP_FINAL
+from boternity.store.runs import RUN_FINAL, STEP_FINAL, STEP_OPEN
 
 
 def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[str, Any]:
@@ -37,26 +38,61 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
             if (isinstance(rec, dict) and rec.get("status") in STEP_FINAL and step_id not in settled):
                 runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
                                 only_if_not_final=True)
-    _close_what_is_open(run_id, status, runs, approvals)
+    cause = readable_cause(None, detail.get("cause") or None)
+    _close_what_is_open(run_id, status, runs, approvals, cause)
     # After the settling, so whoever reads the run as ended finds its steps settled too...
-    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None,
-                             cause=readable_cause(None, detail.get("cause") or None), output=output,
-                             ended_at=ended_at)
+    updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None, cause=cause,
+                             output=output, ended_at=ended_at)
     # ...and once more after it: an approval function still running when the run stopped opens
     # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
     # before this write is closed here; whatever after, it closes itself.
-    _close_what_is_open(run_id, status, runs, approvals)
+    _close_what_is_open(run_id, status, runs, approvals, cause)
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
-def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any) -> None:
+def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cause: str | None) -> None:
     if approvals is not None:
         # A decision can no longer resume anything: no approval of an ended run stays PENDING
         # (a succeeded run can still hold one whose step timed out and went on).
         approvals.close_for_run(run_id, status)
-    if status != "SUCCEEDED":
-        end_status = "failed" if status in ("FAILED", "TIMED_OUT") else "aborted"
-        runs.end_open_steps(run_id, status=end_status, error=f"run {status.lower().replace('_', ' ')}")
+    if status == "SUCCEEDED":
+        return
+    for rec in runs.steps(run_id):
+        if rec.get("status") not in STEP_OPEN or "step_id" not in rec:
+            continue
+        iteration = str(rec.get("iteration") or "")
+        end, error = open_step_end(status, cause, step_id=str(rec["step_id"]), iteration=iteration)
+        runs.step_ended(run_id, str(rec["step_id"]), iteration=iteration, status=end, error=error,
+                        only_if_not_final=True)
+
+
+# The cause a step's failure gives its run (the compiler's `<id>.failed` Fail state).
+_STEP_FAILED = re.compile(r"step (?P<step>\S+) failed \((?P<error>[^)]*)\)(?:: (?P<cause>.*))?", re.DOTALL)
+
+
+def open_step_end(run_status: str, run_cause: str | None, *, step_id: str, iteration: str = "") -> tuple[str, str]:
+    """How a step record still open when its run ended is closed: (status, error sentence).
+
+    * the step whose failure failed the run: ``failed`` with its cause, or ``timed_out`` when its
+      own timeout (``States.Timeout``) was the failure;
+    * any other step of a failed run: ``aborted`` (fail-fast stopped it), naming the step that failed;
+    * a run that timed out: ``timed_out``; a cancelled (aborted) run: ``aborted``.
+    """
+    if run_status == "TIMED_OUT":
+        return "timed_out", "the run timed out (workflow timeout_secs) while this step ran"
+    if run_status != "FAILED":
+        return "aborted", "run aborted"
+    failed = _STEP_FAILED.match(run_cause or "")
+    if failed is None:
+        return "aborted", f"stopped: the run failed ({run_cause or 'no cause given'})"
+    if failed["step"] == step_id:
+        cause = failed["cause"] or failed["error"]
+        if failed["error"] == "States.Timeout":
+            detail = f": {failed['cause']}" if failed["cause"] else ""
+            return "timed_out", f"timed out (States.Timeout){detail}"
+        if not iteration:
+            return "failed", f"{failed['error']}: {cause}"
+    return "aborted", f"stopped: step {failed['step']} failed ({failed['error']})"
 
 
 def _json(value: Any) -> Any:

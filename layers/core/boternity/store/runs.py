@@ -51,7 +51,7 @@ def _tell_watchers(run_id: str, attributes: dict[str, Any] | None) -> None:
         watcher(run_id, record)
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-STEP_FINAL = ("completed", "skipped", "failed")
+STEP_FINAL = ("completed", "skipped", "failed", "aborted", "timed_out")
 STEP_OPEN = ("running", "waiting_approval")
 DEFAULT_RETENTION_DAYS = 90  # as long as Step Functions keeps execution history
 
