@@ -36,7 +36,15 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                    if "step_id" in r and not r.get("iteration") and r.get("status") in STEP_FINAL}
         for step_id, rec in output.items():
             if (isinstance(rec, dict) and rec.get("status") in STEP_FINAL and step_id not in settled):
-                runs.step_ended(run_id, step_id, status=rec["status"], output=rec.get("output"),
+                out, error = rec.get("output"), None
+                if rec["status"] == "failed" and isinstance(out, dict) and "cause" in out:
+                    # A step failed inside Step Functions (a sub-workflow, a Map) and went on
+                    # (continue_on_error): its cause is the service's JSON; the record says it
+                    # as a sentence.
+                    reduced = readable_cause(out.get("error"), out.get("cause"))
+                    out = {**out, "cause": reduced}
+                    error = f"{out.get('error')}: {reduced}" if out.get("error") else reduced
+                runs.step_ended(run_id, step_id, status=rec["status"], output=out, error=error,
                                 only_if_not_final=True)
     cause = readable_cause(None, detail.get("cause") or None)
     _close_what_is_open(run_id, status, runs, approvals, cause)
