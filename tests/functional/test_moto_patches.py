@@ -169,3 +169,17 @@ def test_a_definition_is_parsed_once_and_every_run_gets_its_own_program(engine):
     with pytest.raises(ClientError, match="ASLParserException"):   # still refused when created
         engine.sfn.create_state_machine(name="broken", definition='{"StartAt": "X", "States": {}}',
                                         roleArn=engine.role_arn)
+
+
+def test_an_untested_moto_is_refused_with_what_to_do(monkeypatch):
+    import moto
+    import pytest
+
+    from boternity.local import moto_patches
+
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    monkeypatch.delenv("BOTERNITY_UNTESTED_MOTO", raising=False)
+    with pytest.raises(RuntimeError, match=r"tested with moto 5\.2\.5, and this environment has moto 9\.9\.9"):
+        moto_patches.check_moto_version()
+    monkeypatch.setenv("BOTERNITY_UNTESTED_MOTO", "1")
+    moto_patches.check_moto_version()   # told to try anyway

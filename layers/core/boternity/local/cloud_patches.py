@@ -17,12 +17,8 @@ cloud (``apply()``; idempotent): the API and webhook handlers never import this 
    ``<aws.events.event.json>``, ``<aws.events.rule-name>``, ``<aws.events.rule-arn>``) apply;
    other targets go to moto unchanged.
 
-3. **DynamoDB TransactWriteItems under threads.** moto checks and applies a transaction item by
-   item, and on a failed condition restores a deep copy of the *whole table* taken when the
-   transaction began, silently undoing every write other threads made meanwhile (a concurrency
-   slot released by a cancel, a run record). Locally, status events arrive in threads while the
-   API writes, so every item operation of moto's DynamoDB backend runs under one lock: a
-   transaction is then atomic, as in DynamoDB.
+DynamoDB writes (transactions included) are made atomic by ``moto_patches`` (one lock for every
+local mode), not here.
 
 S3 ObjectCreated → Lambda needs no patch here: ``moto_patches`` already routes
 ``LambdaFunction.invoke`` (which S3 notifications call) to the handlers. The function must exist
@@ -33,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import functools
 import json
 import re
 import threading
@@ -197,30 +192,6 @@ def _patch_event_targets() -> None:
     Rule.send_to_targets = send_to_targets
 
 
-# ---------------------------------------------------------------------- 3. DynamoDB transactions
-
-_DYNAMODB_OPS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items")
-_dynamodb_lock = threading.RLock()   # re-entrant: a transaction calls put_item/update_item itself
-
-
-def _locked(op: Any) -> Any:
-    @functools.wraps(op)
-    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _dynamodb_lock:
-            return op(self, *args, **kwargs)
-
-    return locked
-
-
-def _patch_dynamodb_transactions() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in _DYNAMODB_OPS:
-        original = getattr(DynamoDBBackend, name)
-        _originals.setdefault(f"dynamodb.{name}", original)
-        setattr(DynamoDBBackend, name, _locked(original))
-
-
 # ---------------------------------------------------------------------- wiring
 
 
@@ -231,7 +202,6 @@ def apply() -> None:
             return
         _patch_redrive()
         _patch_event_targets()
-        _patch_dynamodb_transactions()
         _originals["applied"] = True
 
 

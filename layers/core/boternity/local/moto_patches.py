@@ -1,24 +1,30 @@
-"""Every patch of moto internals, in one module (moto 5.2.5; see tests/functional/test_moto_patches.py,
-which fails loudly when moto changes under these).
+"""Every patch of moto internals, in one module (moto 5.2.5: ``apply()`` refuses another version
+unless told otherwise; tests/functional/test_moto_patches.py fails loudly when moto changes under these).
 
-1. Lambda invocations are dispatched in-process to our handler functions (no Docker).
+1. Lambda invocations are dispatched in-process to our handler functions (no Docker); a state
+   machine's ``lambda:invoke`` task calls the handler directly, without a boto3 client per call.
 2. ``states:startExecution.sync:2`` works (upstream getmoto/moto#10076: the parameters are not
    converted to boto3's names), and its completion poll is shortened from 0.5 s.
-3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING).
+3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING); a task token
+   whose task timed out or whose execution ended answers TaskTimedOut, as AWS does.
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
-7. DynamoDB writes are atomic, as in AWS: moto applies an UpdateItem in steps, and two threads
-   updating the same new item can lose one write (the cross-branch signal relies on atomic
-   UpdateItem with ReturnValues), so every write and read holds one lock.
-6. Execution status changes are delivered as the "Step Functions Execution Status Change" events
-   AWS sends to EventBridge (moto emits none): every function in ``STATUS_LISTENERS`` receives the
-   event, in a thread of its own, when an execution starts and when it ends.
 5. A definite JSONPath such as ``$[0].steps`` yields the value, as in AWS; moto wraps it in a list
    (its fix for getmoto/moto#7825 applies to every path that starts with an index), which breaks
    merging Parallel results (``$[0].ctx``, ``States.JsonMerge($[0].steps, ...)``).
+6. Execution status changes are delivered as the "Step Functions Execution Status Change" events
+   AWS sends to EventBridge (moto emits none): every function in ``STATUS_LISTENERS`` receives the
+   event, in a thread of its own, when an execution starts and when it ends.
+7. DynamoDB operations are atomic, as in AWS: moto applies an UpdateItem in steps (two threads
+   updating the same new item can lose one write; the cross-branch signal relies on atomic
+   UpdateItem with ReturnValues), and checks a transaction item by item, restoring a copy of the
+   whole table on a failed condition (undoing other threads' writes). Every operation of moto's
+   DynamoDB backend holds one re-entrant lock.
 8. A definition is parsed once: its program is kept pickled (``ParsedPrograms``; in this process,
    bounded, and optionally on disk), and each execution unpickles its own copy (a program holds
    its execution's state, so one serves one execution, as in moto). moto's parser takes about
    5 ms a state; unpickling about 1 ms.
+9. States are copied as JSON (``json_copy``) where moto deep-copies them at every state.
+10. moto's Step Functions interpreter is imported without moto.ec2 (half a second of start-up).
 """
 
 from __future__ import annotations
@@ -340,8 +346,8 @@ _DDB_LOCK = threading.RLock()
 def _patch_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
-    for name in ("put_item", "get_item", "query", "update_item", "delete_item", "transact_write_items",
-                 "batch_write_item"):
+    for name in ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items",
+                 "batch_write_item", "batch_get_item"):
         original = getattr(DynamoDBBackend, name)
 
         def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
@@ -591,12 +597,31 @@ def _patch_state_copies() -> None:
         module.copy = fast  # type: ignore[attr-defined]
 
 
+TESTED_MOTO = "5.2.5"
+
+
+def check_moto_version() -> None:
+    """Refuse a moto these patches were not tested with: they reach into its internals, and a
+    changed internal would make local runs mean something else than the cloud, quietly.
+    ``BOTERNITY_UNTESTED_MOTO=1`` tries anyway (tests/functional/test_moto_patches.py tells what broke)."""
+    import os
+
+    import moto
+
+    if moto.__version__ != TESTED_MOTO and os.environ.get("BOTERNITY_UNTESTED_MOTO") != "1":
+        raise RuntimeError(
+            f"the local engine is tested with moto {TESTED_MOTO}, and this environment has moto "
+            f"{moto.__version__}: install the tested one (pip install 'moto=={TESTED_MOTO}', or "
+            "pip install -c constraints.txt 'boternity[local]'), or set BOTERNITY_UNTESTED_MOTO=1 to try it anyway")
+
+
 def apply() -> None:
     """Apply every patch once per process."""
     global _applied
     with _lock:
         if _applied:
             return
+        check_moto_version()
         _import_parser_without_ec2()
         from moto.awslambda.models import LambdaFunction
         from moto.awslambda_simple.models import LambdaSimpleBackend
