@@ -21,4 +21,11 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     from boternity.service.runs import on_status_change
 
     result["service"] = on_status_change(event, _stores[0].table_name)
+    detail = event.get("detail") or {}
+    # A final status is counted once: when this event is the one that ended the run record
+    # (EventBridge may deliver an event twice).
+    if detail.get("status") == "RUNNING" or result.get("updated"):
+        from boternity.runtime import metrics
+
+        metrics.run_status(str(detail.get("status")), metrics.workflow_of(detail.get("stateMachineArn")))
     return result

@@ -156,6 +156,9 @@ class LocalEngine:
             "BOTERNITY_BLOB_DIR": str(blob_dir),
             "BOTERNITY_BASE_DIR": str(self.base_dir),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR"),
+            # Metrics are EMF lines on stdout and traces go to X-Ray: neither means anything here.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         env.update(self.env)
         return env
