@@ -57,3 +57,19 @@ def test_the_workflow_is_the_state_machine_name_without_the_stack_prefix():
     arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:boternity_research-digest"
     assert metrics.workflow_of(arn) == "research-digest"
     assert metrics.workflow_of("arn:aws:states:eu-west-1:1:stateMachine:other") == "other"
+
+
+def test_the_events_function_counts_a_run_end_once_however_often_it_is_delivered(engine, capsys, monkeypatch):
+    from boternity.handlers.events import lambda_handler
+
+    engine.runs.run_started("r-1", workflow="digest", trigger_type="manual")
+    event = {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+             "detail": {"name": "r-1", "status": "FAILED", "error": "StepFailed", "cause": "step a failed (X): y",
+                        "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:boternity_digest",
+                        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:boternity_digest:r-1"}}
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    capsys.readouterr()
+    lambda_handler(event, None)
+    lambda_handler(event, None)   # EventBridge delivers at least once
+    lines = emf_lines(capsys.readouterr().out)
+    assert [(line["workflow"], line.get("RunsFailed")) for line in lines] == [("digest", [1.0])]
