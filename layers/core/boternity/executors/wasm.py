@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from boternity.errors import StepFailed
+from boternity.errors import LimitError, StepFailed
 from boternity.executors import wasmcompile
 
 if TYPE_CHECKING:
@@ -119,14 +119,6 @@ _MAX_TABLES = 32
 _MAX_MEMORIES = 8
 _WASI_ENOTSUP = 58
 _MODULE_CACHE_SIZE = 32
-
-
-class LimitError(ValueError):
-    """A limit that is not a positive number, or is above :data:`LIMIT_CEILING`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,15 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from boternity.runtime.log import logger
-from boternity.service.errors import (
+from boternity.errors import (
     BadRequest,
-    ConflictError,
-    NotFoundError,
+    Conflict,
+    NotFound,
     PayloadTooLarge,
     ServiceMisconfigured,
     UnsupportedMediaType,
 )
+from boternity.runtime.log import logger
 from boternity.service.store import decode_token, dynamodb, encode_token, is_conditional_failure, plain
 from boternity.store.runs import now_iso
 
@@ -87,7 +87,7 @@ class Registry:
                                     ExpressionAttributeValues={":v": expected_version})
         except ClientError as exc:
             if is_conditional_failure(exc):
-                raise ConflictError(f"workflow '{item['name']}' was changed by another request; try again",
+                raise Conflict(f"workflow '{item['name']}' was changed by another request; try again",
                                     code="concurrent_update") from None
             raise
 
@@ -117,7 +117,7 @@ class Registry:
                     raise
                 self.release_hooks(workflow, claimed)
                 owner = (self.hook(h["path"]) or {}).get("workflow")
-                raise ConflictError(f"webhook path '{h['path']}' belongs to workflow '{owner}'",
+                raise Conflict(f"webhook path '{h['path']}' belongs to workflow '{owner}'",
                                     code="webhook_path_taken", details={"path": h["path"], "workflow": owner}) from None
             claimed.append(h["path"])
         return claimed
@@ -324,7 +324,7 @@ class WorkflowService:
     def describe(self, name: str) -> dict[str, Any]:
         item = self.registry.get(name)
         if item is None:
-            raise NotFoundError(f"workflow '{name}' not found")
+            raise NotFound(f"workflow '{name}' not found")
         return item
 
     def undeploy(self, name: str) -> dict[str, Any]:
@@ -334,7 +334,7 @@ class WorkflowService:
 
         item = self.registry.get(name)
         if item is None:
-            raise NotFoundError(f"workflow '{name}' not found")
+            raise NotFound(f"workflow '{name}' not found")
         triggers = list(item.get("triggers") or [])
         TriggerResources(self.settings, registry=self.registry).remove(name, triggers)
         self.registry.release_hooks(name, [t["path"] for t in triggers if t.get("type") == "webhook"])

@@ -26,8 +26,8 @@ from urllib.parse import unquote_plus
 import boto3
 from botocore.exceptions import ClientError
 
+from boternity.errors import Refused, ServiceMisconfigured, StartInProgress
 from boternity.runtime.log import logger
-from boternity.service.errors import ApiError, ServiceMisconfigured, StartInProgress
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Workflow
@@ -305,7 +305,7 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
                                      trigger={"type": "file_watch", "bucket": bucket, "key": key})
             except StartInProgress:
                 raise   # fail the invocation: S3 retries it, and a retry takes a dead holder's claim over
-            except ApiError as exc:   # a refused run (concurrency reject, workflow gone) is not retried
+            except Refused as exc:   # a refused run (concurrency reject, workflow gone) is not retried
                 logger.warning("file trigger refused", extra={"workflow": w["workflow"], "code": exc.code})
                 results.append({"workflow": w["workflow"], "key": key, "status": "refused", "code": exc.code})
                 continue
@@ -340,7 +340,7 @@ def _start_triggered(table: str, workflow: str, record: dict[str, Any], payload:
                                           record=record, trigger=trigger)
     except StartInProgress:
         raise   # fail the invocation so Scheduler/EventBridge retry it (the holder may be dead)
-    except ApiError as exc:
+    except Refused as exc:
         logger.warning("triggered run refused", extra={"workflow": workflow, "trigger_type": trigger_type,
                                                        "code": exc.code})
         return {"status": "refused", "code": exc.code, "workflow": workflow}
