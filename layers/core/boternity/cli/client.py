@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 from boternity.cli.payload import read_input
 from boternity.errors import BoternityError
 from boternity.handlers.rest import error_class
-from boternity.model.loader import load_workflow
 from boternity.runtime.secrets import secret_name_problem
+from boternity.validate import load_workflow
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

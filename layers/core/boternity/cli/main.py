@@ -15,7 +15,7 @@ import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boternity import __version__
 from boternity.cli import client
@@ -25,8 +25,11 @@ from boternity.cli.terminal import EscapingStream
 from boternity.compiler import TaskTargets, compile_details, definition_json
 from boternity.errors import BoternityError, ValidationFailed, readable_cause
 from boternity.graph import to_mermaid
-from boternity.model.loader import LoadedWorkflow, load_workflow
 from boternity.model.workflow import json_schema
+from boternity.validate import load_workflow
+
+if TYPE_CHECKING:
+    from boternity.model.loader import LoadedWorkflow
 
 
 def _err(msg: str) -> None:
