@@ -32,10 +32,13 @@ from boternity.errors import (
     PayloadTooLarge,
     ServiceMisconfigured,
     UnsupportedMediaType,
+    ValidationFailed,
+    WorkflowError,
 )
+from boternity.parsing import decode_utf8, loads_json
 from boternity.runtime.log import logger
 from boternity.service.store import decode_token, dynamodb, encode_token, is_conditional_failure, plain
-from boternity.store.runs import now_iso
+from boternity.store.runs import RunStore, now_iso
 
 if TYPE_CHECKING:
     from boternity.model.loader import LoadedWorkflow
@@ -182,9 +185,8 @@ def parse_body(name: str, body: bytes | None, content_type: str | None) -> Parse
     Raises 413/415/400 for the body itself and ``ValidationFailed`` (400, every problem at once)
     for the workflow.
     """
-    from boternity.errors import ValidationFailed, WorkflowError
+    # The model and validator load pydantic: only for a deploy, never in the webhook function.
     from boternity.model.loader import LoadedWorkflow, SourceMap, parse_workflow, parse_yaml
-    from boternity.parsing import decode_utf8, loads_json
     from boternity.validate import check_workflow
 
     if body is not None and len(body) > WORKFLOW_BODY_MAX:
@@ -242,6 +244,8 @@ class WorkflowService:
         Returns (the stored item, created?, warnings). Nothing in AWS changes unless the workflow
         is valid and compiles.
         """
+        # The compiler only for a deploy (never loaded in the webhook function); triggers.py imports this
+        # module, so it comes in here too (issue #11: WorkflowService leaves registry.py).
         from boternity.compiler import TaskTargets, compile_workflow
         from boternity.service.triggers import TriggerResources, plan_triggers
 
@@ -280,7 +284,7 @@ class WorkflowService:
         self.registry.release_hooks(name, [p for p in old_paths if p not in {h["path"] for h in hooks}])
         if old is not None:
             # A raised (or removed) concurrency limit frees slots now, not at the next run end.
-            from boternity.service.runs import start_queued
+            from boternity.service.runs import start_queued  # runs.py imports this module (issue #11)
 
             start_queued(s.table, name, sfn=self._sfn)
         logger.info("workflow deployed", extra={"workflow": name, "new_workflow": old is None})
@@ -330,7 +334,7 @@ class WorkflowService:
     def undeploy(self, name: str) -> dict[str, Any]:
         """Remove the state machine and every trigger resource. Run records stay; queued runs are
         aborted (nothing will ever start them)."""
-        from boternity.service.triggers import TriggerResources
+        from boternity.service.triggers import TriggerResources  # triggers.py imports this module
 
         item = self.registry.get(name)
         if item is None:
@@ -350,7 +354,6 @@ class WorkflowService:
         return {"name": name, "deleted": True, "aborted_queued_runs": aborted}
 
     def _abort_queue(self, name: str) -> int:
-        from boternity.store.runs import RunStore
 
         runs = RunStore(self.settings.table, client=None)
         n = 0

@@ -20,6 +20,7 @@ run's end it releases the slot and starts queued runs (:func:`release_slot`, :fu
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -30,6 +31,7 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from boternity.approvals import ApprovalStore
 from boternity.errors import (
     Conflict,
     NotAvailable,
@@ -49,6 +51,7 @@ from boternity.service.store import (
     plain,
     short_hash,
 )
+from boternity.store.blobs import execution_input
 from boternity.store.idempotency import (
     DELIVERY,
     IDEMPOTENCY_KEY,
@@ -151,6 +154,7 @@ class RunService:
 
     @property
     def registry(self) -> Registry:
+        # Imported here: registry.py also holds WorkflowService, which imports this module (issue #11).
         from boternity.service.registry import Registry
 
         return Registry(self.table_name, resource=self._resource)
@@ -301,7 +305,6 @@ class RunService:
 
     def _start_execution(self, workflow: str, sm_arn: str, run_id: str, text: str, *, slot: bool) -> None:
         try:
-            from boternity.store.blobs import execution_input
 
             self.sfn.start_execution(stateMachineArn=sm_arn, name=run_id, input=execution_input(text))
         except ClientError as exc:
@@ -426,7 +429,6 @@ class RunService:
             if item.get("status") == "QUEUED":
                 self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
                 return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
-        from boternity.approvals import ApprovalStore
 
         # Approvals first: a decision landing while the run is being stopped then gets 409 instead
         # of resuming a run on its way out (and the count is ours, not the end event's).
@@ -692,7 +694,6 @@ def on_status_change(event: dict[str, Any], table: str | None = None, *, prefix:
     besides ``finish_run``: record runs that started without the API (cron schedules and event
     rules start executions directly), and at a run's end give back its slot and start queued runs.
     Idempotent: EventBridge may deliver an event twice, or out of order."""
-    import os
 
     detail = event.get("detail") or {}
     run_id = detail.get("name")
