@@ -305,7 +305,6 @@ class RunService:
 
     def _start_execution(self, workflow: str, sm_arn: str, run_id: str, text: str, *, slot: bool) -> None:
         try:
-
             self.sfn.start_execution(stateMachineArn=sm_arn, name=run_id, input=execution_input(text))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
