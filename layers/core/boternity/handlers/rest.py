@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -228,24 +228,36 @@ def caller(event: dict[str, Any]) -> str:
     return "anonymous"
 
 
-@dataclass(frozen=True)
 class Request:
-    """One request, read once: the handlers never go back to the raw event for these."""
+    """One request, each part read once and only when a route asks for it (a GET never decodes a
+    body): the handlers never go back to the raw event for these."""
 
-    event: dict[str, Any]
-    headers: dict[str, str]
-    body: bytes
-    media_type: str
-    caller: str
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return headers(self.event)
+
+    @cached_property
+    def body(self) -> bytes:
+        """Raises BadRequest for a body API Gateway marked base64 that is not."""
+        return raw_body(self.event)
+
+    @cached_property
+    def media_type(self) -> str:
+        return media_type(self.headers)
+
+    @cached_property
+    def caller(self) -> str:
+        return caller(self.event)
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
 
 
 def read_request(event: dict[str, Any]) -> Request:
-    hdrs = headers(event)
-    return Request(event=event, headers=hdrs, body=raw_body(event), media_type=media_type(hdrs),
-                   caller=caller(event))
+    return Request(event)
 
 
 def parse_body(request: Request, *, accept: tuple[str, ...], what: str, unsupported: str,
