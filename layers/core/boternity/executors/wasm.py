@@ -84,6 +84,7 @@ import wasmtime
 
 from boternity.errors import LimitError, StepFailed
 from boternity.executors import wasmcompile
+from boternity.parsing import json_or
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -517,8 +518,6 @@ def parse_output(stdout: str) -> Any:
 
     Bounded (boternity.parsing): JSON nested too deep, numbers too long and NaN/Infinity stay text.
     """
-    from boternity.parsing import json_or
-
     return json_or(stdout, stdout.rstrip("\r\n"), what="the output")   # bounded: deep JSON stays text
 
 
