@@ -41,11 +41,10 @@ class ApiError(BoternityError):
         self.status = status
         self.body = body
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
-        retry_after = hdrs.get("retry-after", "")
-        if retry_after.isdigit():   # StartInProgress, TooManyRequests
-            self.retry_after = int(retry_after)
-        if "allow" in hdrs:         # MethodNotAllowed
-            self.allowed = tuple(m.strip() for m in hdrs["allow"].split(","))
+        retry_after = hdrs.get("retry-after", "").strip()
+        # What StartInProgress and MethodNotAllowed carry, from their headers (None / () when absent).
+        self.retry_after: int | None = int(retry_after) if retry_after.isdigit() else None
+        self.allowed: tuple[str, ...] = tuple(m.strip() for m in hdrs.get("allow", "").split(",") if m.strip())
 
     def __str__(self) -> str:
         if not isinstance(self.body, dict) or not isinstance(self.body.get("error"), dict):
