@@ -169,7 +169,7 @@ def test_a_failing_notification_loses_no_approval(engine):
 @pytest.mark.parametrize("target", ["email:me@example.com", "ftp://x", "sns:topic", ""])
 def test_notify_must_be_a_url_or_sns(target):
     from boternity.errors import ValidationFailed
-    from boternity.model import load_workflow_text
+    from boternity.validate import load_workflow_text
 
     text = f"name: r\nsteps:\n  - id: review\n    type: approval\n    config: {{prompt: ok, notify: '{target}'}}\n"
     with pytest.raises(ValidationFailed) as info:

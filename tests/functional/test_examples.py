@@ -31,7 +31,7 @@ def test_example_runs(name, tmp_path):
 def test_examples_cover_the_promised_shapes():
     from boternity.compiler.plan import Chains, plan_scope
     from boternity.graph import TOP, build_graph
-    from boternity.model import load_workflow
+    from boternity.validate import load_workflow
 
     n_shape = load_workflow(EXAMPLES / "n-shape.yaml").workflow
     g = build_graph(n_shape)

@@ -420,18 +420,33 @@ def _pins(path: Path) -> set[str]:
     return {line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()}
 
 
-def test_deployed_pins_are_the_packages_pins() -> None:
-    """Every runtime dependency ships in the layer or in the one function that needs it, at the
-    version pyproject.toml pins (boto3 comes from the Lambda runtime)."""
+def _name(requirement: str) -> str:
+    """The normalised distribution name of a requirement (extras and version dropped)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def test_deployed_pins_are_the_tested_versions_within_pyprojects_ranges() -> None:
+    """Every runtime dependency ships in the layer or in the one function that needs it, pinned to
+    the version constraints.txt tests (boto3 comes from the Lambda runtime), and that version is
+    inside the range pyproject.toml declares."""
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    needed = {d for d in project["dependencies"] if not d.startswith("boto3")}
-    needed |= set(extras["agent"]) | set(extras["skill"])
+    declared = {_name(d): Requirement(d) for d in [*project["dependencies"], *extras["agent"], *extras["skill"]]
+                if _name(d) != "boto3"}
+    tested = {_name(p): p.split("==", 1)[1] for p in _pins(ROOT / "constraints.txt")}
     files = [ROOT / "layers/core/requirements.txt", *sorted((ROOT / "functions").glob("*/requirements.txt"))]
     shipped = set().union(*(_pins(f) for f in files))
-    assert needed <= shipped, needed - shipped
-    assert shipped <= needed, f"pins that differ from pyproject.toml: {shipped - needed}"
-    assert set(extras["agent"]) <= _pins(ROOT / "functions/agent/requirements.txt")
+    assert {_name(p) for p in shipped} == set(declared), "the deployed packages are pyproject.toml's"
+    for pin in shipped:
+        name, version = _name(pin), pin.split("==", 1)[1]
+        assert version == tested[name], f"{pin}: constraints.txt tests {name} {tested[name]}"
+        assert declared[name].specifier.contains(version), f"{pin} is outside pyproject.toml's {declared[name]}"
+    assert {_name(d) for d in extras["agent"]} <= {_name(p) for p in _pins(ROOT / "functions/agent/requirements.txt")}
 
 
 def test_samconfig_environments() -> None:

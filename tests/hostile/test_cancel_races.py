@@ -17,8 +17,8 @@ from botocore.client import BaseClient
 from boternity.approvals import ApprovalStore
 from boternity.errors import BoternityError
 from boternity.handlers.api import lambda_handler as api
+from boternity.handlers.rest import to_http
 from boternity.local import moto_patches
-from boternity.service.errors import to_http
 from boternity.service.runs import RunService
 from tests.support.apigw import USER_ARN, Reply, call, wait_for
 from tests.support.approval_runs import (

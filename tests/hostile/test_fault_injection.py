@@ -19,11 +19,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 import boternity.handlers.http as http_handler
+from boternity.errors import StartInProgress
 from boternity.handlers.api import lambda_handler as api
 from boternity.handlers.events import lambda_handler as events
 from boternity.handlers.webhook import lambda_handler as hook
 from boternity.model import parse_workflow
-from boternity.service.errors import StartInProgress
 from boternity.service.runs import RunService
 from boternity.service.triggers import SCHEDULE_TRIGGER_KEY
 from boternity.validate import check_workflow

@@ -82,12 +82,12 @@ def test_version_prints_the_installed_version(capsys):
 
 
 def test_an_unexpected_exception_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
-    import boternity.model.loader as loader
+    import boternity.cli.main as cli_main
 
     def broken(path, **kw):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(loader, "load_workflow", broken)
+    monkeypatch.setattr(cli_main, "load_workflow", broken)
     monkeypatch.delenv("BOTERNITY_DEBUG", raising=False)
     f = tmp_path / "wf.yaml"
     f.write_text("name: x\nsteps: []\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from boternity.compiler import TaskTargets, compile_workflow, definition_json
-from boternity.model import load_workflow
+from boternity.validate import load_workflow
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from boternity.graph import mermaid_ids, to_mermaid
-from boternity.model.loader import load_workflow, load_workflow_text
+from boternity.validate import load_workflow, load_workflow_text
 
 ROOT = Path(__file__).resolve().parents[2]
 MERMAID = ROOT / "tests" / "support" / "mermaid"

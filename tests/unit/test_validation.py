@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from boternity.errors import ValidationFailed
-from boternity.model import load_workflow, load_workflow_text
+from boternity.validate import load_workflow, load_workflow_text
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference"
 

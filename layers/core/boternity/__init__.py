@@ -20,8 +20,8 @@ _EXPORTS = {
     "TaskTargets": "boternity.compiler",
     "compile_workflow": "boternity.compiler",
     "Workflow": "boternity.model",
-    "load_workflow": "boternity.model",
-    "load_workflow_text": "boternity.model",
+    "load_workflow": "boternity.validate",
+    "load_workflow_text": "boternity.validate",
     "parse_workflow": "boternity.model",
     "check_workflow": "boternity.validate",
 }

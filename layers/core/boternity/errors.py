@@ -1,16 +1,34 @@
 """Every error Boternity raises, in one tree.
 
-    BoternityError
+    BoternityError           code (stable, for machines), message (for people), details
     ├── WorkflowError        one problem in a workflow file: file, line, step_id, field, code
     ├── ValidationFailed     a list of WorkflowError, all found in one pass
     ├── ExpressionError      a template or condition that does not parse or cannot be evaluated
     ├── CompileError         a valid workflow that cannot become a state machine (limits)
     ├── SignatureError       a webhook whose signature, token or timestamp does not verify
-    ├── NotFound             a workflow, run or approval that does not exist
-    ├── Conflict             a state change that lost a race (approval already decided, ...)
+    ├── ParseError           outside text beyond a parsing limit (boternity.parsing)
+    ├── Refused              the service will not do what was asked
+    │   ├── BadRequest           a request it cannot read (bad base64, empty body, bad next_token)
+    │   ├── Forbidden            a credential that does not match (a form's CSRF token)
+    │   ├── NotFound             a workflow, run or approval that does not exist
+    │   ├── MethodNotAllowed     an operation the resource does not take: ``allowed`` names those it does
+    │   ├── Conflict             a state change that lost a race (approval already decided, ...)
+    │   │   └── StartInProgress  another caller is starting this run: ``retry_after`` seconds
+    │   ├── PayloadTooLarge      a body over the operation's size limit
+    │   ├── UnsupportedMediaType a body in a format the operation does not read
+    │   ├── Unprocessable        well-formed but unusable (an idempotency key reused with another payload)
+    │   ├── TooManyRequests      a concurrency or service limit: try again later
+    │   ├── ServiceMisconfigured the deployment lacks a setting (not the caller's fault)
+    │   └── NotAvailable         an operation this environment cannot perform
+    ├── BlockedAddress       a network destination the guard refuses (boternity.executors.netguard)
+    ├── LimitError           a sandbox limit that is not a positive number or is too high (executors.wasm)
     └── StepError            raised inside a step's Lambda; its class name is the ASL error name
         ├── StepFailed       never retried (bad request, bad config, template error, ...)
         └── StepRetryable    transient (rate limit, 5xx, timeout): the step's Retry applies
+
+Nothing here knows HTTP: the API's edge maps this tree to statuses in one table
+(``boternity.handlers.rest.to_http``) and the CLI client maps answers back to it
+(``boternity.cli.client.api_error``).
 
 Step Functions matches a Lambda failure by the exception's class *name* (``errorType``), so the
 handlers re-raise every step failure as exactly ``StepFailed`` or ``StepRetryable``; the specific
@@ -19,28 +37,58 @@ cause travels in ``code`` and the message.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BadRequest",
+    "BlockedAddress",
     "BoternityError",
     "CompileError",
     "Conflict",
     "ExpressionError",
+    "Forbidden",
+    "LimitError",
+    "MethodNotAllowed",
+    "NotAvailable",
     "NotFound",
+    "PayloadTooLarge",
+    "Refused",
+    "ServiceMisconfigured",
     "SignatureError",
+    "StartInProgress",
     "StepError",
     "StepFailed",
     "StepRetryable",
+    "TooManyRequests",
+    "Unprocessable",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "WorkflowError",
+    "readable_cause",
 ]
 
 
 class BoternityError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose.
+
+    ``code`` is stable (callers match on it), ``message`` is written for people, ``details`` is
+    structured data about the problem (JSON-ready). A class fixes the default ``code``; a raise
+    may name a more precise one (``Conflict("...", code="already_decided")``).
+    """
 
     code: str = "error"
+    details: Any = None
+
+    def __init__(self, message: str = "", *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if details is not None:
+            self.details = details
 
 
 @dataclass
@@ -112,12 +160,12 @@ class ExpressionError(BoternityError):
     code = "expression"
 
     def __init__(self, message: str, *, expression: str = "", offset: int | None = None) -> None:
-        self.message = message
-        self.expression = expression
-        self.offset = offset
         where = f" at offset {offset}" if offset is not None else ""
         shown = f" in {expression!r}" if expression else ""
         super().__init__(f"{message}{where}{shown}")
+        self.message = message
+        self.expression = expression
+        self.offset = offset
 
 
 class CompileError(BoternityError):
@@ -126,11 +174,11 @@ class CompileError(BoternityError):
     code = "compile"
 
     def __init__(self, message: str, *, step_id: str | None = None, limit: str | None = None) -> None:
+        prefix = f"step '{step_id}': " if step_id else ""
+        super().__init__(prefix + message)
         self.message = message
         self.step_id = step_id
         self.limit = limit
-        prefix = f"step '{step_id}': " if step_id else ""
-        super().__init__(prefix + message)
 
 
 class SignatureError(BoternityError):
@@ -139,19 +187,103 @@ class SignatureError(BoternityError):
     code = "unauthorized"
 
 
-class NotFound(BoternityError):
+class Refused(BoternityError):
+    """The service will not do what was asked. Triggers that start runs on a platform's behalf
+    (S3, EventBridge, Scheduler) record a refusal instead of failing the invocation: a retry
+    would be refused again (:class:`StartInProgress` excepted)."""
+
+    code = "refused"
+
+
+class BadRequest(Refused):
+    code = "bad_request"
+
+
+class Forbidden(Refused):
+    code = "forbidden"
+
+
+class NotFound(Refused):
     code = "not_found"
 
 
-class Conflict(BoternityError):
+class MethodNotAllowed(Refused):
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: tuple[str, ...], code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.allowed = allowed
+
+
+class Conflict(Refused):
     """``code`` tells callers which race they lost (``already_decided``, ``approval_expired``...)."""
 
     code = "conflict"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+
+class StartInProgress(Conflict):
+    """Another invocation is starting the run for this key; try again after ``retry_after``
+    seconds. Triggers that a platform retries (S3, EventBridge, Scheduler) must fail the
+    invocation on it, not drop the delivery: the holder may be dead, and only a later retry
+    takes its claim over."""
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(Refused):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(Refused):
+    code = "unsupported_media_type"
+
+
+class Unprocessable(Refused):
+    code = "unprocessable"
+
+
+class TooManyRequests(Refused):
+    code = "too_many_requests"
+
+
+class ServiceMisconfigured(Refused):
+    """The deployment lacks a setting. Not the caller's fault: the message says what is missing."""
+
+    code = "misconfigured"
+
+
+class NotAvailable(Refused):
+    """An operation this environment cannot perform (RedriveExecution on an emulator)."""
+
+    code = "not_implemented"
+
+
+class BlockedAddress(BoternityError):
+    """A network destination the guard refuses (boternity.executors.netguard). Not a StepError:
+    each executor turns it into a step failure with its own code."""
+
+    code = "blocked_address"
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        via = "" if host == address else f"{host} resolves to "
+        super().__init__(f"{via}{address}, which is {reason}",
+                         details={"host": host, "address": address, "reason": reason})
+        self.host = host
+        self.address = address
+        self.reason = reason
+
+
+class LimitError(BoternityError, ValueError):
+    """A sandbox limit (boternity.executors.wasm) that is not a positive number, is unknown, or is
+    above the ceiling. Also a ``ValueError``: it is a bad value, and callers catching that keep working."""
+
+    code = "invalid_limit"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", details={"field": field})
+        self.field = field
 
 
 @dataclass
@@ -200,8 +332,6 @@ def readable_cause(error: str | None, cause: str | None, *, _depth: int = 0) -> 
         head, rest = "", text
     if not rest.lstrip().startswith("{"):
         return cause
-    import json
-
     try:
         payload = json.loads(rest)
     except ValueError:
@@ -212,8 +342,6 @@ def readable_cause(error: str | None, cause: str | None, *, _depth: int = 0) -> 
     if payload.get("errorMessage"):
         reduced = str(payload["errorMessage"])
     elif "ExecutionArn" in payload and ("Cause" in payload or "Error" in payload) and _depth < 10:
-        import os
-
         machine = str(payload.get("StateMachineArn") or payload["ExecutionArn"]).split(":")
         name = machine[6] if len(machine) > 6 else "?"
         # The workflow's own name: state machines are named <prefix><workflow>.

@@ -13,6 +13,8 @@ import logging
 import os
 from typing import Any
 
+from boternity.errors import StepError
+
 log = logging.getLogger("boternity.approval")
 
 SNS = "sns"
@@ -45,7 +47,7 @@ def notify_approval(target: str, approval: dict[str, Any], *, link_key: str, all
 
 
 def _post(url: str, body: dict[str, Any], *, allow_private: bool) -> bool:
-    from boternity.errors import StepError
+    # requests only when an approval notifies a webhook (the approval function's other calls never need it).
     from boternity.executors.http import run_http
 
     try:

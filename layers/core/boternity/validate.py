@@ -9,16 +9,22 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import ExpressionError, ValidationFailed, WorkflowError
+from boternity.executors.bots import bot_name_problem
+from boternity.executors.skill import skill_name_problem
 from boternity.expressions.jexl import condition_references
 from boternity.expressions.jexl import parse as parse_condition
 from boternity.expressions.templates import value_references
 from boternity.graph import TOP, build_graph, find_cycle
+from boternity.model.loader import LoadedWorkflow, read_workflow, read_workflow_text
+from boternity.model.workflow import WORKFLOW_NAME_MAX, WORKFLOW_NAME_PATTERN, Workflow
 from boternity.runtime.secrets import secret_name_problem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from boternity.expressions.paths import Ref
-    from boternity.model.loader import LoadedWorkflow, SourceMap
-    from boternity.model.workflow import Step, Workflow
+    from boternity.model.loader import SourceMap
+    from boternity.model.workflow import Step
 
 TEMPLATE_ROOTS = {"steps", "trigger", "variables", "workflow", "run", "item", "index", "secrets", "loop"}
 WHEN_ROOTS = {"event", "trigger"}
@@ -146,10 +152,6 @@ class _Checker:
     def _check_asset_name(self, s: Step) -> None:
         """Names that become a folder or a state machine name: one plain segment each, so a
         workflow cannot reach a file or a machine outside its own (``../``, ``/``, ``:``)."""
-        from boternity.executors.bots import bot_name_problem
-        from boternity.executors.skill import skill_name_problem
-        from boternity.model.workflow import WORKFLOW_NAME_MAX, WORKFLOW_NAME_PATTERN
-
         c = s.config
         problem, fieldname = None, ""
         if c.type == "agent":
@@ -347,9 +349,7 @@ def _shown(value: str) -> str:
 
 def check_workflow(loaded: LoadedWorkflow | Workflow) -> None:
     """Raise ValidationFailed with every problem in the workflow, or return None."""
-    from boternity.model.workflow import Workflow as _Workflow
-
-    if isinstance(loaded, _Workflow):
+    if isinstance(loaded, Workflow):
         wf, source = loaded, None
     else:
         wf, source = loaded.workflow, loaded.source
@@ -362,9 +362,25 @@ def check_workflow(loaded: LoadedWorkflow | Workflow) -> None:
         raise ValidationFailed(c.errors)
 
 
+def load_workflow_text(text: str, *, file: str | None = None, validate: bool = True) -> LoadedWorkflow:
+    """Parse and check a workflow from YAML (or JSON) text; raises ValidationFailed listing every problem."""
+    loaded = read_workflow_text(text, file=file)
+    if validate:
+        check_workflow(loaded)
+    return loaded
+
+
+def load_workflow(path: str | Path, *, validate: bool = True) -> LoadedWorkflow:
+    """Load and check a workflow file; raises ValidationFailed listing every problem found."""
+    loaded = read_workflow(path)
+    if validate:
+        check_workflow(loaded)
+    return loaded
+
+
 def loop_scopes(wf: Workflow) -> dict[str, str]:
     """step id -> enclosing loop id (TOP for top-level steps)."""
     return build_graph(wf).owner
 
 
-__all__ = ["TOP", "check_workflow", "loop_scopes"]
+__all__ = ["TOP", "check_workflow", "load_workflow", "load_workflow_text", "loop_scopes"]

@@ -9,30 +9,66 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from boternity.cli.payload import read_input
 from boternity.errors import BoternityError
+from boternity.handlers.rest import error_class
+from boternity.runtime.secrets import secret_name_problem
+from boternity.validate import load_workflow
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
 class ApiError(BoternityError):
-    def __init__(self, status: int, body: Any) -> None:
+    """An error answer of the API, mapped back to the error tree: an instance is also of the tree's
+    class for its status (a 404 is a ``NotFound``, a 409 a ``Conflict``...; see
+    :func:`boternity.handlers.rest.error_class`), carrying the ``code``, ``message`` and ``details``
+    the API sent. ``status`` and ``body`` are the raw answer; ``str()`` is what the CLI prints."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {}
+        BoternityError.__init__(self, str(err.get("message") or body), code=err.get("code"),
+                                details=err.get("details"))
         self.status = status
         self.body = body
-        err = body.get("error") if isinstance(body, dict) else None
-        if isinstance(err, dict):
-            msg = f"{status} {err.get('code')}: {err.get('message')}"
-            details = err.get("details")
-            if isinstance(details, list):
-                msg += "".join(f"\n  {d.get('file') or ''}{':' + str(d['line']) if d.get('line') else ''} "
-                               f"{'step ' + repr(d['step_id']) + ': ' if d.get('step_id') else ''}"
-                               f"{d.get('message', d)}" if isinstance(d, dict) else f"\n  {d}" for d in details)
-        else:
-            msg = f"{status}: {body}"
-        super().__init__(msg)
+        hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+        retry_after = hdrs.get("retry-after", "").strip()
+        # What StartInProgress and MethodNotAllowed carry, from their headers (None / () when absent).
+        self.retry_after: int | None = int(retry_after) if retry_after.isdigit() else None
+        self.allowed: tuple[str, ...] = tuple(m.strip() for m in hdrs.get("allow", "").split(",") if m.strip())
+
+    def __str__(self) -> str:
+        if not isinstance(self.body, dict) or not isinstance(self.body.get("error"), dict):
+            return f"{self.status}: {self.body}"
+        msg = f"{self.status} {self.code}: {self.message}"
+        if isinstance(self.details, list):
+            msg += "".join(f"\n  {d.get('file') or ''}{':' + str(d['line']) if d.get('line') else ''} "
+                           f"{'step ' + repr(d['step_id']) + ': ' if d.get('step_id') else ''}"
+                           f"{d.get('message', d)}" if isinstance(d, dict) else f"\n  {d}" for d in self.details)
+        return msg
+
+
+@cache
+def _api_class(base: type[BoternityError]) -> type[ApiError]:
+    """ApiError combined with one class of the tree (one class per tree class, made once)."""
+    if base is BoternityError:
+        return ApiError
+    return type(f"Api{base.__name__}", (ApiError, base), {"__doc__": f"An API answer that is a {base.__name__}."})
+
+
+def api_error(status: int, body: Any, headers: Mapping[str, str] | None = None) -> ApiError:
+    """The exception for an HTTP error answer: ``except NotFound`` catches a 404."""
+    code = body["error"].get("code") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    return _api_class(error_class(status, code if isinstance(code, str) else None))(status, body, headers)
 
 
 class Client:
@@ -45,6 +81,8 @@ class Client:
 
     def request(self, method: str, path: str, *, body: bytes | None = None, content_type: str = "application/json",
                 headers: dict[str, str] | None = None) -> Any:
+        """The answer's JSON (or text). Raises :class:`ApiError` (also the tree's class for the status)."""
+        # requests only for commands that talk to an API: `boternity validate`/`run` start without it.
         import requests
 
         url = self.base + path
@@ -64,10 +102,11 @@ class Client:
         except ValueError:
             data = resp.text
         if resp.status_code >= 400:
-            raise ApiError(resp.status_code, data)
+            raise api_error(resp.status_code, data, resp.headers)
         return data
 
     def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        # boto3 and botocore only to sign for a deployed API (seconds of imports a local call never needs).
         import boto3
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -87,8 +126,6 @@ def _print(data: Any) -> None:
 
 
 def cmd_deploy(args: Any) -> int:
-    from boternity.model.loader import load_workflow
-
     client = Client(args.api, api_key=args.api_key)
     for f in args.files:
         wf = load_workflow(f).workflow  # refuse invalid files before sending anything
@@ -132,21 +169,8 @@ def cmd_undeploy(args: Any) -> int:
     return 1 if failed else 0
 
 
-def cmd_doctor(args: Any) -> int:
-    from boternity.cli.doctor import Doctor
-
-    client = Client(args.api, api_key=args.api_key)
-    print(f"boternity doctor: {client.base}", file=sys.stderr)
-    report = Doctor(client, agent_bot=args.agent, timeout=args.timeout).run()
-    for line in report.lines():
-        print(line)
-    return 0 if report.ok else 1
-
-
 def cmd_trigger(args: Any) -> int:
-    from boternity.cli.main import _parse_input
-
-    payload = _parse_input(args.input)
+    payload = read_input(args.input)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     _print(Client(args.api, api_key=args.api_key).request(
         "POST", f"/workflows/{quote(args.workflow)}/runs", body=json.dumps(payload).encode(), headers=headers))
@@ -204,8 +228,6 @@ def cmd_upload(args: Any) -> int:
 
 
 def cmd_secrets_set(args: Any) -> int:
-    from boternity.runtime.secrets import secret_name_problem
-
     problem = secret_name_problem(args.name)
     if problem is not None:  # refused before the value is read or sent anywhere
         raise BoternityError(problem)
@@ -216,6 +238,8 @@ def cmd_secrets_set(args: Any) -> int:
 
 
 def cmd_serve(args: Any) -> int:
+    # The local cloud (moto) only for `boternity serve`: seconds of imports no other command needs.
+    from boternity.local import cloud_patches
     from boternity.local.engine import LocalEngine, user_cache_dir
     from boternity.local.server import LocalServer, prepare_local_cloud
 
@@ -226,8 +250,6 @@ def cmd_serve(args: Any) -> int:
             env[f"BOTERNITY_{kind.upper()}_DIR"] = str(base / kind)
     cache = user_cache_dir()
     with LocalEngine(base_dir=base, env=env, parse_cache_dir=cache / "asl" if cache else None) as engine:
-        from boternity.local import cloud_patches
-
         cloud_patches.apply()
         os.environ.update(prepare_local_cloud(engine))
         cloud_patches.install_trigger_function(role_arn=engine.role_arn)
@@ -237,8 +259,6 @@ def cmd_serve(args: Any) -> int:
         os.environ["BOTERNITY_APPROVAL_BASE_URL"] = f"http://127.0.0.1:{server.port}"
         print(f"Boternity API on http://127.0.0.1:{server.port} (emulated AWS, in memory; Ctrl-C stops)",
               file=sys.stderr)
-        import threading
-
         threading.Thread(target=server._cron_loop, daemon=True).start()
         try:
             http.serve_forever(poll_interval=0.2)
@@ -253,7 +273,8 @@ def cmd_serve(args: Any) -> int:
 def sync_assets(bucket: str, *, bots: Path | None, skills: Path | None, s3: Any = None) -> list[str]:
     """Upload bots/<slug>/ and skills/<name>/ folders to the project bucket, where the cloud
     functions read them (cached per container). Returns the keys written."""
-    import boto3
+    import boto3  # only `boternity sync` talks to S3 itself
+
 
     s3 = s3 or boto3.client("s3")
     written: list[str] = []

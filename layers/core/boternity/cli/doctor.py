@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from boternity.cli.client import ApiError, Client
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from boternity.cli.client import Client
 
 MISSING = "boternity-doctor-missing"
 NO_SUCH_MODEL = "boternity-doctor-no-such-model"
@@ -120,16 +121,12 @@ class Doctor:
 
     def _call(self, name: str, method: str, path: str, body: Any = None, *, ctype: str = "application/json"
               ) -> Any:
-        from boternity.cli.client import ApiError
-
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         try:
             out = self.client.request(method, path, body=data, content_type=ctype)
         except ApiError as exc:
-            message = exc.body.get("error", {}).get("message", "") if isinstance(exc.body, dict) and \
-                isinstance(exc.body.get("error"), dict) else str(exc.body)
-            hint = fix_hint(message)
-            if exc.status == 403 and hint == message:
+            hint = fix_hint(exc.message)
+            if exc.status == 403 and hint == exc.message:
                 hint = ("the API refused the credentials: they need execute-api:Invoke on the stage's routes "
                         "(see the README's deploy section)")
             self.report.add(name, False, f"{method} {path} answered {exc.status}: {hint}")
@@ -139,8 +136,6 @@ class Doctor:
         return out
 
     def run(self) -> Report:
-        from boternity.cli.client import ApiError
-
         suffix = uuid.uuid4().hex[:8]
         child, child_yaml, parent, parent_yaml = _workflows(
             suffix, api_url=self.client.base, local=self.client._local(), agent_bot=self.agent_bot)
@@ -230,3 +225,12 @@ class Doctor:
                         "" if child.get("status") == "completed" else json.dumps(child)[:300])
         each = by_id.get("each", {}).get("output")
         self.report.add("for_each gathers its items", isinstance(each, list) and len(each) == 2, json.dumps(each)[:200])
+
+
+def cmd_doctor(args: Any) -> int:
+    client = Client(args.api, api_key=args.api_key)
+    print(f"boternity doctor: {client.base}", file=sys.stderr)
+    report = Doctor(client, agent_bot=args.agent, timeout=args.timeout).run()
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1

@@ -13,11 +13,20 @@ import json
 import os
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boternity import __version__
+from boternity.cli import client
+from boternity.cli.doctor import cmd_doctor
+from boternity.cli.payload import read_input
 from boternity.cli.terminal import EscapingStream
-from boternity.errors import BoternityError, ValidationFailed
+from boternity.compiler import TaskTargets, compile_details, definition_json
+from boternity.errors import BoternityError, ValidationFailed, readable_cause
+from boternity.graph import to_mermaid
+from boternity.model.workflow import json_schema
+from boternity.validate import load_workflow
 
 if TYPE_CHECKING:
     from boternity.model.loader import LoadedWorkflow
@@ -28,8 +37,6 @@ def _err(msg: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from boternity.model.loader import load_workflow
-
     bad = 0
     for f in args.files:
         try:
@@ -50,21 +57,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from boternity.model.workflow import json_schema
-
     print(json.dumps(json_schema(), indent=2))
     return 0
 
 
 def _load_or_exit(path: str) -> LoadedWorkflow:
-    from boternity.model.loader import load_workflow
-
     return load_workflow(path)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from boternity.compiler import TaskTargets, compile_details, definition_json
-
     loaded = _load_or_exit(args.file)
     targets = TaskTargets.local() if args.local else TaskTargets.sam()
     compiled = compile_details(loaded.workflow, targets=targets)
@@ -81,10 +82,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def _version() -> str:
     """The installed distribution's version (what pip shows), else the package's own."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from boternity import __version__
-
     try:
         return version("boternity")
     except PackageNotFoundError:
@@ -92,37 +89,12 @@ def _version() -> str:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from boternity.graph import to_mermaid
-
     sys.stdout.write(to_mermaid(_load_or_exit(args.file).workflow))
     return 0
 
 
-def _parse_input(value: str | None) -> Any:
-    from boternity.parsing import Limits, ParseError, loads_json
-
-    if value is None:
-        return {}
-    limits = Limits.from_env()
-    text: str | bytes = value
-    what = "--input"
-    if value.startswith("@"):
-        what = f"--input file {value[1:]}"
-        try:
-            with Path(value[1:]).open("rb") as f:
-                text = f.read(limits.max_bytes + 1)   # never more than the limit into memory
-        except OSError as exc:
-            raise BoternityError(f"--input: cannot read {value[1:]}: {exc.strerror or exc}") from exc
-    try:
-        return loads_json(text, limits=limits, what=what)
-    except ParseError as exc:
-        raise BoternityError(str(exc)) from exc
-
-
 def _sub_workflows(loaded: LoadedWorkflow, base: Path, seen: dict[str, Any]) -> None:
     """Load the workflows that sub_workflow steps name, from the same folder."""
-    from boternity.model.loader import load_workflow
-
     for s in loaded.workflow.steps:
         if s.type != "sub_workflow":
             continue
@@ -152,10 +124,11 @@ _ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # The local engine (moto, boto3) only for `boternity run`: seconds of imports no other command needs.
     from boternity.local.engine import LocalEngine, user_cache_dir
 
     loaded = _load_or_exit(args.file)
-    payload = _parse_input(args.input)
+    payload = read_input(args.input)
     base = Path(args.file).resolve().parent
     children: dict[str, Any] = {}
     _sub_workflows(loaded, base, children)
@@ -225,8 +198,6 @@ def _decide(approval: dict[str, Any], args: argparse.Namespace) -> tuple[bool, s
 
 
 def _readable_cause(error: str | None, cause: str | None) -> str:
-    from boternity.errors import readable_cause
-
     return readable_cause(error, cause) or "failed"
 
 
@@ -264,51 +235,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client_commands(sub: Any) -> None:
-    from boternity.cli import client as c
-
     def api_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {c.DEFAULT_API})")
+        p.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {client.DEFAULT_API})")
         p.add_argument("--api-key", help="send an API key instead of signing with AWS credentials")
 
     sv = sub.add_parser("serve", help="serve the API on 127.0.0.1 with emulated AWS (no account needed)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--dir", help="project folder with bots/ and skills/ (default: the current folder)")
-    sv.set_defaults(fn=c.cmd_serve)
+    sv.set_defaults(fn=client.cmd_serve)
     d = sub.add_parser("deploy", help="register (create or update) workflows through the API")
     d.add_argument("files", nargs="+")
     api_args(d)
-    d.set_defaults(fn=c.cmd_deploy)
+    d.set_defaults(fn=client.cmd_deploy)
     ud = sub.add_parser("undeploy", help="delete workflows and everything created for them (state machine, "
                         "schedules, rules, webhook paths)")
     ud.add_argument("names", nargs="*")
     ud.add_argument("--all", action="store_true", help="every registered workflow (before `sam delete`)")
     api_args(ud)
-    ud.set_defaults(fn=c.cmd_undeploy)
+    ud.set_defaults(fn=client.cmd_undeploy)
     dr = sub.add_parser("doctor", help="smoke-test a deployed stack (or boternity serve): every step function, "
                         "the approval callback, a sub-workflow; cleans up after itself")
     dr.add_argument("--agent", metavar="BOT", help="make one real model call through this bot")
     dr.add_argument("--timeout", type=float, default=300, help="seconds to wait for the run (default 300)")
     api_args(dr)
-    dr.set_defaults(fn=c.cmd_doctor)
+    dr.set_defaults(fn=cmd_doctor)
     t = sub.add_parser("trigger", help="start a run through the API")
     t.add_argument("workflow")
     t.add_argument("--input", help="the payload: JSON text, or @file.json")
     t.add_argument("--idempotency-key")
     api_args(t)
-    t.set_defaults(fn=c.cmd_trigger)
+    t.set_defaults(fn=client.cmd_trigger)
     rn = sub.add_parser("runs", help="list a workflow's runs")
     rn.add_argument("workflow")
     rn.add_argument("--status")
     rn.add_argument("--limit", type=int, default=20)
     api_args(rn)
-    rn.set_defaults(fn=c.cmd_runs)
+    rn.set_defaults(fn=client.cmd_runs)
     lg = sub.add_parser("logs", help="show a run and its steps")
     lg.add_argument("run_id")
     lg.add_argument("--json", action="store_true")
     api_args(lg)
-    lg.set_defaults(fn=c.cmd_logs)
-    for name, fn, helptext in (("cancel", c.cmd_cancel, "stop a run (pending approvals are cancelled)"),
-                               ("redrive", c.cmd_redrive, "resume a failed run from the failed step")):
+    lg.set_defaults(fn=client.cmd_logs)
+    for name, fn, helptext in (("cancel", client.cmd_cancel, "stop a run (pending approvals are cancelled)"),
+                               ("redrive", client.cmd_redrive, "resume a failed run from the failed step")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("run_id")
         api_args(p)
@@ -318,24 +287,24 @@ def _client_commands(sub: Any) -> None:
         p.add_argument("approval_id")
         p.add_argument("--comment")
         api_args(p)
-        p.set_defaults(fn=lambda a, v=verdict: c.cmd_decide(a, v))
+        p.set_defaults(fn=lambda a, v=verdict: client.cmd_decide(a, v))
     up = sub.add_parser("upload", help="put a file into the local emulated bucket (fires file triggers)")
     up.add_argument("file")
     up.add_argument("--key")
     up.add_argument("--api")
-    up.set_defaults(fn=c.cmd_upload)
+    up.set_defaults(fn=client.cmd_upload)
     sy = sub.add_parser("sync", help="upload bots/ and skills/ to the project bucket (BucketName output)")
     sy.add_argument("--bucket", required=True)
     sy.add_argument("--bots", default=None, help="bots folder (e.g. examples/bots)")
     sy.add_argument("--skills", default=None, help="skills folder (e.g. examples/skills)")
-    sy.set_defaults(fn=c.cmd_sync)
+    sy.set_defaults(fn=client.cmd_sync)
     se = sub.add_parser("secrets", help="manage secrets of the local emulated Secrets Manager")
     se_sub = se.add_subparsers(dest="secrets_command", required=True)
     ss = se_sub.add_parser("set", help="store a secret (the value from --value or standard input)")
     ss.add_argument("name")
     ss.add_argument("--value")
     ss.add_argument("--api")
-    ss.set_defaults(fn=c.cmd_secrets_set)
+    ss.set_defaults(fn=client.cmd_secrets_set)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from boternity.graph import topo_order
+
 
 @dataclass
 class Leaf:
@@ -93,7 +95,6 @@ def _components(nodes: list[str], deps: dict[str, list[str]]) -> list[list[str]]
 
 
 def _topo(nodes: list[str], deps: dict[str, list[str]]) -> list[str]:
-    from boternity.graph import topo_order
 
     return topo_order(nodes, deps)
 

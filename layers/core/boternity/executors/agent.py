@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 
 from boternity.errors import StepError, StepFailed, StepRetryable
+from boternity.parsing import json_or
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -535,7 +536,6 @@ def _parse_json_reply(text: str, *, model: str, stop_reason: str | None) -> Any:
     fenced = _FENCED.search(text)
     if fenced:
         candidates.append(fenced.group(1).strip())
-    from boternity.parsing import json_or
 
     unparsed = object()
     for candidate in candidates:

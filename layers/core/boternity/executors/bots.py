@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from boternity.errors import StepFailed
+from boternity.parsing import ParseError
 
 __all__ = [
     "IDENTITY_FILE",
@@ -200,7 +201,7 @@ def split_frontmatter(text: str, *, where: str) -> tuple[dict[str, Any], str]:
         )
     raw = "".join(lines[1:index])
     body = "".join(lines[index + 1 :])
-    from boternity.parsing import ParseError
+    # PyYAML on first use: validate.py imports this module for bot_name_problem alone.
     from boternity.parsing.yaml_loader import load_yaml
 
     try:

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import StepFailed
+from boternity.parsing import json_or
 
 if TYPE_CHECKING:
     import asyncio
@@ -419,7 +420,6 @@ def _output(state: str, limits: Any, started: float) -> dict[str, Any]:
     if size > limits.max_output_bytes:
         raise StepFailed(f"JavaScript output is {size} bytes, more than the {limits.max_output_bytes} allowed",
                          code="code.output_too_large", details={"limit": limits.max_output_bytes})
-    from boternity.parsing import json_or
 
     unparsed = object()
     output = json_or(text, unparsed, what="the output")   # JSON.stringify nests as deep as the code likes

@@ -58,6 +58,7 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
 from boternity.errors import StepFailed, StepRetryable
 from boternity.executors import netguard, sockwatch
+from boternity.parsing import json_or
 
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
@@ -692,6 +693,4 @@ def _charset(content_type: str) -> str:
 def _parse_json(text: str, *, default: Any) -> Any:
     # Bounded (boternity.parsing): NaN/Infinity, 5,000-digit numbers and 3,000-level nesting from a
     # target server leave the body as text instead of failing the step with a RecursionError.
-    from boternity.parsing import json_or
-
     return json_or(text, default, what="the response")

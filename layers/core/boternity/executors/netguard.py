@@ -10,7 +10,7 @@ Checking a name is not enough on its own: DNS can answer differently a moment la
 caller must therefore connect to one of the addresses returned here, never resolve the name again;
 ``boternity.executors.http`` does that with a pinned transport adapter.
 
-Standard library only, so any executor can import it for free.
+Standard library and boternity.errors only, so any executor can import it for free.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import re
 import socket
 from collections.abc import Callable, Collection
 from typing import TypeAlias
+
+from boternity.errors import BlockedAddress
 
 __all__ = [
     "Address",
@@ -39,17 +41,6 @@ Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver: TypeAlias = Callable[[str, int], list[str]]
 #: Exact ``(ip, port)`` pairs that skip the address check (tests point it at their 127.0.0.1 server).
 AllowedHosts: TypeAlias = Collection[tuple[str, int]]
-
-
-class BlockedAddress(Exception):
-    """A destination the guard refuses. Not a StepError: each executor picks its own error code."""
-
-    def __init__(self, host: str, address: str, reason: str) -> None:
-        self.host = host
-        self.address = address
-        self.reason = reason
-        via = "" if host == address else f"{host} resolves to "
-        super().__init__(f"{via}{address}, which is {reason}")
 
 
 def _nets(*pairs: tuple[str, str]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:

@@ -65,6 +65,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from boternity.errors import StepFailed
+from boternity.parsing import ParseError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -243,7 +244,7 @@ def _split_frontmatter(name: str, text: str) -> tuple[dict[str, Any], str]:
         if not text.startswith("---"):
             raise _invalid(name, "frontmatter", "SKILL.md must start with YAML frontmatter between '---' lines")
         raise _invalid(name, "frontmatter", "SKILL.md has no closing '---' line after its frontmatter")
-    from boternity.parsing import ParseError
+    # PyYAML on first use: validate.py imports this module for skill_name_problem alone.
     from boternity.parsing.yaml_loader import load_yaml
 
     try:

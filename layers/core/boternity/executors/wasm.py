@@ -82,8 +82,9 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from boternity.errors import StepFailed
+from boternity.errors import LimitError, StepFailed
 from boternity.executors import wasmcompile
+from boternity.parsing import json_or
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -119,14 +120,6 @@ _MAX_TABLES = 32
 _MAX_MEMORIES = 8
 _WASI_ENOTSUP = 58
 _MODULE_CACHE_SIZE = 32
-
-
-class LimitError(ValueError):
-    """A limit that is not a positive number, or is above :data:`LIMIT_CEILING`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -525,8 +518,6 @@ def parse_output(stdout: str) -> Any:
 
     Bounded (boternity.parsing): JSON nested too deep, numbers too long and NaN/Infinity stay text.
     """
-    from boternity.parsing import json_or
-
     return json_or(stdout, stdout.rstrip("\r\n"), what="the output")   # bounded: deep JSON stays text
 
 

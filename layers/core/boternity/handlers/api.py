@@ -37,7 +37,19 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import ValidationError
 
-from boternity.errors import BoternityError, NotFound
+from boternity import __version__
+from boternity.approvals import ApprovalStore, public
+from boternity.errors import BoternityError, Forbidden, NotFound
+from boternity.handlers.rest import (
+    FORM,
+    JSON,
+    Request,
+    error_body,
+    parse_body,
+    pydantic_details,
+    read_request,
+    to_http,
+)
 from boternity.parsing import loads_json
 from boternity.runtime.log import logger
 from boternity.service.api_models import (
@@ -53,6 +65,7 @@ from boternity.service.api_models import (
     WorkflowList,
     WorkflowPutResult,
     WorkflowView,
+    workflow_view,
 )
 from boternity.service.approval_page import (
     HTML_HEADERS,
@@ -64,26 +77,19 @@ from boternity.service.approval_page import (
     render_decided,
 )
 from boternity.service.config import Settings
-from boternity.service.errors import (
-    BadRequest,
-    Forbidden,
-    NotFoundError,
-    UnsupportedMediaType,
-    error_body,
-    pydantic_details,
-    to_http,
-)
-from boternity.service.http import caller, header, media_type, raw_body
-from boternity.service.http import headers as request_headers
 from boternity.service.links import api_base_url, run_links, webhook_base_url
+from boternity.service.registry import Registry, WorkflowService
+from boternity.service.runs import RUN_PAYLOAD_MAX, RunService
 
 # Powertools parses bodies itself for routes with a Body parameter (and app.current_event.json_body):
-# the same bounded parser as everywhere else, so no route can reach an unbounded json.loads.
+# the same bounded parser as everywhere else, so no route can reach an unbounded json.loads. The
+# routes below read their bodies through boternity.handlers.rest.parse_body.
 app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500,
                              json_body_deserializer=lambda text: loads_json(text, what="the body"))
 
-JSON = "application/json"
+HTML = "text/html; charset=utf-8"
 RUN_STATUS = r"^(?i:queued|running|succeeded|failed|timed_out|aborted)$"
+CSRF_FAILED = "the form's CSRF token is missing or wrong; reload the approval page"
 
 
 def _responses(ok: int, description: str, *errors: tuple[int, str]) -> dict[int, Any]:
@@ -94,8 +100,8 @@ def _responses(ok: int, description: str, *errors: tuple[int, str]) -> dict[int,
     return out
 
 
-def _event() -> dict[str, Any]:
-    return app.current_event.raw_event
+def _request() -> Request:
+    return read_request(app.current_event.raw_event)
 
 
 def _settings() -> Settings:
@@ -123,12 +129,10 @@ def _json_response(status: int, model: Any, headers: dict[str, str] | None = Non
         "application/yaml": {"schema": {"type": "string"}}}}},
 )
 def put_workflow(name: str) -> Response[WorkflowPutResult]:
-    from boternity.service.registry import WorkflowService
-
-    event = _event()
-    hdrs = request_headers(event)
-    item, created, warnings = WorkflowService(_settings()).deploy(name, raw_body(event), header(hdrs, "Content-Type"))
-    view = WorkflowPutResult(**_workflow_view(item), created=created, warnings=warnings)
+    req = _request()
+    # The registry reads the workflow itself (JSON or YAML, with line numbers for every error).
+    item, created, warnings = WorkflowService(_settings()).deploy(name, req.body, req.header("Content-Type"))
+    view = WorkflowPutResult(**_workflow_view(req, item), created=created, warnings=warnings)
     return _json_response(201 if created else 200, view)
 
 
@@ -136,8 +140,6 @@ def put_workflow(name: str) -> Response[WorkflowPutResult]:
          responses=_responses(200, "the workflows, by name", (400, "bad next_token")))
 def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
                    next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[WorkflowList]:
-    from boternity.service.registry import Registry
-
     items, token = Registry(_settings().table).list(limit=limit, next_token=next_token)
     return _json_response(200, WorkflowList(workflows=items, next_token=token))
 
@@ -145,46 +147,19 @@ def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
 @app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",
          responses=_responses(200, "the workflow", (404, "no such workflow")))
 def get_workflow(name: str) -> Response[WorkflowView]:
-    from boternity.service.registry import WorkflowService
-
     item = WorkflowService(_settings()).describe(name)
-    return _json_response(200, WorkflowView(**_workflow_view(item)))
+    return _json_response(200, WorkflowView(**_workflow_view(_request(), item)))
 
 
 @app.delete("/workflows/<name>", tags=["workflows"],
             summary="Delete a workflow: its state machine and trigger resources (run records stay)",
             responses=_responses(200, "deleted", (404, "no such workflow")))
 def delete_workflow(name: str) -> Response[WorkflowDeleted]:
-    from boternity.service.registry import WorkflowService
-
     return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
 
 
-def _workflow_view(item: dict[str, Any]) -> dict[str, Any]:
-    """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
-    from boternity.parsing import ParseError
-    from boternity.parsing.yaml_loader import load_yaml
-
-    # Stored after validation, but parsed within the limits anyway: they may have been lowered since.
-    try:
-        definition = load_yaml(item.get("source") or "") if item.get("source_format") == "yaml" \
-            else loads_json(item.get("source") or "null")
-    except ParseError:
-        definition = None
-    if isinstance(definition, dict) and "name" not in definition:
-        definition = {"name": item["name"], **definition}   # the path named it
-    hooks = webhook_base_url(_event())
-    triggers = []
-    for t in item.get("triggers") or []:
-        t = dict(t)
-        if t.get("type") == "webhook":
-            t["url"] = hooks + t["path"]
-        triggers.append(t)
-    base = api_base_url(_event())
-    out = {k: v for k, v in item.items() if k not in ("source", "triggers")}
-    out.update(definition=definition, triggers=triggers,
-               links={"self": f"{base}/workflows/{item['name']}", "runs": f"{base}/workflows/{item['name']}/runs"})
-    return out
+def _workflow_view(req: Request, item: dict[str, Any]) -> dict[str, Any]:
+    return workflow_view(item, api_base=api_base_url(req.event), hooks_base=webhook_base_url(req.event))
 
 
 # ---------------------------------------------------------------------- runs
@@ -206,25 +181,15 @@ def _workflow_view(item: dict[str, Any]) -> dict[str, Any]:
 def start_run(name: str,
               idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
               ) -> Response[RunAccepted]:
-    from boternity.service.runs import RUN_PAYLOAD_MAX, RunService
-
-    event = _event()
-    hdrs = request_headers(event)
-    body = raw_body(event)
-    if len(body) > RUN_PAYLOAD_MAX:   # before parsing anything that large
-        from boternity.service.errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"the payload is larger than {RUN_PAYLOAD_MAX // 1024} KiB",
-                              details={"limit_bytes": RUN_PAYLOAD_MAX})
-    mt = media_type(hdrs)
-    if body.strip() and mt and mt != JSON and not mt.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: the payload must be application/json")
+    req = _request()
     # Depth, long numbers, NaN, UTF-8: a ParseError is a 400 naming line and column, before any run.
-    payload: Any = loads_json(body, what="the payload") if body.strip() else {}
-    trigger = {"type": "http", "caller": caller(event)}
+    payload = parse_body(req, accept=(JSON,), what="the payload", max_bytes=RUN_PAYLOAD_MAX, empty={},
+                         unsupported=f"Content-Type '{req.media_type}' is not accepted: the payload must be "
+                                     "application/json")
+    trigger = {"type": "http", "caller": req.caller}
     started = RunService(_settings().table, context=app.lambda_context).start(
         name, payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
-    links = run_links(api_base_url(event), started.run_id, started.workflow, started.execution_arn)
+    links = run_links(api_base_url(req.event), started.run_id, started.workflow, started.execution_arn)
     accepted = RunAccepted(run_id=started.run_id, status=started.status, workflow=started.workflow, links=links,
                            replayed=started.replayed)
     return _json_response(202, accepted, {"Location": str(links["self"])})
@@ -236,24 +201,19 @@ def list_runs(name: str,
               status: Annotated[str | None, Query(pattern=RUN_STATUS)] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20,
               next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[RunList]:
-    from boternity.service.registry import Registry
-    from boternity.service.runs import RunService
-
     table = _settings().table
     runs, token = RunService(table).list(name, status=status, limit=limit, next_token=next_token)
     if not runs and next_token is None and Registry(table).get(name) is None:
-        raise NotFoundError(f"workflow '{name}' not found and has no runs")
+        raise NotFound(f"workflow '{name}' not found and has no runs")
     return _json_response(200, RunList(runs=runs, next_token=token))
 
 
 @app.get("/runs/<run_id>", tags=["runs"], summary="A run and each of its steps",
          responses=_responses(200, "the run and its steps", (404, "no such run")))
 def get_run(run_id: str) -> Response[RunDetail]:
-    from boternity.service.runs import RunService
-
     data = RunService(_settings().table).get(run_id)
     run = data["run"]
-    links = run_links(api_base_url(_event()), run_id, run.get("workflow"), run.get("execution_arn"))
+    links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(200, RunDetail(run=run, steps=data["steps"], links=links))
 
 
@@ -266,9 +226,7 @@ def get_run(run_id: str) -> Response[RunDetail]:
                                (409, "already_cancelled (another cancel won) or run_ended (details.status says "
                                      "how it ended)")))
 def cancel_run(run_id: str) -> Response[CancelResult]:
-    from boternity.service.runs import RunService
-
-    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(run_id, by=caller(_event()))))
+    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(run_id, by=_request().caller)))
 
 
 @app.post("/runs/<run_id>/redrive", status_code=202, tags=["runs"],
@@ -276,36 +234,45 @@ def cancel_run(run_id: str) -> Response[CancelResult]:
           responses=_responses(202, "resumed", (404, "no such run"), (409, "the run cannot be redriven"),
                                (429, "no free concurrency slot"), (501, "RedriveExecution unavailable here")))
 def redrive_run(run_id: str) -> Response[RedriveResult]:
-    from boternity.service.runs import RunService
-
     svc = RunService(_settings().table)
     result = svc.redrive(run_id)
     run = svc.get(run_id)["run"]
-    links = run_links(api_base_url(_event()), run_id, run.get("workflow"), run.get("execution_arn"))
+    links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(202, RedriveResult(**result, links=links))
 
 
 # ---------------------------------------------------------------------- approvals
 
 
+def _approvals() -> ApprovalStore:
+    return ApprovalStore(_settings().table)
+
+
 def _approval_item(approval_id: str) -> dict[str, Any]:
     """The stored approval, task token included (for the CSRF key only; never returned). One past
-    its deadline is closed as EXPIRED here, so no page or answer shows it as still decidable."""
-    from boternity.approvals import ApprovalStore
-    from boternity.service.store import dynamodb
-
-    try:
-        return ApprovalStore(_settings().table, resource=dynamodb()).item(approval_id)
-    except NotFound as exc:
-        raise NotFoundError(str(exc)) from None
+    its deadline is closed as EXPIRED by the store, so no page or answer shows it as still decidable.
+    Raises NotFound."""
+    return _approvals().item(approval_id)
 
 
-def _approval_view(public: dict[str, Any]) -> ApprovalView:
-    base = api_base_url(_event())
-    aid = public["approval_id"]
+def _approval_view(req: Request, public_item: dict[str, Any]) -> ApprovalView:
+    base = api_base_url(req.event)
+    aid = public_item["approval_id"]
     links = {"self": f"{base}/approvals/{aid}", "decision": f"{base}/approvals/{aid}/decision",
-             "run": f"{base}/runs/{public.get('run_id')}"}
-    return ApprovalView(**public, links=links)
+             "run": f"{base}/runs/{public_item.get('run_id')}"}
+    return ApprovalView(**public_item, links=links)
+
+
+def _html(page: str) -> Response[str]:
+    return Response(200, HTML, page, headers=dict(HTML_HEADERS))
+
+
+def _decided(approval_id: str, decision: DecisionRequest, *, approver: str, via: str) -> dict[str, Any]:
+    result = _approvals().decide(approval_id, approved=decision.approved, approver=approver,
+                                 comment=decision.comment)
+    logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
+                                           "run_id": result.get("run_id"), "via": via})
+    return result
 
 
 @app.get("/approvals/<approval_id>", tags=["approvals"],
@@ -315,14 +282,13 @@ def _approval_view(public: dict[str, Any]) -> ApprovalView:
                         "description": "the approval", "content": {JSON: {"model": ApprovalView},
                                                                    "text/html": {"schema": {"type": "string"}}}}})
 def get_approval(approval_id: str) -> Response[ApprovalView | str]:
-    from boternity.approvals import public
-
+    req = _request()
     item = _approval_item(approval_id)
     view = public(item)
-    if prefers_html(header(request_headers(_event()), "Accept")):
+    if prefers_html(req.header("Accept")):
         csrf = csrf_token(str(item["token"]), approval_id) if view.get("status") == "PENDING" else None
-        return Response(200, "text/html; charset=utf-8", render_approval(view, csrf=csrf), headers=dict(HTML_HEADERS))
-    return _json_response(200, _approval_view(view), {"Cache-Control": "no-store"})
+        return _html(render_approval(view, csrf=csrf))
+    return _json_response(200, _approval_view(req, view), {"Cache-Control": "no-store"})
 
 
 @app.post(
@@ -335,40 +301,23 @@ def get_approval(approval_id: str) -> Response[ApprovalView | str]:
                          (415, "neither JSON nor a form")),
     openapi_extensions={"requestBody": {"required": True, "content": {
         JSON: {"schema": DecisionRequest.model_json_schema()},
-        "application/x-www-form-urlencoded": {"schema": DecisionRequest.model_json_schema()}}}},
+        FORM: {"schema": DecisionRequest.model_json_schema()}}}},
 )
 def decide_approval(approval_id: str) -> Response[ApprovalView | str]:
-    from urllib.parse import parse_qsl
-
-    from boternity.approvals import ApprovalStore
-    from boternity.parsing import decode_utf8
-
-    event = _event()
-    hdrs = request_headers(event)
-    mt = media_type(hdrs)
-    body = raw_body(event)
-    is_form = mt == "application/x-www-form-urlencoded"
-    text = decode_utf8(body, what="the body")   # ParseError: 400 invalid_encoding (413 past the size limit)
-    if is_form:
-        data: Any = dict(parse_qsl(text, keep_blank_values=True))
-        if data.get("comment") == "":
-            data["comment"] = None
-    elif not mt or mt == JSON or mt.endswith("+json"):
-        data = loads_json(text, what="the body") if text.strip() else None
-    else:
-        raise UnsupportedMediaType(f"Content-Type '{mt}' is not accepted: send application/json")
-    decision = DecisionRequest.model_validate(data)   # ValidationError → 422
+    req = _request()
+    is_form = req.media_type == FORM
+    data = parse_body(req, accept=(JSON, FORM), what="the body",
+                      unsupported=f"Content-Type '{req.media_type}' is not accepted: send application/json")
+    # ValidationError → 422
+    decision = DecisionRequest.from_form(data) if is_form and data is not None else DecisionRequest.model_validate(data)
     item = _approval_item(approval_id)                 # 404 before any other check
     if is_form and not check_csrf(str(item["token"]), approval_id, decision.csrf):
         # A form can be posted cross-site by any page; only the approval page knows the token.
-        raise Forbidden("the form's CSRF token is missing or wrong; reload the approval page", code="csrf_failed")
-    result = ApprovalStore(_settings().table).decide(approval_id, approved=decision.approved, approver=caller(event),
-                                                     comment=decision.comment)
-    logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
-                                           "run_id": result.get("run_id")})
-    if is_form and prefers_html(header(hdrs, "Accept")):
-        return Response(200, "text/html; charset=utf-8", render_decided(result), headers=dict(HTML_HEADERS))
-    return _json_response(200, _approval_view(result))
+        raise Forbidden(CSRF_FAILED, code="csrf_failed")
+    result = _decided(approval_id, decision, approver=req.caller, via="api")
+    if is_form and prefers_html(req.header("Accept")):
+        return _html(render_decided(result))
+    return _json_response(200, _approval_view(req, result))
 
 
 # ---------------------------------------------------------------------- approval links (no IAM)
@@ -380,7 +329,7 @@ def decide_approval(approval_id: str) -> Response[ApprovalView | str]:
 def _linked_approval(approval_id: str, key: str | None) -> dict[str, Any]:
     item = _approval_item(approval_id)
     if not check_link_key(str(item["token"]), approval_id, key):
-        raise NotFoundError(f"approval '{approval_id}' not found")
+        raise NotFound(f"approval '{approval_id}' not found")
     return item
 
 
@@ -390,13 +339,10 @@ def _linked_approval(approval_id: str, key: str | None) -> dict[str, Any]:
          responses={**_responses(200, "", (404, "no such approval, or a wrong key")),
                     200: {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}})
 def approval_link_page(approval_id: str, k: Annotated[str, Query(max_length=64)] = "") -> Response[str]:
-    from boternity.approvals import public
-
     item = _linked_approval(approval_id, k)
     view = public(item)
     csrf = csrf_token(str(item["token"]), approval_id) if view.get("status") == "PENDING" else None
-    return Response(200, "text/html; charset=utf-8", render_approval(view, csrf=csrf, link=k),
-                    headers=dict(HTML_HEADERS))
+    return _html(render_approval(view, csrf=csrf, link=k))
 
 
 @app.post("/approve/<approval_id>", tags=["approvals"],
@@ -405,29 +351,15 @@ def approval_link_page(approval_id: str, k: Annotated[str, Query(max_length=64)]
                                (404, "no such approval, or a wrong key"), (409, "too late: already_decided, approval_expired or approval_cancelled"),
                                (415, "not a form")))
 def approval_link_decision(approval_id: str) -> Response[str]:
-    from urllib.parse import parse_qsl
-
-    from boternity.approvals import ApprovalStore
-
-    event = _event()
-    if media_type(request_headers(event)) != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("post the approval page's form (application/x-www-form-urlencoded)")
-    try:
-        data: dict[str, Any] = dict(parse_qsl(raw_body(event).decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not UTF-8 text", code="invalid_encoding") from None
+    req = _request()
+    data: dict[str, str] = parse_body(req, accept=(FORM,), what="the body", empty={},
+                                      unsupported=f"post the approval page's form ({FORM})")
     key = data.pop("k", None)
-    if data.get("comment") == "":
-        data["comment"] = None
-    decision = DecisionRequest.model_validate(data)   # ValidationError → 422
+    decision = DecisionRequest.from_form(data)       # ValidationError → 422
     item = _linked_approval(approval_id, key)
     if not check_csrf(str(item["token"]), approval_id, decision.csrf):
-        raise Forbidden("the form's CSRF token is missing or wrong; reload the approval page", code="csrf_failed")
-    result = ApprovalStore(_settings().table).decide(approval_id, approved=decision.approved,
-                                                     approver="approval link", comment=decision.comment)
-    logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
-                                           "run_id": result.get("run_id"), "via": "link"})
-    return Response(200, "text/html; charset=utf-8", render_decided(result), headers=dict(HTML_HEADERS))
+        raise Forbidden(CSRF_FAILED, code="csrf_failed")
+    return _html(render_decided(_decided(approval_id, decision, approver="approval link", via="link")))
 
 
 # ---------------------------------------------------------------------- OpenAPI
@@ -467,8 +399,6 @@ _document_every_operation()
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
-    from boternity import __version__
-
     doc = app.get_openapi_json_schema(
         title="Boternity Workflows API", version=__version__,
         description="Workflows (YAML DAGs compiled to AWS Step Functions), their runs and approvals. Requests are "
@@ -518,7 +448,7 @@ def _response_invalid(exc: ResponseValidationError) -> Response[Any]:
 
 @app.not_found
 def _no_route(exc: RouteNotFound) -> Response[Any]:
-    event = _event()
+    event = app.current_event.raw_event
     return _error(404, error_body("not_found", f"no route {event.get('httpMethod')} {event.get('path')}"))
 
 

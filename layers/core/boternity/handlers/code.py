@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boternity.executors.code import run_code
 from boternity.runtime.step import Services, run_step
 
 if TYPE_CHECKING:
@@ -15,8 +16,6 @@ services = Services()
 
 
 def execute(sc: StepContext) -> Any:
-    from boternity.executors.code import run_code
-
     cfg = dict(sc.spec["config"])
     cfg["input"] = sc.render(cfg.get("input"), field_name="config.input")
     base = os.environ.get("BOTERNITY_BASE_DIR")

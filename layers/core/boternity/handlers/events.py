@@ -6,6 +6,7 @@ from typing import Any
 
 from boternity.approvals import ApprovalStore
 from boternity.runtime.finish import finish_run
+from boternity.service.runs import on_status_change
 from boternity.store.runs import RunStore
 
 _stores: tuple[RunStore, ApprovalStore] | None = None
@@ -18,7 +19,6 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
         _stores = (runs, ApprovalStore(runs.table_name))
     result = finish_run(event, *_stores)
     # Concurrency slots, queued runs, and records of runs started by schedules and event rules.
-    from boternity.service.runs import on_status_change
 
     result["service"] = on_status_change(event, _stores[0].table_name)
     detail = event.get("detail") or {}

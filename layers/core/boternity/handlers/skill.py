@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import StepFailed
+from boternity.executors.skill import load_skill, run_skill
 from boternity.runtime.assets import asset_dir
 from boternity.runtime.step import Services, run_step
 
@@ -15,8 +16,6 @@ services = Services()
 
 
 def execute(sc: StepContext) -> Any:
-    from boternity.executors.skill import load_skill, run_skill
-
     cfg = sc.spec["config"]
     folder = asset_dir("skills", cfg["skill"])
     if folder is None:

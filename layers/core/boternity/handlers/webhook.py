@@ -6,7 +6,7 @@ Order of the checks on a webhook request, cheapest and least revealing first: me
 path lookup, signature over the raw bytes (before any parsing), ``when``, then the start: the
 delivery id names the run and is claimed once (``RunService.start``, boternity.store.idempotency),
 so a replay is a duplicate and a replay racing the first start a 409. A 401 says only "webhook authentication failed"; why goes to
-the log. Light imports only (boto3, stdlib): no pydantic, no compiler.
+the log. Light imports only (boto3, stdlib): no pydantic, no compiler, no PyYAML.
 """
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ import os
 from typing import Any
 from urllib.parse import parse_qsl
 
-from boternity.errors import SignatureError, WorkflowError
+from boternity.errors import MethodNotAllowed, NotFound, PayloadTooLarge, SignatureError, WorkflowError
+from boternity.handlers.rest import FORM, Request, is_json, proxy_response, read_request, to_http
+from boternity.parsing import ParseError, decode_utf8, loads_json
 from boternity.runtime.log import logger
-from boternity.service.errors import (
-    WEBHOOK_UNAUTHORIZED,
-    MethodNotAllowed,
-    NotFoundError,
-    PayloadTooLarge,
-    Unauthorized,
-    proxy_response,
-    to_http,
-)
-from boternity.service.http import header, raw_body
-from boternity.service.http import headers as request_headers
+from boternity.runtime.secrets import lookup_secret
 from boternity.service.links import api_base_url, run_links
+from boternity.service.registry import Registry
+from boternity.service.runs import RunService
 from boternity.service.triggers import (
     EVENT_TRIGGER_KEY,
     SCHEDULE_TRIGGER_KEY,
@@ -39,6 +33,8 @@ from boternity.service.triggers import (
     handle_schedule_trigger,
     when_matches,
 )
+from boternity.triggers.matching import webhook_path_key
+from boternity.webhooks import execution_name_for_delivery, verify
 
 WEBHOOK_BODY_MAX = 256 * 1024
 NOT_FOUND_MESSAGE = "no webhook at this path"
@@ -66,47 +62,37 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
 
 def _hook(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if str(event.get("httpMethod") or "").upper() != "POST":
-        raise MethodNotAllowed("webhooks take POST", headers={"Allow": "POST"})
-    raw = raw_body(event)
-    if len(raw) > WEBHOOK_BODY_MAX:
+        raise MethodNotAllowed("webhooks take POST", allowed=("POST",))
+    req = read_request(event)
+    if len(req.body) > WEBHOOK_BODY_MAX:
         raise PayloadTooLarge(f"the webhook body is larger than {WEBHOOK_BODY_MAX // 1024} KiB",
                               details={"limit_bytes": WEBHOOK_BODY_MAX})
     try:
-        from boternity.triggers.matching import webhook_path_key
-
         path = webhook_path_key(_hook_path(event))
     except WorkflowError:
-        raise NotFoundError(NOT_FOUND_MESSAGE) from None
+        raise NotFound(NOT_FOUND_MESSAGE) from None
     table = os.environ.get("BOTERNITY_TABLE") or ""
-    from boternity.service.registry import Registry
-
     hook = Registry(table).hook(path)
     if hook is None:
-        raise NotFoundError(NOT_FOUND_MESSAGE)
-    headers = request_headers(event)
+        raise NotFound(NOT_FOUND_MESSAGE)
     auth_type = str(hook.get("auth_type") or "none")
     secret = _secret(str(hook["secret_name"]), auth_type) if hook.get("secret_name") else None
     try:
-        from boternity.webhooks import verify
-
-        verified = verify(auth_type, secret, raw, headers)
+        verified = verify(auth_type, secret, req.body, req.headers)
     except SignatureError as exc:
-        # The reason is safe to log (it never describes the secret) and useless to a prober.
+        # The reason is safe to log (it never describes the secret) and useless to a prober:
+        # the answer is the same 401 for every failed check (boternity.handlers.rest).
         logger.info("webhook rejected", extra={"path": path, "reason": str(exc)})
-        raise Unauthorized(WEBHOOK_UNAUTHORIZED) from None
+        raise SignatureError("webhook rejected") from None
     workflow = str(hook["workflow"])
-    payload = _payload(raw, headers)
+    payload = _payload(req)
     if hook.get("when") and not when_matches(str(hook["when"]), {
             "event": payload, "trigger": {"type": "webhook", "path": path}}):
         return proxy_response(202, {"status": "filtered", "workflow": workflow})
-    delivery_id = verified.delivery_id or header(headers, "Idempotency-Key")
-    from boternity.webhooks import execution_name_for_delivery
-
+    delivery_id = verified.delivery_id or req.header("Idempotency-Key")
     # The delivery id names the run, and RunService claims it (boternity.store.idempotency):
     # a redelivery is a duplicate, one racing a start still in progress is a 409 to retry.
     run_id = execution_name_for_delivery(workflow, delivery_id) if delivery_id else None
-    from boternity.service.runs import RunService
-
     started = RunService(table, context=context).start(
         workflow, payload, trigger_type="webhook", run_id=run_id,
         trigger={"type": "webhook", "path": path, "delivery_id": delivery_id})
@@ -128,29 +114,29 @@ def _hook_path(event: dict[str, Any]) -> str:
     return path[len("/hooks"):] if path.startswith("/hooks/") else ""
 
 
-def _payload(raw: bytes, headers: dict[str, str]) -> Any:
-    """The run's payload: JSON as sent; a form as an object; other text as ``{"body": text}``."""
+def _payload(req: Request) -> Any:
+    """The run's payload: JSON as sent; a form as an object; other text as ``{"body": text}``;
+    bytes that are not text as ``{"body_base64": ...}``. Unlike the API's bodies (rest.parse_body),
+    a webhook takes whatever its sender posts, so no media type is refused."""
+    raw = req.body
     if not raw.strip():
         return {}
-    from boternity.parsing import ParseError, decode_utf8, loads_json
-
-    ctype = (header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
-    declared_json = ctype == "application/json" or ctype.endswith("+json")
+    declared_json = is_json(req.media_type)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         if declared_json:   # JSON is UTF-8 (RFC 8259): say so, with the offending byte
             decode_utf8(raw, what="the webhook body")
         return {"body_base64": base64.b64encode(raw).decode("ascii")}
-    if ctype == "application/x-www-form-urlencoded":
+    if req.media_type == FORM:
         return dict(parse_qsl(text, keep_blank_values=True))
-    if not ctype or declared_json:
+    if not req.media_type or declared_json:
         try:
             return loads_json(text, what="the webhook body")
         except ParseError as exc:
             # Declared JSON must be JSON (depth, numbers and NaN included); undeclared text that
             # is not JSON is kept as text, but JSON that breaks a limit is refused either way.
-            if ctype or exc.code not in ("invalid_json", "invalid_number"):
+            if req.media_type or exc.code not in ("invalid_json", "invalid_number"):
                 raise
     return {"body": text}
 
@@ -162,8 +148,6 @@ def _secret(name: str, auth_type: str) -> str | list[str] | None:
     For ``standard_webhooks`` the value may hold several secrets (a JSON list, or separated by
     spaces) so a key can be rotated without dropping deliveries.
     """
-    from boternity.runtime.secrets import lookup_secret
-
     value = lookup_secret(name)
     if value is None:
         logger.warning("webhook secret not found", extra={"secret_name": name})

@@ -1,8 +1,11 @@
-"""The workflow format: pydantic models (the single source of truth) and the YAML loader."""
+"""The workflow format: pydantic models (the single source of truth) and the YAML reader.
+
+Checking a workflow's graph and references, and loading with those checks, is
+``boternity.validate`` (above this package: the model imports no validator)."""
 
 from __future__ import annotations
 
-from boternity.model.loader import load_workflow, load_workflow_text, parse_workflow
+from boternity.model.loader import parse_workflow, read_workflow, read_workflow_text
 from boternity.model.workflow import (
     STEP_TYPES,
     AgentConfig,
@@ -37,7 +40,7 @@ __all__ = [
     "WaitConfig",
     "Workflow",
     "json_schema",
-    "load_workflow",
-    "load_workflow_text",
     "parse_workflow",
+    "read_workflow",
+    "read_workflow_text",
 ]

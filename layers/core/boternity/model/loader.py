@@ -1,7 +1,8 @@
 """Load workflow files, keeping YAML line numbers so every error can point at a line.
 
 The loader only turns text into a :class:`Workflow` (syntax, types, unknown fields); graph and
-reference checks live in :mod:`boternity.validate`. ``load_workflow`` runs both.
+reference checks live in :mod:`boternity.validate`, whose ``load_workflow`` runs both (the model
+layer never imports the validator).
 """
 
 from __future__ import annotations
@@ -162,20 +163,17 @@ def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
         raise ValidationFailed(pydantic_errors(exc, data, source)) from exc
 
 
-def load_workflow_text(text: str, *, file: str | None = None, validate: bool = True) -> LoadedWorkflow:
-    """Parse and validate a workflow from YAML (or JSON) text."""
+def read_workflow_text(text: str, *, file: str | None = None) -> LoadedWorkflow:
+    """Parse a workflow from YAML (or JSON) text into the model, without the graph and reference
+    checks (``boternity.validate.load_workflow_text`` adds them)."""
     data, source = parse_yaml(text, file=file)
     wf = parse_workflow(data, source=source)
-    loaded = LoadedWorkflow(workflow=wf, source=source, raw=data)
-    if validate:
-        from boternity.validate import check_workflow
-
-        check_workflow(loaded)
-    return loaded
+    return LoadedWorkflow(workflow=wf, source=source, raw=data)
 
 
-def load_workflow(path: str | Path, *, validate: bool = True) -> LoadedWorkflow:
-    """Load a workflow file; raises ValidationFailed listing every problem found."""
+def read_workflow(path: str | Path) -> LoadedWorkflow:
+    """Read a workflow file into the model (``boternity.validate.load_workflow`` also checks it);
+    raises ValidationFailed listing every problem found."""
     p = Path(path)
     limits = Limits.from_env()
     try:
@@ -190,4 +188,4 @@ def load_workflow(path: str | Path, *, validate: bool = True) -> LoadedWorkflow:
         text = decode_utf8(raw, limits=limits, what="the file")
     except ParseError as exc:
         raise _workflow_error(exc, str(p)) from exc
-    return load_workflow_text(text, file=str(p), validate=validate)
+    return read_workflow_text(text, file=str(p))

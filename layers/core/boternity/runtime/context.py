@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from boternity.errors import ExpressionError, StepFailed
-from boternity.expressions.jexl import evaluate_condition
+from boternity.expressions.jexl import condition_references, evaluate_condition
 from boternity.expressions.templates import render_value
 from boternity.runtime.secrets import lookup_secret
 from boternity.store.blobs import BlobStore, blob_store_from_env, make_resolver
@@ -164,6 +164,5 @@ class StepContext:
 
 
 def _reads_item(expr: str) -> bool:
-    from boternity.expressions.jexl import condition_references
 
     return any(r.root in ("item", "index") for r in condition_references(expr))

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boternity.parsing import ParseError, loads_json
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -56,6 +58,30 @@ class WorkflowView(WorkflowSummary):
 class WorkflowPutResult(WorkflowView):
     created: bool
     warnings: list[str] = Field(default_factory=list)
+
+
+def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str) -> dict[str, Any]:
+    """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
+    source = item.get("source")
+    # Stored after validation, but parsed within the limits anyway: they may have been lowered since.
+    try:
+        if item.get("source_format") == "yaml":
+            # PyYAML only for workflows sent as YAML: most requests to the api function never load it.
+            from boternity.parsing.yaml_loader import load_yaml
+
+            definition = load_yaml(source or "")
+        else:
+            definition = loads_json(source or "null")
+    except ParseError:
+        definition = None
+    if isinstance(definition, dict) and "name" not in definition:
+        definition = {"name": item["name"], **definition}   # the path named it
+    triggers = [{**t, "url": hooks_base + t["path"]} if t.get("type") == "webhook" else dict(t)
+                for t in item.get("triggers") or []]
+    out = {k: v for k, v in item.items() if k not in ("source", "triggers")}
+    out.update(definition=definition, triggers=triggers,
+               links={"self": f"{api_base}/workflows/{item['name']}", "runs": f"{api_base}/workflows/{item['name']}/runs"})
+    return out
 
 
 class WorkflowList(BaseModel):
@@ -165,3 +191,11 @@ class DecisionRequest(BaseModel):
     approved: bool
     comment: str | None = Field(default=None, max_length=2000)
     csrf: str | None = Field(default=None, max_length=128)
+
+    @classmethod
+    def from_form(cls, fields: dict[str, str]) -> DecisionRequest:
+        """The approval page's form: its empty comment box means no comment.
+
+        Raises pydantic's ``ValidationError`` (422) like ``model_validate``."""
+        return cls.model_validate({**fields, "comment": fields.get("comment") or None} if "comment" in fields
+                                  else fields)

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from boternity.service.errors import ServiceMisconfigured
+from boternity.errors import ServiceMisconfigured
 
 DEFAULT_PREFIX = "boternity-"
 

@@ -25,17 +25,20 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from boternity.runtime.log import logger
-from boternity.service.errors import (
+from boternity.errors import (
     BadRequest,
-    ConflictError,
-    NotFoundError,
+    Conflict,
+    NotFound,
     PayloadTooLarge,
     ServiceMisconfigured,
     UnsupportedMediaType,
+    ValidationFailed,
+    WorkflowError,
 )
+from boternity.parsing import decode_utf8, loads_json
+from boternity.runtime.log import logger
 from boternity.service.store import decode_token, dynamodb, encode_token, is_conditional_failure, plain
-from boternity.store.runs import now_iso
+from boternity.store.runs import RunStore, now_iso
 
 if TYPE_CHECKING:
     from boternity.model.loader import LoadedWorkflow
@@ -87,7 +90,7 @@ class Registry:
                                     ExpressionAttributeValues={":v": expected_version})
         except ClientError as exc:
             if is_conditional_failure(exc):
-                raise ConflictError(f"workflow '{item['name']}' was changed by another request; try again",
+                raise Conflict(f"workflow '{item['name']}' was changed by another request; try again",
                                     code="concurrent_update") from None
             raise
 
@@ -117,7 +120,7 @@ class Registry:
                     raise
                 self.release_hooks(workflow, claimed)
                 owner = (self.hook(h["path"]) or {}).get("workflow")
-                raise ConflictError(f"webhook path '{h['path']}' belongs to workflow '{owner}'",
+                raise Conflict(f"webhook path '{h['path']}' belongs to workflow '{owner}'",
                                     code="webhook_path_taken", details={"path": h["path"], "workflow": owner}) from None
             claimed.append(h["path"])
         return claimed
@@ -182,9 +185,8 @@ def parse_body(name: str, body: bytes | None, content_type: str | None) -> Parse
     Raises 413/415/400 for the body itself and ``ValidationFailed`` (400, every problem at once)
     for the workflow.
     """
-    from boternity.errors import ValidationFailed, WorkflowError
+    # The model and validator load pydantic: only for a deploy, never in the webhook function.
     from boternity.model.loader import LoadedWorkflow, SourceMap, parse_workflow, parse_yaml
-    from boternity.parsing import decode_utf8, loads_json
     from boternity.validate import check_workflow
 
     if body is not None and len(body) > WORKFLOW_BODY_MAX:
@@ -242,6 +244,8 @@ class WorkflowService:
         Returns (the stored item, created?, warnings). Nothing in AWS changes unless the workflow
         is valid and compiles.
         """
+        # The compiler only for a deploy (never loaded in the webhook function); triggers.py imports this
+        # module, so it comes in here too (issue #11: WorkflowService leaves registry.py).
         from boternity.compiler import TaskTargets, compile_workflow
         from boternity.service.triggers import TriggerResources, plan_triggers
 
@@ -280,7 +284,7 @@ class WorkflowService:
         self.registry.release_hooks(name, [p for p in old_paths if p not in {h["path"] for h in hooks}])
         if old is not None:
             # A raised (or removed) concurrency limit frees slots now, not at the next run end.
-            from boternity.service.runs import start_queued
+            from boternity.service.runs import start_queued  # runs.py imports this module (issue #11)
 
             start_queued(s.table, name, sfn=self._sfn)
         logger.info("workflow deployed", extra={"workflow": name, "new_workflow": old is None})
@@ -324,17 +328,17 @@ class WorkflowService:
     def describe(self, name: str) -> dict[str, Any]:
         item = self.registry.get(name)
         if item is None:
-            raise NotFoundError(f"workflow '{name}' not found")
+            raise NotFound(f"workflow '{name}' not found")
         return item
 
     def undeploy(self, name: str) -> dict[str, Any]:
         """Remove the state machine and every trigger resource. Run records stay; queued runs are
         aborted (nothing will ever start them)."""
-        from boternity.service.triggers import TriggerResources
+        from boternity.service.triggers import TriggerResources  # triggers.py imports this module
 
         item = self.registry.get(name)
         if item is None:
-            raise NotFoundError(f"workflow '{name}' not found")
+            raise NotFound(f"workflow '{name}' not found")
         triggers = list(item.get("triggers") or [])
         TriggerResources(self.settings, registry=self.registry).remove(name, triggers)
         self.registry.release_hooks(name, [t["path"] for t in triggers if t.get("type") == "webhook"])
@@ -350,7 +354,6 @@ class WorkflowService:
         return {"name": name, "deleted": True, "aborted_queued_runs": aborted}
 
     def _abort_queue(self, name: str) -> int:
-        from boternity.store.runs import RunStore
 
         runs = RunStore(self.settings.table, client=None)
         n = 0

@@ -20,6 +20,7 @@ run's end it releases the slot and starts queued runs (:func:`release_slot`, :fu
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -30,16 +31,17 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from boternity.runtime.log import logger
-from boternity.service.errors import (
-    ConflictError,
+from boternity.approvals import ApprovalStore
+from boternity.errors import (
+    Conflict,
     NotAvailable,
-    NotFoundError,
+    NotFound,
     PayloadTooLarge,
     StartInProgress,
     TooManyRequests,
     Unprocessable,
 )
+from boternity.runtime.log import logger
 from boternity.service.store import (
     cancellation_codes,
     decode_token,
@@ -49,6 +51,7 @@ from boternity.service.store import (
     plain,
     short_hash,
 )
+from boternity.store.blobs import execution_input
 from boternity.store.idempotency import (
     DELIVERY,
     IDEMPOTENCY_KEY,
@@ -151,6 +154,7 @@ class RunService:
 
     @property
     def registry(self) -> Registry:
+        # Imported here: registry.py also holds WorkflowService, which imports this module (issue #11).
         from boternity.service.registry import Registry
 
         return Registry(self.table_name, resource=self._resource)
@@ -204,7 +208,7 @@ class RunService:
         text = payload_text(payload)
         record = record or self.registry.get(workflow)
         if record is None:
-            raise NotFoundError(f"workflow '{workflow}' is not registered")
+            raise NotFound(f"workflow '{workflow}' is not registered")
         if idempotency_key is None and run_id is None:
             return self._start(workflow, record, text, run_id=uuid.uuid4().hex, trigger_type=trigger_type,
                                trigger=trigger)
@@ -233,7 +237,7 @@ class RunService:
             raise StartInProgress(
                 f"a run for this {scope.noun} is being started; retry after {exc.retry_after_secs} s",
                 code=f"{_code(scope)}_in_progress", details={"retry_after_secs": exc.retry_after_secs},
-                headers={"Retry-After": str(exc.retry_after_secs)}) from None
+                retry_after=exc.retry_after_secs) from None
         except ClaimReused:
             raise Unprocessable(f"this {scope.noun} was used with a different payload",
                                 code=f"{_code(scope)}_reused") from None
@@ -301,8 +305,6 @@ class RunService:
 
     def _start_execution(self, workflow: str, sm_arn: str, run_id: str, text: str, *, slot: bool) -> None:
         try:
-            from boternity.store.blobs import execution_input
-
             self.sfn.start_execution(stateMachineArn=sm_arn, name=run_id, input=execution_input(text))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -313,7 +315,7 @@ class RunService:
             if slot:
                 release_slot(self.table_name, workflow, run_id, resource=self._resource)
             if code in ("StateMachineDoesNotExist", "StateMachineDeleting"):
-                raise ConflictError(f"the state machine of workflow '{workflow}' is gone; PUT the workflow again",
+                raise Conflict(f"the state machine of workflow '{workflow}' is gone; PUT the workflow again",
                                     code="state_machine_missing") from None
             if code in ("ExecutionLimitExceeded", "ThrottlingException"):
                 raise TooManyRequests("Step Functions refused a new execution (limit); retry later",
@@ -352,7 +354,7 @@ class RunService:
     def get(self, run_id: str) -> dict[str, Any]:
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
         if not item:
-            raise NotFoundError(f"run '{run_id}' not found")
+            raise NotFound(f"run '{run_id}' not found")
         steps = [s for s in self.runs.steps(run_id) if "step_id" in s]
         errors: dict[str, list[dict[str, Any]]] = {}
         kwargs: dict[str, Any] = {
@@ -426,7 +428,6 @@ class RunService:
             if item.get("status") == "QUEUED":
                 self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
                 return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
-        from boternity.approvals import ApprovalStore
 
         # Approvals first: a decision landing while the run is being stopped then gets 409 instead
         # of resuming a run on its way out (and the count is ours, not the end event's).
@@ -467,7 +468,7 @@ class RunService:
             release_slot(self.table_name, workflow, run_id, resource=self._resource)
             start_queued(self.table_name, workflow, resource=self._resource, sfn=self._sfn)
         if final != "ABORTED":
-            raise ConflictError(f"run '{run_id}' ended ({final}) before it could be stopped; nothing was cancelled",
+            raise Conflict(f"run '{run_id}' ended ({final}) before it could be stopped; nothing was cancelled",
                                 code="run_ended", details={"status": final})
         rec = self.runs.get_run(run_id) or {}
         return {"run_id": run_id, "status": rec.get("status", final), "cancelled_approvals": cancelled}
@@ -478,7 +479,7 @@ class RunService:
         The claim lapses after ``CANCEL_CLAIM_SECS``, so a canceller that died before
         StopExecution does not leave a run nobody can cancel."""
         if not RUN_ID.fullmatch(run_id):
-            raise NotFoundError("run not found")
+            raise NotFound("run not found")
         now = int(time.time())
         finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
         try:
@@ -496,15 +497,15 @@ class RunService:
                 raise
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
         if not item:
-            raise NotFoundError(f"run '{run_id}' not found")
+            raise NotFound(f"run '{run_id}' not found")
         status = str(item.get("status"))
         if "cancel_requested_at" in item and status in ("ABORTED", "QUEUED", "RUNNING"):
             when = "was already cancelled" if status == "ABORTED" else "is already being cancelled"
-            raise ConflictError(f"run '{run_id}' {when} (by {item.get('cancelled_by')} at "
+            raise Conflict(f"run '{run_id}' {when} (by {item.get('cancelled_by')} at "
                                 f"{item.get('cancel_requested_at')})", code="already_cancelled",
                                 details={"status": status, "cancelled_by": item.get("cancelled_by"),
                                          "cancel_requested_at": item.get("cancel_requested_at")})
-        raise ConflictError(f"run '{run_id}' already ended ({status}); there is nothing to cancel",
+        raise Conflict(f"run '{run_id}' already ended ({status}); there is nothing to cancel",
                             code="run_ended", details={"status": status})
 
     # ------------------------------------------------------------------ redrive
@@ -516,10 +517,10 @@ class RunService:
         """
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
         if not item:
-            raise NotFoundError(f"run '{run_id}' not found")
+            raise NotFound(f"run '{run_id}' not found")
         status = str(item.get("status"))
         if status not in REDRIVABLE or not item.get("execution_arn"):
-            raise ConflictError(f"run '{run_id}' is {status}: only failed, timed-out or aborted runs can be redriven",
+            raise Conflict(f"run '{run_id}' is {status}: only failed, timed-out or aborted runs can be redriven",
                                 code="not_redrivable")
         workflow = str(item.get("workflow") or "")
         wf = self.registry.get(workflow) if workflow else None
@@ -540,7 +541,7 @@ class RunService:
         except ClientError as exc:
             codes = cancellation_codes(exc)
             if codes[:1] == ["ConditionalCheckFailed"]:
-                raise ConflictError(f"run '{run_id}' changed while being redriven; try again") from None
+                raise Conflict(f"run '{run_id}' changed while being redriven; try again") from None
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise TooManyRequests(f"workflow '{workflow}' has no free concurrency slot to redrive into",
                                       code="concurrency_limit", details={"limit": limit}) from None
@@ -556,7 +557,7 @@ class RunService:
             self._restore(item, limit)
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ExecutionNotRedrivable", "ExecutionDoesNotExist", "StateMachineDoesNotExist"):
-                raise ConflictError(f"run '{run_id}' cannot be redriven: {code}", code="not_redrivable") from None
+                raise Conflict(f"run '{run_id}' cannot be redriven: {code}", code="not_redrivable") from None
             if code == "ExecutionLimitExceeded":
                 raise TooManyRequests("Step Functions refused the redrive (limit); retry later",
                                       code="execution_limit") from None
@@ -692,7 +693,6 @@ def on_status_change(event: dict[str, Any], table: str | None = None, *, prefix:
     besides ``finish_run``: record runs that started without the API (cron schedules and event
     rules start executions directly), and at a run's end give back its slot and start queued runs.
     Idempotent: EventBridge may deliver an event twice, or out of order."""
-    import os
 
     detail = event.get("detail") or {}
     run_id = detail.get("name")

@@ -20,19 +20,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import boto3
 from botocore.exceptions import ClientError
 
+from boternity.errors import (
+    ExpressionError,
+    Refused,
+    ServiceMisconfigured,
+    StartInProgress,
+    ValidationFailed,
+    WorkflowError,
+)
+from boternity.expressions.jexl import evaluate_condition
 from boternity.runtime.log import logger
-from boternity.service.errors import ApiError, ServiceMisconfigured, StartInProgress
+from boternity.service.registry import Registry
+from boternity.service.runs import RunService
+from boternity.triggers.matching import event_pattern, match_file, normalize_prefix, webhook_path_key
+from boternity.triggers.schedule import to_scheduler_expression, validate_timezone
+from boternity.webhooks import execution_name_for_delivery
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Workflow
     from boternity.service.config import Settings
-    from boternity.service.registry import Registry
 
 NAME_MAX = 64                       # Scheduler schedule and EventBridge rule names
 NOTIFICATION_PREFIX = "boternity-watch-"
@@ -58,10 +71,6 @@ def plan_triggers(wf: Workflow, settings: Settings) -> list[dict[str, Any]]:
     """One descriptor per trigger, with the names of its AWS resources. Pure, apart from reading
     the settings: raises ``ValidationFailed`` for bad triggers and 500 for missing settings,
     before anything is created."""
-    from boternity.errors import ValidationFailed, WorkflowError
-    from boternity.triggers.matching import event_pattern, normalize_prefix, webhook_path_key
-    from boternity.triggers.schedule import to_scheduler_expression, validate_timezone
-
     plan: list[dict[str, Any]] = []
     errors: list[WorkflowError] = []
     paths: dict[str, int] = {}
@@ -252,9 +261,6 @@ def when_matches(expr: str, context: dict[str, Any]) -> bool:
     """A trigger's ``when`` on an incoming payload. A condition that cannot be evaluated on this
     payload (a type error, a missing list) filters the event out rather than failing the
     delivery: the sender cannot fix the workflow's condition by retrying."""
-    from boternity.errors import ExpressionError
-    from boternity.expressions.jexl import evaluate_condition
-
     try:
         return evaluate_condition(expr, context)
     except ExpressionError as exc:
@@ -268,13 +274,6 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
     S3 delivers at least once: the run id derives from the object and the event's sequencer, so
     a redelivered notification is a duplicate, while a new upload of the same key is a new run.
     """
-    import os
-
-    from boternity.service.registry import Registry
-    from boternity.service.runs import RunService
-    from boternity.triggers.matching import match_file
-    from boternity.webhooks import execution_name_for_delivery
-
     table = table or os.environ.get("BOTERNITY_TABLE") or ""
     registry = Registry(table)
     runs = RunService(table)
@@ -305,7 +304,7 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
                                      trigger={"type": "file_watch", "bucket": bucket, "key": key})
             except StartInProgress:
                 raise   # fail the invocation: S3 retries it, and a retry takes a dead holder's claim over
-            except ApiError as exc:   # a refused run (concurrency reject, workflow gone) is not retried
+            except Refused as exc:   # a refused run (concurrency reject, workflow gone) is not retried
                 logger.warning("file trigger refused", extra={"workflow": w["workflow"], "code": exc.code})
                 results.append({"workflow": w["workflow"], "key": key, "status": "refused", "code": exc.code})
                 continue
@@ -317,8 +316,6 @@ def handle_s3_event(event: dict[str, Any], *, table: str | None = None) -> dict[
 def _registered_trigger(table: str, marker: Any, kind: str) -> tuple[str, dict[str, Any] | None]:
     """The workflow a schedule's or rule's marker names, and that trigger's stored descriptor
     (None when the workflow or the trigger is gone: a schedule or rule may outlive it briefly)."""
-    from boternity.service.registry import Registry
-
     marker = marker if isinstance(marker, dict) else {}
     workflow = str(marker.get("workflow") or "")
     record = Registry(table).get(workflow)
@@ -331,16 +328,13 @@ def _start_triggered(table: str, workflow: str, record: dict[str, Any], payload:
                      delivery: str | None, trigger: dict[str, Any]) -> dict[str, Any]:
     """Start the run as every trigger does; ``delivery`` names it, so a retried delivery is a
     duplicate. A refusal (on_limit: reject) is answered, not raised: a retry would not help."""
-    from boternity.service.runs import RunService
-    from boternity.webhooks import execution_name_for_delivery
-
     run_id = execution_name_for_delivery(workflow, delivery) if delivery else None
     try:
         started = RunService(table).start(workflow, payload, trigger_type=trigger_type, run_id=run_id,
                                           record=record, trigger=trigger)
     except StartInProgress:
         raise   # fail the invocation so Scheduler/EventBridge retry it (the holder may be dead)
-    except ApiError as exc:
+    except Refused as exc:
         logger.warning("triggered run refused", extra={"workflow": workflow, "trigger_type": trigger_type,
                                                        "code": exc.code})
         return {"status": "refused", "code": exc.code, "workflow": workflow}
@@ -351,8 +345,6 @@ def _start_triggered(table: str, workflow: str, record: dict[str, Any], payload:
 def handle_schedule_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
     """A cron trigger fired by EventBridge Scheduler: start the run as any trigger does. The
     scheduled time names the run, so a retried invocation of the same occurrence is a duplicate."""
-    import os
-
     table = table or os.environ.get("BOTERNITY_TABLE") or ""
     marker = event.get(SCHEDULE_TRIGGER_KEY) or {}
     workflow, trig = _registered_trigger(table, marker, "cron")
@@ -367,8 +359,6 @@ def handle_schedule_trigger(event: dict[str, Any], *, table: str | None = None) 
 def handle_event_trigger(event: dict[str, Any], *, table: str | None = None) -> dict[str, Any]:
     """An event trigger (delivered by its rule's input transformer): evaluate ``when`` on the
     event, if any, then start the run; the EventBridge event id makes retries duplicates."""
-    import os
-
     table = table or os.environ.get("BOTERNITY_TABLE") or ""
     workflow, trig = _registered_trigger(table, event.get(EVENT_TRIGGER_KEY), "event")
     if trig is None:
