@@ -624,6 +624,22 @@ def test_openapi_lists_every_route(cloud):
     assert "RunAccepted" in doc["components"]["schemas"] and "ErrorResponse" in doc["components"]["schemas"]
 
 
+def test_openapi_declares_sigv4_and_the_url_it_was_fetched_through(cloud, monkeypatch):
+    monkeypatch.delenv("BOTERNITY_API_BASE_URL", raising=False)
+    monkeypatch.delenv("BOTERNITY_APPROVAL_BASE_URL", raising=False)
+    doc = call(api, "GET", "/openapi.json", stage="dev").json
+    assert doc["servers"] == [{"url": "https://abc123.execute-api.us-east-1.amazonaws.com/dev"}]
+    assert doc["components"]["securitySchemes"]["sigv4"] == {
+        "type": "apiKey", "in": "header", "name": "Authorization", "x-amazon-apigateway-authtype": "awsSigv4",
+        "description": doc["components"]["securitySchemes"]["sigv4"]["description"]}
+    assert doc["security"] == [{"sigv4": []}]
+    no_iam = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items() if op.get("security") == []}
+    assert no_iam == {("get", "/approve/{approval_id}"), ("post", "/approve/{approval_id}")}, \
+        "only the approval-link routes go without IAM: the link's key is their credential"
+    custom = call(api, "GET", "/openapi.json", domain="api.example.com").json
+    assert custom["servers"] == [{"url": "https://api.example.com"}], "a custom domain maps its own base path"
+
+
 def test_unknown_routes_are_404_in_the_error_shape(cloud):
     r = call(api, "GET", "/nowhere")
     assert r.status == 404 and r.error["code"] == "not_found"

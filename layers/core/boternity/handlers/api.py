@@ -34,6 +34,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import ValidationError
 
@@ -84,6 +85,10 @@ from boternity.service.runs import RUN_PAYLOAD_MAX, RunService
 # Powertools parses bodies itself for routes with a Body parameter (and app.current_event.json_body):
 # the same bounded parser as everywhere else, so no route can reach an unbounded json.loads. The
 # routes below read their bodies through boternity.handlers.rest.parse_body.
+# The API's security scheme in the OpenAPI document: IAM (SigV4). The approval-link routes
+# (/approve/{id}) are the exception: the link's key is their credential.
+SIGV4 = "sigv4"
+NO_IAM: dict[str, Any] = {"security": []}   # an operation's own empty list overrides the document's
 app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=500,
                              json_body_deserializer=lambda text: loads_json(text, what="the body"))
 
@@ -333,7 +338,7 @@ def _linked_approval(approval_id: str, key: str | None) -> dict[str, Any]:
     return item
 
 
-@app.get("/approve/<approval_id>", tags=["approvals"],
+@app.get("/approve/<approval_id>", tags=["approvals"], openapi_extensions=NO_IAM,
          summary="The approval page an approval link opens (no IAM; the link's key is the credential)",
          description="Never decides anything (link scanners fetch GETs); its buttons POST the decision.",
          responses={**_responses(200, "", (404, "no such approval, or a wrong key")),
@@ -345,7 +350,7 @@ def approval_link_page(approval_id: str, k: Annotated[str, Query(max_length=64)]
     return _html(render_approval(view, csrf=csrf, link=k))
 
 
-@app.post("/approve/<approval_id>", tags=["approvals"],
+@app.post("/approve/<approval_id>", tags=["approvals"], openapi_extensions=NO_IAM,
           summary="The decision from an approval link's page (a form with the link's key and CSRF token)",
           responses=_responses(200, "decided; the run resumes", (403, "no valid CSRF token"),
                                (404, "no such approval, or a wrong key"), (409, "too late: already_decided, approval_expired or approval_cancelled"),
@@ -402,7 +407,15 @@ def openapi() -> Response[Any]:
     doc = app.get_openapi_json_schema(
         title="Boternity Workflows API", version=__version__,
         description="Workflows (YAML DAGs compiled to AWS Step Functions), their runs and approvals. Requests are "
-                    "signed with SigV4 (IAM auth); webhooks arrive at /hooks/{path} and verify themselves.")
+                    "signed with SigV4 (IAM auth); webhooks arrive at /hooks/{path} and verify themselves.",
+        # The URL this document was fetched through: the execute-api host and stage, or the
+        # configured base (a custom domain, `boternity serve`).
+        servers=[Server(url=api_base_url(app.current_event.raw_event) or "/")],
+        security_schemes={SIGV4: APIKey(
+            name="Authorization", description="AWS Signature Version 4 for the execute-api service (IAM "
+            "authorization): the caller's credentials sign each request.", **{"in": APIKeyIn.header},
+            **{"x-amazon-apigateway-authtype": "awsSigv4"})},
+        security=[{SIGV4: []}])
     return Response(200, JSON, doc)
 
 
