@@ -11,6 +11,7 @@ from boternity.executors.agent import default_model_from_env, make_client, reque
 from boternity.executors.bots import load_bot
 from boternity.executors.selfcorrect import build_correction_prompt, summarize_config
 from boternity.runtime.assets import asset_dir
+from boternity.runtime.log import traced
 from boternity.runtime.step import Services, run_step
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def execute(sc: StepContext, *, attempt: int = 0) -> Any:
     return result
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     attempt = int(event.get("attempt") or 0)
     return run_step(event, lambda sc: execute(sc, attempt=attempt), services)

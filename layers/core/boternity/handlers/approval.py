@@ -7,6 +7,7 @@ from typing import Any
 
 from boternity.approvals import ApprovalStore
 from boternity.runtime.context import StepContext
+from boternity.runtime.log import traced
 from boternity.runtime.step import Services
 from boternity.store.runs import RUN_FINAL, table_name_from_env
 
@@ -21,6 +22,7 @@ def store() -> ApprovalStore:
     return _store
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     sc = StepContext(spec=event["step"], state=event.get("state", {}))
     token = event["token"]

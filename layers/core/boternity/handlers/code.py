@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boternity.executors.code import run_code
+from boternity.runtime.log import traced
 from boternity.runtime.step import Services, run_step
 
 if TYPE_CHECKING:
@@ -22,5 +23,6 @@ def execute(sc: StepContext) -> Any:
     return run_code(cfg, base_dir=Path(base) if base else None)
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return run_step(event, execute, services)

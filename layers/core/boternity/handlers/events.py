@@ -6,12 +6,14 @@ from typing import Any
 
 from boternity.approvals import ApprovalStore
 from boternity.runtime.finish import finish_run
+from boternity.runtime.log import traced
 from boternity.service.runs import on_status_change
 from boternity.store.runs import RunStore
 
 _stores: tuple[RunStore, ApprovalStore] | None = None
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     global _stores
     if _stores is None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from boternity.errors import StepFailed
 from boternity.executors.http import run_http
 from boternity.runtime.context import Secrets
+from boternity.runtime.log import traced
 from boternity.runtime.secrets import lookup_secret
 from boternity.runtime.step import Services, run_step
 
@@ -51,5 +52,6 @@ def execute(sc: StepContext) -> Any:
     )
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return run_step(event, execute, services, secrets=Secrets(lookup_secret))

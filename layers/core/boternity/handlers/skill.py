@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from boternity.errors import StepFailed
 from boternity.executors.skill import load_skill, run_skill
 from boternity.runtime.assets import asset_dir
+from boternity.runtime.log import traced
 from boternity.runtime.step import Services, run_step
 
 if TYPE_CHECKING:
@@ -25,5 +26,6 @@ def execute(sc: StepContext) -> Any:
     return run_skill(skill, sc.render(cfg.get("input"), field_name="config.input"))
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return run_step(event, execute, services)
