@@ -292,10 +292,9 @@ def _approval_item(approval_id: str) -> dict[str, Any]:
     """The stored approval, task token included (for the CSRF key only; never returned). One past
     its deadline is closed as EXPIRED here, so no page or answer shows it as still decidable."""
     from boternity.approvals import ApprovalStore
-    from boternity.service.store import dynamodb
 
     try:
-        return ApprovalStore(_settings().table, resource=dynamodb()).item(approval_id)
+        return ApprovalStore(_settings().table).item(approval_id)
     except NotFound as exc:
         raise NotFoundError(str(exc)) from None
 
