@@ -1,6 +1,6 @@
 """The workflow registry: what ``PUT /workflows/{name}`` stores, and the deploy that goes with it.
 
-Table items (the single table of ``boternity.store.runs``):
+Table items (written only by ``boternity.store.workflows``; key shapes in ``store/keys.py``):
 
 * ``WF#<name>`` / ``WF`` — a registered workflow: ``source`` (the YAML or JSON exactly as sent),
   ``source_format``, ``state_machine_arn``, ``triggers`` (JSON: one descriptor per trigger, with

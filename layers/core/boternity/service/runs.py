@@ -1,6 +1,7 @@
 """Run control: start (idempotent, concurrency-limited, queued), read, list, cancel and redrive.
 
-Table items added here (the single table of ``boternity.store.runs``):
+The items behind it (written only by ``boternity.store``: keys in ``store/keys.py``, the run
+record's writes in ``store/runs.py``, slots in ``store/slots.py``, the queue in ``store/queue.py``):
 
 * ``RUN#<run>`` / ``RUN`` — the run record, the same shape ``RunStore.run_started`` writes, plus
   ``slot_held`` / ``slot_released`` (concurrency bookkeeping), ``queue_sk`` (while QUEUED),
