@@ -90,7 +90,7 @@ class LocalEngine:
         from boternity.store.runs import RunStore, create_table
 
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        create_table(TABLE, region_name=REGION)
+        self.ddb = create_table(TABLE, region_name=REGION)   # kept for tests that read the whole table
         # What `notify: sns` publishes to (the template's ApprovalTopic); tests subscribe queues to it.
         boto3.client("sns", region_name=REGION).create_topic(Name=APPROVAL_TOPIC)
         iam = boto3.client("iam", region_name=REGION)

@@ -504,7 +504,9 @@ def put_new(table_name: str, item: dict[str, Any]) -> dict[str, Any]:
     return {"Put": {"TableName": table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def create_table(name: str, **client_kwargs: Any) -> None:
+def create_table(name: str, **client_kwargs: Any) -> Any:
     """Create the run table as :func:`table_definition` describes it (the local engine's moto
-    table; in the cloud, template.yaml creates it)."""
-    dynamo.client(**client_kwargs).create_table(**table_definition(name))
+    table; in the cloud, template.yaml creates it). Returns the low-level client that made it."""
+    client = dynamo.client(**client_kwargs)
+    client.create_table(**table_definition(name))
+    return client
