@@ -41,6 +41,8 @@ def storage_code(source: str) -> list[str]:
                 found.append(f"{node.lineno}: {name}('dynamodb')")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("boto3.dynamodb"):
             found.append(f"{node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Import) and any(a.name.startswith("boto3.dynamodb") for a in node.names):
+            found.append(f"{node.lineno}: import boto3.dynamodb...")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
             if text.startswith(KEY_PREFIXES) or text in KEY_CONSTANTS:
@@ -68,6 +70,7 @@ def test_no_module_outside_the_store_calls_dynamodb_or_builds_a_key() -> None:
     pytest.param("boto3.resource('dynamodb').Table(name)", id="resource"),
     pytest.param("ddb = boto3.client('dynamodb', region_name='us-east-1')", id="client"),
     pytest.param("from boto3.dynamodb.conditions import Key", id="key-condition"),
+    pytest.param("import boto3.dynamodb.types", id="dynamodb-types"),
     pytest.param("key = {'pk': f'RUN#{run_id}', 'sk': 'RUN'}", id="run-key"),
     pytest.param("pk = 'FILEWATCH'", id="file-watch-partition"),
 ])

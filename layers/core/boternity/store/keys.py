@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-Key = dict[str, str]
+ItemKey = dict[str, str]   # a pk/sk (or gsi1pk/gsi1sk) pair
 
 KEY_ATTRIBUTES = ("pk", "sk", "gsi1pk", "gsi1sk")
 RUN_SK = "RUN"
@@ -34,7 +34,7 @@ def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
-def run(run_id: str) -> Key:
+def run(run_id: str) -> ItemKey:
     return {"pk": run_pk(run_id), "sk": RUN_SK}
 
 
@@ -43,7 +43,7 @@ def runs_of_workflow(workflow: str) -> str:
     return f"WF#{workflow}"
 
 
-def run_index(workflow: str, started_at: str, run_id: str) -> Key:
+def run_index(workflow: str, started_at: str, run_id: str) -> ItemKey:
     """The ``gsi1`` attributes that list a run under its workflow, newest first."""
     return {"gsi1pk": runs_of_workflow(workflow), "gsi1sk": f"{started_at}#{run_id}"}
 
@@ -52,7 +52,7 @@ def step_sk(step_id: str, iteration: str = "") -> str:
     return STEP_PREFIX + step_id + (f"#{iteration}" if iteration else "")
 
 
-def step(run_id: str, step_id: str, iteration: str = "") -> Key:
+def step(run_id: str, step_id: str, iteration: str = "") -> ItemKey:
     return {"pk": run_pk(run_id), "sk": step_sk(step_id, iteration)}
 
 
@@ -65,7 +65,7 @@ def attempts_prefix(step_id: str, iteration: str) -> str:
     return f"{ATTEMPT_PREFIX}{step_id}#{iteration}#"
 
 
-def attempt(run_id: str, step_id: str, iteration: str, attempt_no: int) -> Key:
+def attempt(run_id: str, step_id: str, iteration: str, attempt_no: int) -> ItemKey:
     return {"pk": run_pk(run_id), "sk": f"{attempts_prefix(step_id, iteration)}{attempt_no:03d}"}
 
 
@@ -76,16 +76,16 @@ def sync(run_id: str, step_id: str, iteration: str) -> dict[str, dict[str, str]]
 
 
 # ---------------------------------------------------------------------- approvals
-def approval(approval_id: str) -> Key:
+def approval(approval_id: str) -> ItemKey:
     return {"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"}
 
 
-def approval_pointer(run_id: str, approval_id: str) -> Key:
+def approval_pointer(run_id: str, approval_id: str) -> ItemKey:
     return {"pk": run_pk(run_id), "sk": APPROVAL_POINTER_PREFIX + approval_id}
 
 
 # ---------------------------------------------------------------------- concurrency and queue
-def slots(workflow: str) -> Key:
+def slots(workflow: str) -> ItemKey:
     return {"pk": f"CONC#{workflow}", "sk": "CONC"}
 
 
@@ -97,24 +97,24 @@ def queue_sk(queued_at: str, run_id: str) -> str:
     return f"{queued_at}#{run_id}"
 
 
-def queued(workflow: str, sk: str) -> Key:
+def queued(workflow: str, sk: str) -> ItemKey:
     return {"pk": queue_pk(workflow), "sk": sk}
 
 
 # ---------------------------------------------------------------------- registry
-def workflow(name: str) -> Key:
+def workflow(name: str) -> ItemKey:
     return {"pk": f"WF#{name}", "sk": "WF"}
 
 
-def workflow_index(name: str) -> Key:
+def workflow_index(name: str) -> ItemKey:
     return {"gsi1pk": WORKFLOWS_LIST, "gsi1sk": name}
 
 
-def hook(path: str) -> Key:
+def hook(path: str) -> ItemKey:
     return {"pk": f"HOOK#{path}", "sk": "HOOK"}
 
 
-def file_watch(workflow_name: str, index: int) -> Key:
+def file_watch(workflow_name: str, index: int) -> ItemKey:
     return {"pk": FILEWATCH_PK, "sk": f"{workflow_name}#{index}"}
 
 
