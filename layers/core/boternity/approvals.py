@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from boternity.errors import Conflict, NotFound
+from boternity.store import dynamo
+from boternity.store.approvals import ApprovalRecords
 from boternity.store.runs import RECORD_TTL_SECS, RunStore, now_iso
 
 PUBLIC_FIELDS = ("approval_id", "run_id", "step_id", "workflow", "prompt", "status", "created_at", "decide_by",
@@ -64,23 +65,19 @@ class ApprovalStore:
     sfn: Any = None
 
     def __post_init__(self) -> None:
-        self.resource = self.resource or boto3.resource("dynamodb")
-        self.table = self.resource.Table(self.table_name)
+        self.resource = self.resource or dynamo.resource()
+        self.records = ApprovalRecords(self.table_name, resource=self.resource)
         self.sfn = self.sfn or boto3.client("stepfunctions")
 
     def create(self, *, token: str, run_id: str, step_id: str, workflow: str, prompt: str,
                timeout_secs: int, iteration: str = "", on_timeout: str = "reject") -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(16)
         now = int(time.time())
-        item = {"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL", "approval_id": approval_id, "token": token,
-                "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt, "status": "PENDING",
-                "iteration": iteration, "on_timeout": on_timeout, "timeout_secs": timeout_secs,
-                "created_at": now_iso(), "decide_by": now + timeout_secs,
-                "expires_at": now + timeout_secs + RECORD_TTL_SECS}
-        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-        # A pointer under the run, so a cancelled run can find its pending approvals.
-        self.table.put_item(Item={"pk": f"RUN#{run_id}", "sk": f"APPROVAL#{approval_id}", "approval_id": approval_id,
-                                  "expires_at": now + timeout_secs + RECORD_TTL_SECS})
+        item = self.records.create(approval_id, {
+            "token": token, "run_id": run_id, "step_id": step_id, "workflow": workflow, "prompt": prompt,
+            "status": "PENDING", "iteration": iteration, "on_timeout": on_timeout, "timeout_secs": timeout_secs,
+            "created_at": now_iso(), "decide_by": now + timeout_secs,
+        }, expires_at=now + timeout_secs + RECORD_TTL_SECS)
         return public(item)
 
     # ------------------------------------------------------------------ reads
@@ -88,8 +85,7 @@ class ApprovalStore:
         """The stored approval, task token included (for the backend only), closed if it is past due."""
         if not APPROVAL_ID.fullmatch(approval_id):
             raise NotFound("approval not found")
-        item = self.table.get_item(Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
-                                   ConsistentRead=True).get("Item")
+        item = self.records.get(approval_id)
         if not item:
             raise NotFound(f"approval '{approval_id}' not found")
         if item.get("status") == "PENDING" and is_due(item):
@@ -102,9 +98,9 @@ class ApprovalStore:
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
         """Every approval of a run (stored items), past-due ones closed on the way."""
         out = []
-        for ptr in _query_all(self.table, Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("APPROVAL#")):
+        for approval_id in self.records.ids_for_run(run_id):
             try:
-                out.append(self.item(str(ptr["approval_id"])))
+                out.append(self.item(approval_id))
             except NotFound:
                 continue
         return out
@@ -116,18 +112,10 @@ class ApprovalStore:
     def close(self, item: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
         """PENDING → EXPIRED | CANCELLED, once. Returns the item as it is afterwards (another
         writer's decision or close, if that came first)."""
-        key = {"pk": item["pk"], "sk": "APPROVAL"}
-        try:
-            resp = self.table.update_item(
-                Key=key, UpdateExpression="SET #s = :new, closed_at = :t, reason = :r",
-                ConditionExpression="#s = :pending", ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":new": status, ":t": now_iso(), ":r": reason, ":pending": "PENDING"},
-                ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return self.table.get_item(Key=key, ConsistentRead=True).get("Item") or item
-        closed = resp["Attributes"]
+        won, closed = self.records.close_pending(str(item["approval_id"]), status=status, closed_at=now_iso(),
+                                                 reason=reason)
+        if not won or closed is None:
+            return closed or item   # another writer's decision or close came first
         if status == "EXPIRED":
             self._settle_timed_out_step(closed)
         return closed
@@ -169,22 +157,10 @@ class ApprovalStore:
         decided_at = now_iso()
         if not APPROVAL_ID.fullmatch(approval_id):
             raise NotFound("approval not found")
-        try:
-            resp = self.table.update_item(
-                Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
-                UpdateExpression="SET #s = :s, approved = :a, approver = :by, #c = :c, decided_at = :t",
-                ConditionExpression="attribute_exists(pk) AND #s = :pending AND decide_by > :now",
-                ExpressionAttributeNames={"#s": "status", "#c": "comment"},
-                ExpressionAttributeValues={":s": "APPROVED" if approved else "REJECTED", ":a": approved,
-                                           ":by": approver, ":c": comment, ":t": decided_at, ":pending": "PENDING",
-                                           ":now": int(time.time())},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        item = self.records.decide(approval_id, approved=approved, approver=approver, comment=comment,
+                                   decided_at=decided_at, now=int(time.time()))
+        if item is None:   # not PENDING, past its deadline, or never there
             raise refusal(self.item(approval_id)) from None  # NotFound if it never existed
-        item = resp["Attributes"]
         # "feedback" is the reference format's name for the comment (its templates read it).
         output = {"approved": approved, "approver": approver, "comment": comment, "feedback": comment,
                   "decided_at": decided_at}
@@ -211,12 +187,7 @@ class ApprovalStore:
                                            else "the run ended (failed) before a decision")
         else:
             status, reason = "EXPIRED", "its step timed out before the decision"
-        return self.table.update_item(
-            Key={"pk": item["pk"], "sk": "APPROVAL"},
-            UpdateExpression="SET #s = :s, closed_at = :t, reason = :r REMOVE approved, approver, #c, decided_at",
-            ExpressionAttributeNames={"#s": "status", "#c": "comment"},
-            ExpressionAttributeValues={":s": status, ":t": now_iso(), ":r": reason},
-            ReturnValues="ALL_NEW")["Attributes"]
+        return self.records.undo_decision(str(item["approval_id"]), status=status, closed_at=now_iso(), reason=reason)
 
 
 def refusal(item: dict[str, Any]) -> Conflict:
@@ -240,17 +211,6 @@ def public(item: dict[str, Any]) -> dict[str, Any]:
         if hasattr(v, "as_integer_ratio") and not isinstance(v, bool | int | float):
             out[k] = int(v)
     return out
-
-
-def _query_all(table: Any, condition: Any) -> list[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
-    items: list[dict[str, Any]] = []
-    while True:
-        resp = table.query(**kwargs)
-        items += resp.get("Items", [])
-        if "LastEvaluatedKey" not in resp:
-            return items
-        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _json(v: Any) -> str:

@@ -98,11 +98,10 @@ class LocalEngine:
         moto_patches.set_parse_cache_dir(str(self.parse_cache_dir) if self.parse_cache_dir else None)
         import boto3
 
-        from boternity.store.runs import RunStore, table_definition
+        from boternity.store.runs import RunStore, create_table
 
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.ddb = boto3.client("dynamodb", region_name=REGION)
-        self.ddb.create_table(**table_definition(TABLE))
+        self.ddb = create_table(TABLE, region_name=REGION)   # kept for tests that read the whole table
         # What `notify: sns` publishes to (the template's ApprovalTopic); tests subscribe queues to it.
         boto3.client("sns", region_name=REGION).create_topic(Name=APPROVAL_TOPIC)
         iam = boto3.client("iam", region_name=REGION)

@@ -1,6 +1,6 @@
 """The workflow registry: what ``PUT /workflows/{name}`` stores, and the deploy that goes with it.
 
-Table items (the single table of ``boternity.store.runs``):
+Table items (written only by ``boternity.store.workflows``; key shapes in ``store/keys.py``):
 
 * ``WF#<name>`` / ``WF`` — a registered workflow: ``source`` (the YAML or JSON exactly as sent),
   ``source_format``, ``state_machine_arn``, ``triggers`` (JSON: one descriptor per trigger, with
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from boternity.errors import (
@@ -37,15 +36,17 @@ from boternity.errors import (
 )
 from boternity.parsing import decode_utf8, loads_json
 from boternity.runtime.log import logger
-from boternity.service.store import decode_token, dynamodb, encode_token, is_conditional_failure, plain
+from boternity.service.store import decode_token, encode_token, plain
+from boternity.store.queue import RunQueue
 from boternity.store.runs import RunStore, now_iso
+from boternity.store.slots import Slots
+from boternity.store.workflows import WorkflowRecords
 
 if TYPE_CHECKING:
     from boternity.model.loader import LoadedWorkflow
     from boternity.service.config import Settings
 
 WORKFLOW_BODY_MAX = 256 * 1024   # the stored source must fit a 400 KB DynamoDB item with room to spare
-LIST_KEY = "WORKFLOWS"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
@@ -59,65 +60,42 @@ def is_json_type(content_type: str | None) -> bool:
 
 
 class Registry:
-    """Reads and writes registry items; no AWS resources beyond the table."""
+    """The registry as the service sees it: workflows, webhook paths, file watchers
+    (stored by ``boternity.store.workflows``), and the conflicts they answer."""
 
     def __init__(self, table_name: str, *, resource: Any = None) -> None:
         self.table_name = table_name
-        self.table = (resource or dynamodb()).Table(table_name)
+        self.records = WorkflowRecords(table_name, resource=resource)
 
     # ------------------------------------------------------------------ workflows
     def get(self, name: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"WF#{name}", "sk": "WF"}, ConsistentRead=True).get("Item")
+        item = self.records.get(name)
         return _workflow(item) if item else None
 
     def list(self, *, limit: int = 50, next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(LIST_KEY),
-                                  "Limit": limit}
-        start = decode_token(next_token, expect={"gsi1pk": LIST_KEY})
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        resp = self.table.query(**kwargs)
-        return [_workflow(i) for i in resp.get("Items", [])], encode_token(resp.get("LastEvaluatedKey"))
+        start = decode_token(next_token, expect=self.records.listing())
+        items, last = self.records.page(limit=limit, start=start)
+        return [_workflow(i) for i in items], encode_token(last)
 
     def put(self, item: dict[str, Any], *, expected_version: int | None) -> None:
         """Write a workflow item; ``expected_version`` None means "must not exist yet"."""
-        try:
-            if expected_version is None:
-                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            else:
-                self.table.put_item(Item=item, ConditionExpression="#v = :v",
-                                    ExpressionAttributeNames={"#v": "version"},
-                                    ExpressionAttributeValues={":v": expected_version})
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise Conflict(f"workflow '{item['name']}' was changed by another request; try again",
-                                    code="concurrent_update") from None
-            raise
+        if not self.records.put(item, expected_version=expected_version):
+            raise Conflict(f"workflow '{item['name']}' was changed by another request; try again",
+                                code="concurrent_update") from None
 
     def delete(self, name: str) -> None:
-        self.table.delete_item(Key={"pk": f"WF#{name}", "sk": "WF"})
+        self.records.delete(name)
 
     # ------------------------------------------------------------------ webhook index
     def hook(self, path_key: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"HOOK#{path_key}", "sk": "HOOK"}, ConsistentRead=True).get("Item")
-        return plain(item) if item else None
+        return self.records.hook(path_key)
 
     def claim_hooks(self, workflow: str, hooks: list[dict[str, Any]]) -> list[str]:
         """Point each webhook path at ``workflow``. Returns the paths newly claimed; on a path
         owned by another workflow, undoes those and raises 409."""
         claimed: list[str] = []
         for h in hooks:
-            item = {"pk": f"HOOK#{h['path']}", "sk": "HOOK", "workflow": workflow, "path": h["path"],
-                    "index": h["index"], "auth_type": h.get("auth_type") or "none",
-                    "secret_name": h.get("secret_name"), "when": h.get("when")}
-            try:
-                self.table.put_item(Item={k: v for k, v in item.items() if v is not None},
-                                    ConditionExpression="attribute_not_exists(pk) OR #w = :w",
-                                    ExpressionAttributeNames={"#w": "workflow"},
-                                    ExpressionAttributeValues={":w": workflow})
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
+            if not self.records.claim_hook(workflow, h):
                 self.release_hooks(workflow, claimed)
                 owner = (self.hook(h["path"]) or {}).get("workflow")
                 raise Conflict(f"webhook path '{h['path']}' belongs to workflow '{owner}'",
@@ -127,37 +105,15 @@ class Registry:
 
     def release_hooks(self, workflow: str, paths: list[str]) -> None:
         for path in paths:
-            try:
-                self.table.delete_item(Key={"pk": f"HOOK#{path}", "sk": "HOOK"}, ConditionExpression="#w = :w",
-                                       ExpressionAttributeNames={"#w": "workflow"},
-                                       ExpressionAttributeValues={":w": workflow})
-            except ClientError as exc:
-                if not is_conditional_failure(exc):  # another workflow's path now: leave it
-                    raise
+            self.records.release_hook(workflow, path)
 
     # ------------------------------------------------------------------ file-watch index
     def file_watchers(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq("FILEWATCH"), "ConsistentRead": True}
-        while True:
-            resp = self.table.query(**kwargs)
-            items.extend(plain(i) for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return items
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return self.records.file_watchers()
 
     def set_file_watchers(self, workflow: str, watchers: list[dict[str, Any]]) -> None:
         """Replace the workflow's file-watch items by ``watchers``."""
-        keep = set()
-        for w in watchers:
-            sk = f"{workflow}#{w['index']}"
-            keep.add(sk)
-            self.table.put_item(Item={"pk": "FILEWATCH", "sk": sk, "workflow": workflow, "index": w["index"],
-                                      "bucket": w["bucket"], "paths": w["paths"], "patterns": w["patterns"],
-                                      **({"when": w["when"]} if w.get("when") else {})})
-        for item in self.file_watchers():
-            if item.get("workflow") == workflow and item["sk"] not in keep:
-                self.table.delete_item(Key={"pk": "FILEWATCH", "sk": item["sk"]})
+        self.records.set_file_watchers(workflow, watchers)
 
 
 def _workflow(item: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +186,7 @@ class WorkflowService:
     def __init__(self, settings: Settings, *, resource: Any = None, sfn: Any = None) -> None:
         self.settings = settings
         self.registry = Registry(settings.table, resource=resource)
+        self._resource = resource
         self._sfn = sfn
 
     @property
@@ -267,12 +224,11 @@ class WorkflowService:
             TriggerResources(s, registry=self.registry).apply(name, sm_arn, plan, old_triggers)
             now = now_iso()
             item: dict[str, Any] = {
-                "pk": f"WF#{name}", "sk": "WF", "name": name, "description": wf.description,
+                "name": name, "description": wf.description,
                 "source": parsed.source, "source_format": parsed.source_format, "state_machine_arn": sm_arn,
                 "triggers": json.dumps(plan), "on_limit": wf.on_limit,
                 "version": int((old or {}).get("version") or 0) + 1,
                 "created_at": (old or {}).get("created_at") or now, "updated_at": now,
-                "gsi1pk": LIST_KEY, "gsi1sk": name,
             }
             if wf.concurrency:
                 item["concurrency"] = wf.concurrency
@@ -349,22 +305,15 @@ class WorkflowService:
                 raise
         aborted = self._abort_queue(name)
         self.registry.delete(name)
-        self.registry.table.delete_item(Key={"pk": f"CONC#{name}", "sk": "CONC"})
+        Slots(self.settings.table, resource=self._resource).forget(name)
         logger.info("workflow deleted", extra={"workflow": name})
         return {"name": name, "deleted": True, "aborted_queued_runs": aborted}
 
     def _abort_queue(self, name: str) -> int:
-
         runs = RunStore(self.settings.table, client=None)
         n = 0
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"QUEUE#{name}"), "ConsistentRead": True}
-        while True:
-            resp = self.registry.table.query(**kwargs)
-            for q in resp.get("Items", []):
-                self.registry.table.delete_item(Key={"pk": q["pk"], "sk": q["sk"]})
-                if runs.run_ended(str(q["run_id"]), status="ABORTED", error="Boternity.WorkflowDeleted",
-                                  cause=f"workflow '{name}' was deleted before the run started"):
-                    n += 1
-            if "LastEvaluatedKey" not in resp:
-                return n
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for run_id in RunQueue(self.settings.table, resource=self._resource).drain(name):
+            if runs.run_ended(run_id, status="ABORTED", error="Boternity.WorkflowDeleted",
+                              cause=f"workflow '{name}' was deleted before the run started"):
+                n += 1
+        return n

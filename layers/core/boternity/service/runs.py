@@ -1,6 +1,7 @@
 """Run control: start (idempotent, concurrency-limited, queued), read, list, cancel and redrive.
 
-Table items added here (the single table of ``boternity.store.runs``):
+The items behind it (written only by ``boternity.store``: keys in ``store/keys.py``, the run
+record's writes in ``store/runs.py``, slots in ``store/slots.py``, the queue in ``store/queue.py``):
 
 * ``RUN#<run>`` / ``RUN`` — the run record, the same shape ``RunStore.run_started`` writes, plus
   ``slot_held`` / ``slot_released`` (concurrency bookkeeping), ``queue_sk`` (while QUEUED),
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from boternity.approvals import ApprovalStore
@@ -43,14 +43,12 @@ from boternity.errors import (
 )
 from boternity.runtime.log import logger
 from boternity.service.store import (
-    cancellation_codes,
     decode_token,
-    dynamodb,
     encode_token,
-    is_conditional_failure,
     plain,
     short_hash,
 )
+from boternity.store import dynamo
 from boternity.store.blobs import execution_input
 from boternity.store.idempotency import (
     DELIVERY,
@@ -60,7 +58,10 @@ from boternity.store.idempotency import (
     ClaimScope,
     start_once,
 )
-from boternity.store.runs import RECORD_TTL_SECS, RUN_FINAL, RunStore, now_iso
+from boternity.store.keys import KEY_ATTRIBUTES
+from boternity.store.queue import Dequeue, RunQueue
+from boternity.store.runs import RUN_FINAL, Reopen, RunStore, RunWrite, now_iso
+from boternity.store.slots import Slots
 
 if TYPE_CHECKING:
     from boternity.service.registry import Registry
@@ -93,7 +94,7 @@ def payload_text(payload: Any) -> str:
 
 
 def public_run(item: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in plain(item).items() if k not in _INTERNAL and k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
+    out = {k: v for k, v in plain(item).items() if k not in _INTERNAL and k not in KEY_ATTRIBUTES}
     for k in ("output", "trigger"):
         if isinstance(out.get(k), str):
             try:
@@ -122,28 +123,22 @@ class RunService:
         self._context = context
         self._resource = resource
         self._sfn = sfn
-        self._table: Any = None
         self._ddb: Any = None
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def table(self) -> Any:
-        if self._table is None:
-            self._resource = self._resource or dynamodb()
-            self._table = self._resource.Table(self.table_name)
-        return self._table
-
-    @property
-    def client(self) -> Any:
-        # The resource's client speaks plain Python values in transactions too.
-        return self.table.meta.client
+    def resource(self) -> Any:
+        # One DynamoDB resource for every store this service uses (created on first use).
+        if self._resource is None:
+            self._resource = dynamo.resource()
+        return self._resource
 
     @property
     def low_level_client(self) -> Any:
         # Powertools writes typed attribute values ({"S": ...}); the resource's client would
         # serialise them a second time.
         if self._ddb is None:
-            self._ddb = boto3.client("dynamodb")
+            self._ddb = dynamo.client()
         return self._ddb
 
     @property
@@ -161,38 +156,15 @@ class RunService:
 
     @property
     def runs(self) -> RunStore:
-        return RunStore(self.table_name, client=self._resource or dynamodb())
+        return RunStore(self.table_name, client=self.resource)
 
-    def _run_item(self, run_id: str, workflow: str, *, status: str, trigger_type: str,
-                  execution_arn: str | None, trigger: Any, slot_held: bool) -> dict[str, Any]:
-        # Mirrors RunStore.run_started, written here so it can join a transaction with the slot.
-        started = now_iso()
-        item: dict[str, Any] = {
-            "pk": f"RUN#{run_id}", "sk": "RUN", "run_id": run_id, "workflow": workflow, "status": status,
-            "trigger_type": trigger_type, "started_at": started, "gsi1pk": f"WF#{workflow}",
-            "gsi1sk": f"{started}#{run_id}", "expires_at": int(time.time()) + RECORD_TTL_SECS,
-        }
-        if execution_arn:
-            item["execution_arn"] = execution_arn
-        if trigger is not None:
-            item["trigger"] = json.dumps(trigger)
-        if slot_held:
-            item["slot_held"] = True
-        if status == "QUEUED":
-            item["queued_at"] = started
-        return item
+    @property
+    def queue(self) -> RunQueue:
+        return RunQueue(self.table_name, resource=self.resource)
 
-    def _put(self, item: dict[str, Any], condition: str = "attribute_not_exists(pk)") -> dict[str, Any]:
-        return {"Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": condition}}
-
-    def _acquire(self, workflow: str, limit: int) -> dict[str, Any]:
-        return {"Update": {
-            "TableName": self.table_name, "Key": {"pk": f"CONC#{workflow}", "sk": "CONC"},
-            "UpdateExpression": "ADD running :one SET #w = :w",
-            "ConditionExpression": "attribute_not_exists(running) OR running < :limit",
-            "ExpressionAttributeNames": {"#w": "workflow"},
-            "ExpressionAttributeValues": {":one": 1, ":limit": limit, ":w": workflow},
-        }}
+    @property
+    def slots(self) -> Slots:
+        return Slots(self.table_name, resource=self.resource)
 
     # ------------------------------------------------------------------ start
     def start(self, workflow: str, payload: Any, *, trigger_type: str, trigger: Any = None,
@@ -273,32 +245,17 @@ class RunService:
         sm_arn = str(record["state_machine_arn"])
         exec_arn = execution_arn_for(sm_arn, run_id)
         limit = int(record.get("concurrency") or 0)
-        item = self._run_item(run_id, workflow, status="RUNNING", trigger_type=trigger_type,
-                              execution_arn=exec_arn, trigger=trigger, slot_held=bool(limit))
-        if limit:
-            try:
-                self.client.transact_write_items(TransactItems=[self._acquire(workflow, limit), self._put(item)])
-            except ClientError as exc:
-                codes = cancellation_codes(exc)
-                if len(codes) < 2:
-                    raise
-                if codes[1] == "ConditionalCheckFailed":
-                    return self._duplicate(run_id, workflow)
-                if codes[0] != "ConditionalCheckFailed":
-                    raise
-                if record.get("on_limit") == "reject":
-                    raise TooManyRequests(
-                        f"workflow '{workflow}' already runs {limit} run{'s' if limit != 1 else ''} "
-                        "(concurrency limit; on_limit: reject)", code="concurrency_limit",
-                        details={"limit": limit}) from None
-                return self._enqueue(workflow, run_id, text, trigger_type=trigger_type, trigger=trigger)
-        else:
-            try:
-                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            except ClientError as exc:
-                if is_conditional_failure(exc):
-                    return self._duplicate(run_id, workflow)
-                raise
+        created = self.runs.create_run(run_id, workflow, trigger_type=trigger_type, execution_arn=exec_arn,
+                                       trigger=trigger, slot_limit=limit)
+        if created is RunWrite.DUPLICATE:
+            return self._duplicate(run_id, workflow)
+        if created is RunWrite.SLOT_TAKEN:
+            if record.get("on_limit") == "reject":
+                raise TooManyRequests(
+                    f"workflow '{workflow}' already runs {limit} run{'s' if limit != 1 else ''} "
+                    "(concurrency limit; on_limit: reject)", code="concurrency_limit",
+                    details={"limit": limit}) from None
+            return self._enqueue(workflow, run_id, text, trigger_type=trigger_type, trigger=trigger)
         self._start_execution(workflow, sm_arn, run_id, text, slot=bool(limit))
         logger.info("run started", extra={"run_id": run_id, "workflow": workflow, "trigger_type": trigger_type})
         return StartResult(run_id=run_id, status="RUNNING", workflow=workflow, execution_arn=exec_arn)
@@ -330,18 +287,9 @@ class RunService:
 
     # ------------------------------------------------------------------ queue
     def _enqueue(self, workflow: str, run_id: str, text: str, *, trigger_type: str, trigger: Any) -> StartResult:
-        item = self._run_item(run_id, workflow, status="QUEUED", trigger_type=trigger_type, execution_arn=None,
-                              trigger=trigger, slot_held=False)
-        qsk = f"{item['started_at']}#{run_id}"
-        item["queue_sk"] = qsk
-        queued = {"pk": f"QUEUE#{workflow}", "sk": qsk, "run_id": run_id, "workflow": workflow, "payload": text,
-                  "expires_at": int(time.time()) + RECORD_TTL_SECS}
-        try:
-            self.client.transact_write_items(TransactItems=[self._put(item), self._put(queued)])
-        except ClientError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                return self._duplicate(run_id, workflow)
-            raise
+        if self.queue.enqueue(run_id, workflow, text, trigger_type=trigger_type,
+                              trigger=trigger) is RunWrite.DUPLICATE:
+            return self._duplicate(run_id, workflow)
         logger.info("run queued", extra={"run_id": run_id, "workflow": workflow})
         # A run may have ended between the refused slot and the enqueue: without this, the new
         # run would wait for the *next* run end (or forever, if none is running any more).
@@ -352,23 +300,16 @@ class RunService:
 
     # ------------------------------------------------------------------ read
     def get(self, run_id: str) -> dict[str, Any]:
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        runs = self.runs
+        item = runs.run_item(run_id)
         if not item:
             raise NotFound(f"run '{run_id}' not found")
-        steps = [s for s in self.runs.steps(run_id) if "step_id" in s]
+        steps = [s for s in runs.steps(run_id) if "step_id" in s]
         errors: dict[str, list[dict[str, Any]]] = {}
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with("ATTEMPT#"),
-            "ConsistentRead": True}
-        while True:
-            resp = self.table.query(**kwargs)
-            for a in resp.get("Items", []):
-                a = plain(a)
-                errors.setdefault(str(a.get("step_id")), []).append(
-                    {"attempt": a.get("attempt"), "error": a.get("error"), "at": a.get("at")})
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for a in runs.attempt_items(run_id):
+            a = plain(a)
+            errors.setdefault(str(a.get("step_id")), []).append(
+                {"attempt": a.get("attempt"), "error": a.get("error"), "at": a.get("at")})
         for s in steps:
             s.pop("expires_at", None)
             if s["step_id"] in errors:
@@ -379,32 +320,9 @@ class RunService:
     def list(self, workflow: str, *, status: str | None = None, limit: int = 20,
              next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """A workflow's runs, newest first, optionally of one status; paged by ``next_token``."""
-        start = decode_token(next_token, expect={"gsi1pk": f"WF#{workflow}"})
-        kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(f"WF#{workflow}"),
-                                  "ScanIndexForward": False}
-        if status:
-            kwargs["FilterExpression"] = Attr("status").eq(status.upper())
-        out: list[dict[str, Any]] = []
-        last: dict[str, Any] | None = None
-        while len(out) < limit:
-            # With a filter, a page may hold fewer matches than asked: read on until full or done.
-            kwargs["Limit"] = limit - len(out) if not status else max(limit, 25)
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            resp = self.table.query(**kwargs)
-            items = resp.get("Items", [])
-            for i, item in enumerate(items):
-                out.append(public_run(item))
-                if len(out) == limit:
-                    # Stop inside the page: the token must point just after the last run returned.
-                    last = {k: item[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
-                    if i == len(items) - 1 and "LastEvaluatedKey" not in resp:
-                        last = None
-                    return out, encode_token(last)
-            start = resp.get("LastEvaluatedKey")
-            if not start:
-                break
-        return out, None
+        start = decode_token(next_token, expect=RunStore.runs_listing(workflow))
+        items, last = self.runs.page_of_runs(workflow, status=status, limit=limit, start=start)
+        return [public_run(item) for item in items], encode_token(last)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, run_id: str, *, by: str | None = None) -> dict[str, Any]:
@@ -416,23 +334,17 @@ class RunService:
         status = item.get("status")
         workflow = str(item.get("workflow") or "")
         if status == "QUEUED" and item.get("queue_sk"):
-            try:
-                self.table.delete_item(Key={"pk": f"QUEUE#{workflow}", "sk": item["queue_sk"]},
-                                       ConditionExpression="attribute_exists(pk)")
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
+            if not self.queue.remove(workflow, str(item["queue_sk"])):
                 # start_queued took it first; its claim refuses a run being cancelled, so the run
                 # is either still QUEUED (never to start) or RUNNING (stop it below).
-                item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True)["Item"]
+                item = self.runs.run_item(run_id) or {}
             if item.get("status") == "QUEUED":
                 self.runs.run_ended(run_id, status="ABORTED", error="Boternity.Cancelled", cause=cause)
                 return {"run_id": run_id, "status": "ABORTED", "cancelled_approvals": 0}
 
         # Approvals first: a decision landing while the run is being stopped then gets 409 instead
         # of resuming a run on its way out (and the count is ours, not the end event's).
-        cancelled = ApprovalStore(self.table_name, resource=self._resource or dynamodb(),
-                                  sfn=self.sfn).cancel_for_run(run_id)
+        cancelled = ApprovalStore(self.table_name, resource=self.resource, sfn=self.sfn).cancel_for_run(run_id)
         final = "ABORTED"
         arn = item.get("execution_arn")
         if arn:
@@ -447,15 +359,7 @@ class RunService:
         if final == "ABORTED" and not self.runs.run_ended(run_id, status=final, error="Boternity.Cancelled",
                                                           cause=cause):
             # The end event won the race; say who stopped the run where it said nothing.
-            try:
-                self.table.update_item(
-                    Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, UpdateExpression="SET #e = :e, #c = :c",
-                    ConditionExpression="#s = :aborted AND attribute_not_exists(#e)",
-                    ExpressionAttributeNames={"#e": "error", "#c": "cause", "#s": "status"},
-                    ExpressionAttributeValues={":e": "Boternity.Cancelled", ":c": cause, ":aborted": "ABORTED"})
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
+            self.runs.note_cancel_cause(run_id, error="Boternity.Cancelled", cause=cause)
         elif final != "ABORTED":
             self.runs.run_ended(run_id, status=final)
         if final == "ABORTED":
@@ -481,21 +385,11 @@ class RunService:
         if not RUN_ID.fullmatch(run_id):
             raise NotFound("run not found")
         now = int(time.time())
-        finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
-        try:
-            return self.table.update_item(
-                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
-                UpdateExpression="SET cancel_requested_at = :t, cancel_claim_until = :until, cancelled_by = :by",
-                ConditionExpression=f"attribute_exists(pk) AND NOT #s IN ({', '.join(finals)}) "
-                                    "AND (attribute_not_exists(cancel_claim_until) OR cancel_claim_until < :now)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":t": now_iso(), ":until": now + CANCEL_CLAIM_SECS, ":now": now,
-                                           ":by": by or "the API", **finals},
-                ReturnValues="ALL_NEW")["Attributes"]
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        claimed = self.runs.claim_cancel(run_id, by=by or "the API", requested_at=now_iso(), now=now,
+                                         until=now + CANCEL_CLAIM_SECS)
+        if claimed is not None:
+            return claimed
+        item = self.runs.run_item(run_id)
         if not item:
             raise NotFound(f"run '{run_id}' not found")
         status = str(item.get("status"))
@@ -515,7 +409,7 @@ class RunService:
         The run record is reopened (RUNNING) *before* the redrive, since a final status can never
         be overwritten afterwards; if the redrive is refused, the record is put back.
         """
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        item = self.runs.run_item(run_id)
         if not item:
             raise NotFound(f"run '{run_id}' not found")
         status = str(item.get("status"))
@@ -525,27 +419,14 @@ class RunService:
         workflow = str(item.get("workflow") or "")
         wf = self.registry.get(workflow) if workflow else None
         limit = int((wf or {}).get("concurrency") or 0)
-        reopen: dict[str, Any] = {"Update": {
-            "TableName": self.table_name, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
-            "UpdateExpression": "SET #s = :running, redriven_at = :now, slot_held = :held "
-                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released, "
-                                "cancel_requested_at, cancel_claim_until, cancelled_by",
-            "ConditionExpression": "#s = :old",
-            "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#c": "cause", "#o": "output"},
-            "ExpressionAttributeValues": {":running": "RUNNING", ":now": now_iso(), ":held": bool(limit), ":one": 1,
-                                          ":old": status},
-        }}
-        items = [reopen] + ([self._acquire(workflow, limit)] if limit else [])
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if codes[:1] == ["ConditionalCheckFailed"]:
+        reopened = self.runs.reopen_for_redrive(run_id, status=status, workflow=workflow, slot_limit=limit,
+                                                at=now_iso())
+        if reopened is not Reopen.REOPENED:
+            if reopened is Reopen.RUN_CHANGED:
                 raise Conflict(f"run '{run_id}' changed while being redriven; try again") from None
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if reopened is Reopen.NO_SLOT:
                 raise TooManyRequests(f"workflow '{workflow}' has no free concurrency slot to redrive into",
                                       code="concurrency_limit", details={"limit": limit}) from None
-            raise
         try:
             resp = self.sfn.redrive_execution(executionArn=item["execution_arn"])
         except NotImplementedError:
@@ -569,33 +450,13 @@ class RunService:
 
     def _restore(self, item: dict[str, Any], limit: int) -> None:
         """Undo a reopen whose redrive was refused: the record's end as it was, the slot given back."""
-        names = {"#s": "status"}
-        values: dict[str, Any] = {":old": item["status"], ":one": -1}
-        sets = ["#s = :old"]
-        for i, field in enumerate(("ended_at", "error", "cause", "output")):
-            if field in item:
-                names[f"#f{i}"] = field
-                values[f":f{i}"] = item[field]
-                sets.append(f"#f{i} = :f{i}")
-        self.table.update_item(
-            Key={"pk": item["pk"], "sk": "RUN"},
-            UpdateExpression="SET " + ", ".join(sets) + ", slot_released = :t ADD redrive_count :one REMOVE redriven_at",
-            ExpressionAttributeNames=names, ExpressionAttributeValues={**values, ":t": True})
+        self.runs.restore_after_redrive(item)
         if limit:
-            _decrement(self.table, str(item.get("workflow")))
+            self.slots.give_back(str(item.get("workflow")))
 
 
 def _code(scope: ClaimScope) -> str:
     return "idempotency_key" if scope is IDEMPOTENCY_KEY else "delivery_id"
-
-
-def _decrement(table: Any, workflow: str) -> None:
-    try:
-        table.update_item(Key={"pk": f"CONC#{workflow}", "sk": "CONC"}, UpdateExpression="ADD running :m",
-                          ConditionExpression="running > :z", ExpressionAttributeValues={":m": -1, ":z": 0})
-    except ClientError as exc:
-        if not is_conditional_failure(exc):
-            raise
 
 
 # ---------------------------------------------------------------------- for the events function
@@ -604,26 +465,7 @@ def _decrement(table: Any, workflow: str) -> None:
 def release_slot(table: str, workflow: str, run_id: str, *, resource: Any = None) -> bool:
     """Give back the concurrency slot ``run_id`` holds, once. Returns False when it held none
     (no limit, a queued run, or already released): safe to call for every end event."""
-    t = (resource or dynamodb()).Table(table)
-    run = t.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True,
-                     ProjectionExpression="slot_held, slot_released").get("Item") or {}
-    if not run.get("slot_held") or run.get("slot_released"):
-        return False   # the common case (no limit, or released already) without a failing transaction
-    try:
-        t.meta.client.transact_write_items(TransactItems=[
-            {"Update": {"TableName": table, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
-                        "UpdateExpression": "SET slot_released = :t",
-                        "ConditionExpression": "slot_held = :t AND attribute_not_exists(slot_released)",
-                        "ExpressionAttributeValues": {":t": True}}},
-            {"Update": {"TableName": table, "Key": {"pk": f"CONC#{workflow}", "sk": "CONC"},
-                        "UpdateExpression": "ADD running :m", "ConditionExpression": "running > :z",
-                        "ExpressionAttributeValues": {":m": -1, ":z": 0}}},
-        ])
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-            return False
-        raise
-    return True
+    return Slots(table, resource=resource).release(workflow, run_id)
 
 
 def start_queued(table: str, workflow: str, *, max_starts: int = 25, resource: Any = None,
@@ -634,50 +476,30 @@ def start_queued(table: str, workflow: str, *, max_starts: int = 25, resource: A
     transaction, so two callers (two run ends at once) never start the same run.
     """
     svc = RunService(table, sfn=sfn, resource=resource)
+    queue = svc.queue
     started: list[str] = []
     record: dict[str, Any] | None = None
     while len(started) < max_starts:
-        resp = svc.table.query(KeyConditionExpression=Key("pk").eq(f"QUEUE#{workflow}"), Limit=1,
-                               ConsistentRead=True)
-        items = resp.get("Items", [])
-        if not items:
+        queued = queue.oldest(workflow)
+        if queued is None:
             break
-        queued = items[0]
         record = record or svc.registry.get(workflow)
         if record is None:
             break  # deleting a workflow aborts its queue; nothing to start
         limit = int(record.get("concurrency") or 0)
-        run_id = str(queued["run_id"])
+        run_id = queued.run_id
         exec_arn = execution_arn_for(str(record["state_machine_arn"]), run_id)
-        claim = [
-            {"Delete": {"TableName": table, "Key": {"pk": queued["pk"], "sk": queued["sk"]},
-                        "ConditionExpression": "attribute_exists(pk)"}},
-            {"Update": {"TableName": table, "Key": {"pk": f"RUN#{run_id}", "sk": "RUN"},
-                        "UpdateExpression": "SET #s = :running, execution_arn = :arn, started_at = :now, "
-                                            "slot_held = :held REMOVE queue_sk",
-                        # A run being cancelled must not start (see RunService.cancel).
-                        "ConditionExpression": "#s = :queued AND attribute_not_exists(cancel_requested_at)",
-                        "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": {":running": "RUNNING", ":arn": exec_arn, ":now": now_iso(),
-                                                      ":held": bool(limit), ":queued": "QUEUED"}}},
-        ]
-        if limit:
-            claim.append(svc._acquire(workflow, limit))
+        taken = queue.dequeue(queued, workflow=workflow, execution_arn=exec_arn, slot_limit=limit)
+        if taken is Dequeue.NO_SLOT:
+            break  # no free slot: the next run end tries again
+        if taken is Dequeue.NOT_QUEUED:
+            # The run is no longer QUEUED (cancelled): drop its stale queue item and go on.
+            queue.drop(queued)
+            continue
+        if taken is Dequeue.TAKEN:
+            continue  # another caller took this one
         try:
-            svc.client.transact_write_items(TransactItems=claim)
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if limit and len(codes) > 2 and codes[2] == "ConditionalCheckFailed":
-                break  # no free slot: the next run end tries again
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed" and codes[0] != "ConditionalCheckFailed":
-                # The run is no longer QUEUED (cancelled): drop its stale queue item and go on.
-                svc.table.delete_item(Key={"pk": queued["pk"], "sk": queued["sk"]})
-                continue
-            if codes[:1] == ["ConditionalCheckFailed"]:
-                continue  # another caller took this one
-            raise
-        try:
-            svc._start_execution(workflow, str(record["state_machine_arn"]), run_id, str(queued["payload"]),
+            svc._start_execution(workflow, str(record["state_machine_arn"]), run_id, queued.payload,
                                  slot=bool(limit))
         except Exception:  # noqa: BLE001 - the run is recorded FAILED; keep starting the others
             logger.exception("queued run failed to start", extra={"run_id": run_id, "workflow": workflow})
@@ -703,20 +525,20 @@ def on_status_change(event: dict[str, Any], table: str | None = None, *, prefix:
     prefix = prefix if prefix is not None else (os.environ.get("BOTERNITY_STATE_MACHINE_PREFIX") or "boternity-")
     machine = str(detail.get("stateMachineArn") or "").rsplit(":", 1)[-1]
     derived = machine[len(prefix):] if machine.startswith(prefix) else machine
-    t = (resource or dynamodb()).Table(table)
+    runs = RunStore(table, client=resource or dynamo.resource())
     if status == "RUNNING":
-        _record_external_start(t, run_id, derived, detail)
+        _record_external_start(runs, run_id, derived, detail)
         return {"run_id": run_id, "status": status}
     if status not in RUN_FINAL:
         return {"run_id": run_id, "status": status}
-    item = t.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item") or {}
+    item = runs.run_item(run_id) or {}
     workflow = str(item.get("workflow") or derived)
     released = release_slot(table, workflow, run_id, resource=resource)
     started = start_queued(table, workflow, resource=resource, sfn=sfn) if workflow else []
     return {"run_id": run_id, "status": status, "released": released, "started": started}
 
 
-def _record_external_start(t: Any, run_id: str, workflow: str, detail: dict[str, Any]) -> None:
+def _record_external_start(runs: RunStore, run_id: str, workflow: str, detail: dict[str, Any]) -> None:
     """Fill in the record of a run the API did not start; never touches a run that has one.
 
     Every attribute uses if_not_exists, so an API-started run, or an end event that arrived
@@ -733,12 +555,5 @@ def _record_external_start(t: Any, run_id: str, workflow: str, detail: dict[str,
             kind = "cron"
         elif "detail-type" in payload and "source" in payload:
             kind = "event"
-    values = {"run_id": run_id, "workflow": workflow, "status": "RUNNING", "trigger_type": kind,
-              "started_at": started, "execution_arn": detail.get("executionArn"), "gsi1pk": f"WF#{workflow}",
-              "gsi1sk": f"{started}#{run_id}", "expires_at": int(time.time()) + RECORD_TTL_SECS}
-    values = {k: v for k, v in values.items() if v is not None}
-    t.update_item(
-        Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
-        UpdateExpression="SET " + ", ".join(f"#{k} = if_not_exists(#{k}, :{k})" for k in values),
-        ExpressionAttributeNames={f"#{k}": k for k in values},
-        ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
+    runs.record_external_start(run_id, workflow=workflow, trigger_type=kind, started_at=started,
+                               execution_arn=detail.get("executionArn"))

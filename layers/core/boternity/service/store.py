@@ -1,4 +1,8 @@
-"""Small DynamoDB helpers shared by the service modules: clients, plain values, page tokens."""
+"""Small helpers shared by the service modules: page tokens and key-safe hashes.
+
+DynamoDB itself is ``boternity.store``'s: the handles and value helpers once here live in
+``boternity.store.dynamo`` and are re-exported for the modules (and tests) that import them here.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,14 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
-
-import boto3
+from typing import Any
 
 from boternity.service.errors import BadRequest
+from boternity.store.dynamo import cancellation_codes, is_conditional_failure, plain
+from boternity.store.dynamo import resource as dynamodb
 
-if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
-
-
-def dynamodb() -> Any:
-    # A new resource per store object: boto3 resources are cheap, and creating them at call time
-    # keeps them valid across the emulator's (moto's) per-test backends.
-    return boto3.resource("dynamodb")
-
-
-def is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def cancellation_codes(exc: ClientError) -> list[str]:
-    """The per-item reasons of a cancelled TransactWriteItems, in request order."""
-    return [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons") or []]
-
-
-def plain(value: Any) -> Any:
-    """DynamoDB's Decimals back to int/float, recursively."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if hasattr(value, "as_integer_ratio") and not isinstance(value, bool | int | float):
-        return int(value) if value == int(value) else float(value)
-    return value
+__all__ = ["cancellation_codes", "decode_token", "dynamodb", "encode_token", "is_conditional_failure", "plain",
+           "short_hash"]
 
 
 def short_hash(text: str, n: int = 40) -> str:

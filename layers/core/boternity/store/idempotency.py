@@ -31,6 +31,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from boternity.store import dynamo, keys
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -108,18 +110,19 @@ class Claimed:
     replayed: bool   # an earlier start's stored result, not this call's
 
 
-def start_once(table_name: str, *, client: Any, scope: ClaimScope, workflow: str, key: str, payload_hash: str,
+def start_once(table_name: str, *, client: Any = None, scope: ClaimScope, workflow: str, key: str, payload_hash: str,
                context: Any, start: Callable[[], dict[str, Any]]) -> Claimed:
     """Run ``start`` at most once per ``(workflow, key)`` while its claim lives.
 
     Raises :class:`ClaimInProgress` while another invocation holds the claim, :class:`ClaimReused`
     when the key comes with another payload; an exception from ``start`` deletes the claim and
-    propagates.
+    propagates. ``client``: a low-level DynamoDB client (:func:`boternity.store.dynamo.client`),
+    made here when none is given.
     """
     persistence = DynamoDBPersistenceLayer(
-        table_name, key_attr="pk", sort_key_attr="sk", static_pk_value=f"IDEM#{workflow}",
+        table_name, key_attr="pk", sort_key_attr="sk", static_pk_value=keys.claims_pk(workflow),
         expiry_attr="expires_at", in_progress_expiry_attr="in_progress_expires_ms", status_attr="status",
-        data_attr="result", validation_key_attr="payload_hash", boto3_client=client)
+        data_attr="result", validation_key_attr="payload_hash", boto3_client=client or dynamo.client())
     replayed = False
 
     def mark_replay(response: Any, _record: DataRecord) -> Any:

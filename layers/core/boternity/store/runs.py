@@ -18,11 +18,15 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
+
+from boternity.store import dynamo, keys, slots
+from boternity.store.dynamo import cancellation_codes, is_conditional_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -131,9 +135,9 @@ class RunStore:
                     trigger: Any = None) -> None:
         started = now_iso()
         item = {
-            "pk": f"RUN#{run_id}", "sk": "RUN", "run_id": run_id, "workflow": workflow, "status": "RUNNING",
+            **keys.run(run_id), "run_id": run_id, "workflow": workflow, "status": "RUNNING",
             "trigger_type": trigger_type, "started_at": started, "execution_arn": execution_arn,
-            "gsi1pk": f"WF#{workflow}", "gsi1sk": f"{started}#{run_id}",
+            **keys.run_index(workflow, started, run_id),
             "expires_at": int(time.time()) + RECORD_TTL_SECS,
         }
         if trigger is not None:
@@ -159,7 +163,7 @@ class RunStore:
         values.update(finals)
         try:
             self.table.update_item(
-                Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, UpdateExpression=expr,
+                Key=keys.run(run_id), UpdateExpression=expr,
                 ConditionExpression=f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
@@ -170,17 +174,17 @@ class RunStore:
             raise
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        item = self.table.get_item(Key=keys.run(run_id), ConsistentRead=True).get("Item")
         return _plain(item) if item else None
 
     def list_runs(self, workflow: str, *, limit: int = 20) -> list[dict[str, Any]]:
-        resp = self.table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(f"WF#{workflow}"),
+        resp = self.table.query(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(keys.runs_of_workflow(workflow)),
                                 ScanIndexForward=False, Limit=limit)
         return [_plain(i) for i in resp.get("Items", [])]
 
     # ------------------------------------------------------------------ steps
     def _step_key(self, run_id: str, step_id: str, iteration: str) -> dict[str, str]:
-        return {"pk": f"RUN#{run_id}", "sk": f"STEP#{step_id}" + (f"#{iteration}" if iteration else "")}
+        return keys.step(run_id, step_id, iteration)
 
     def step_started(self, run_id: str, step_id: str, *, iteration: str = "", attempt: int = 0,
                      step_type: str | None = None) -> None:
@@ -242,20 +246,20 @@ class RunStore:
 
     def attempt_failed(self, run_id: str, step_id: str, *, iteration: str, attempt: int, error: str,
                        extra: dict[str, Any] | None = None) -> None:
-        item = {"pk": f"RUN#{run_id}", "sk": f"ATTEMPT#{step_id}#{iteration}#{attempt:03d}", "step_id": step_id,
+        item = {**keys.attempt(run_id, step_id, iteration, attempt), "step_id": step_id,
                 "attempt": attempt + 1, "error": error, "at": now_iso(), "expires_at": int(time.time()) + RECORD_TTL_SECS}
         if extra:
             item["extra"] = json.dumps(extra)
         self.table.put_item(Item=item)
 
     def attempts(self, run_id: str, step_id: str, *, iteration: str = "") -> list[dict[str, Any]]:
-        resp = self.table.query(KeyConditionExpression=Key("pk").eq(f"RUN#{run_id}")
-                                & Key("sk").begins_with(f"ATTEMPT#{step_id}#{iteration}#"), ConsistentRead=True)
+        resp = self.table.query(KeyConditionExpression=Key("pk").eq(keys.run_pk(run_id))
+                                & Key("sk").begins_with(keys.attempts_prefix(step_id, iteration)), ConsistentRead=True)
         return [_plain(i) for i in resp.get("Items", [])]
 
     def _query_run(self, run_id: str, sk_prefix: str) -> Iterator[dict[str, Any]]:
         """Every item of a run whose sort key starts with ``sk_prefix``, across pages, as stored."""
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"RUN#{run_id}")
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(keys.run_pk(run_id))
                                   & Key("sk").begins_with(sk_prefix), "ConsistentRead": True}
         while True:
             resp = self.table.query(**kwargs)
@@ -266,7 +270,7 @@ class RunStore:
 
     def item_records(self, run_id: str, step_id: str, *, loops: str = "") -> dict[int, dict[str, Any]]:
         """A for_each step's item records (iteration ``<loops>/i<index>``), by index."""
-        prefix = f"STEP#{step_id}#" + (f"{loops}/i" if loops else "i")
+        prefix = keys.item_records_prefix(step_id, loops)
         out: dict[int, dict[str, Any]] = {}
         for item in self._query_run(run_id, prefix):
             index = str(item["sk"])[len(prefix):]
@@ -275,13 +279,177 @@ class RunStore:
         return out
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
-        return [_plain(i) for i in self._query_run(run_id, "STEP#")]
+        return [_plain(i) for i in self._query_run(run_id, keys.STEP_PREFIX)]
+
+    # ------------------------------------------------------------------ run control (service/runs.py)
+    # The conditional writes behind start, cancel and redrive. Each returns what happened, in the
+    # service's words; a DynamoDB failure that is not one of those outcomes propagates.
+
+    def run_item(self, run_id: str) -> dict[str, Any] | None:
+        """The run item exactly as stored (bookkeeping attributes included), read consistently."""
+        item = self.table.get_item(Key=keys.run(run_id), ConsistentRead=True).get("Item")
+        return dict(item) if item else None
+
+    def create_run(self, run_id: str, workflow: str, *, trigger_type: str, execution_arn: str, trigger: Any,
+                   slot_limit: int) -> RunWrite:
+        """Write a RUNNING run record, taking one of ``slot_limit`` concurrency slots in the same
+        transaction when there is a limit (0: none). Never overwrites an existing run."""
+        item = new_run_item(run_id, workflow, status="RUNNING", trigger_type=trigger_type,
+                            execution_arn=execution_arn, trigger=trigger, slot_held=bool(slot_limit))
+        if not slot_limit:
+            try:
+                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    return RunWrite.DUPLICATE
+                raise
+            return RunWrite.CREATED
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=[
+                slots.take(self.table_name, workflow, slot_limit), put_new(self.table_name, item)])
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if len(codes) < 2:
+                raise
+            if codes[1] == "ConditionalCheckFailed":
+                return RunWrite.DUPLICATE
+            if codes[0] != "ConditionalCheckFailed":
+                raise
+            return RunWrite.SLOT_TAKEN
+        return RunWrite.CREATED
+
+    def attempt_items(self, run_id: str) -> list[dict[str, Any]]:
+        """Every failed-attempt item of a run, as stored."""
+        return list(self._query_run(run_id, keys.ATTEMPT_PREFIX))
+
+    @staticmethod
+    def runs_listing(workflow: str) -> dict[str, str]:
+        """What every page key of a workflow's run listing carries (pins a page token to it)."""
+        return {"gsi1pk": keys.runs_of_workflow(workflow)}
+
+    def page_of_runs(self, workflow: str, *, status: str | None, limit: int,
+                     start: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to ``limit`` run items of a workflow, newest first, optionally of one status, from
+        ``start`` on; and the key the next page starts after (None at the end)."""
+        kwargs: dict[str, Any] = {"IndexName": "gsi1",
+                                  "KeyConditionExpression": Key("gsi1pk").eq(keys.runs_of_workflow(workflow)),
+                                  "ScanIndexForward": False}
+        if status:
+            kwargs["FilterExpression"] = Attr("status").eq(status.upper())
+        out: list[dict[str, Any]] = []
+        while len(out) < limit:
+            # With a filter, a page may hold fewer matches than asked: read on until full or done.
+            kwargs["Limit"] = limit - len(out) if not status else max(limit, 25)
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self.table.query(**kwargs)
+            items = resp.get("Items", [])
+            for i, item in enumerate(items):
+                out.append(item)
+                if len(out) == limit:
+                    # Stop inside the page: the next page starts just after the last run returned.
+                    if i == len(items) - 1 and "LastEvaluatedKey" not in resp:
+                        return out, None
+                    return out, {k: item[k] for k in keys.KEY_ATTRIBUTES}
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                break
+        return out, None
+
+    def claim_cancel(self, run_id: str, *, by: str, requested_at: str, now: int,
+                     until: int) -> dict[str, Any] | None:
+        """Make the caller the run's one canceller: the run item afterwards, or None when the run
+        is missing, final, or another canceller's claim has not lapsed (``until`` > ``now``)."""
+        finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
+        try:
+            return dict(self.table.update_item(
+                Key=keys.run(run_id),
+                UpdateExpression="SET cancel_requested_at = :t, cancel_claim_until = :until, cancelled_by = :by",
+                ConditionExpression=f"attribute_exists(pk) AND NOT #s IN ({', '.join(finals)}) "
+                                    "AND (attribute_not_exists(cancel_claim_until) OR cancel_claim_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":t": requested_at, ":until": until, ":now": now, ":by": by, **finals},
+                ReturnValues="ALL_NEW")["Attributes"])
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+        return None
+
+    def note_cancel_cause(self, run_id: str, *, error: str, cause: str) -> bool:
+        """Say who stopped an ABORTED run whose end said nothing. False if it was not so."""
+        try:
+            self.table.update_item(
+                Key=keys.run(run_id), UpdateExpression="SET #e = :e, #c = :c",
+                ConditionExpression="#s = :aborted AND attribute_not_exists(#e)",
+                ExpressionAttributeNames={"#e": "error", "#c": "cause", "#s": "status"},
+                ExpressionAttributeValues={":e": error, ":c": cause, ":aborted": "ABORTED"})
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            return False
+        return True
+
+    def reopen_for_redrive(self, run_id: str, *, status: str, workflow: str, slot_limit: int,
+                           at: str) -> Reopen:
+        """Make a run that ended ``status`` RUNNING again, its end cleared, with one of
+        ``slot_limit`` slots taken in the same transaction (0: no limit)."""
+        reopen: dict[str, Any] = {"Update": {
+            "TableName": self.table_name, "Key": keys.run(run_id),
+            "UpdateExpression": "SET #s = :running, redriven_at = :now, slot_held = :held "
+                                "ADD redrive_count :one REMOVE ended_at, #e, #c, #o, slot_released, "
+                                "cancel_requested_at, cancel_claim_until, cancelled_by",
+            "ConditionExpression": "#s = :old",
+            "ExpressionAttributeNames": {"#s": "status", "#e": "error", "#c": "cause", "#o": "output"},
+            "ExpressionAttributeValues": {":running": "RUNNING", ":now": at, ":held": bool(slot_limit), ":one": 1,
+                                          ":old": status},
+        }}
+        items = [reopen] + ([slots.take(self.table_name, workflow, slot_limit)] if slot_limit else [])
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return Reopen.RUN_CHANGED
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return Reopen.NO_SLOT
+            raise
+        return Reopen.REOPENED
+
+    def restore_after_redrive(self, item: dict[str, Any]) -> None:
+        """Put back the end of a run item as it was before :meth:`reopen_for_redrive`; its slot
+        is marked released (the caller gives the counter back)."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":old": item["status"], ":one": -1}
+        sets = ["#s = :old"]
+        for i, field in enumerate(("ended_at", "error", "cause", "output")):
+            if field in item:
+                names[f"#f{i}"] = field
+                values[f":f{i}"] = item[field]
+                sets.append(f"#f{i} = :f{i}")
+        self.table.update_item(
+            Key=keys.run(str(item["run_id"])),
+            UpdateExpression="SET " + ", ".join(sets) + ", slot_released = :t ADD redrive_count :one REMOVE redriven_at",
+            ExpressionAttributeNames=names, ExpressionAttributeValues={**values, ":t": True})
+
+    def record_external_start(self, run_id: str, *, workflow: str, trigger_type: str, started_at: str,
+                              execution_arn: str | None) -> None:
+        """Fill in the record of a run started without the API; every attribute only where it is
+        missing, so a record the API (or an earlier end event) wrote is left as it is."""
+        values = {"run_id": run_id, "workflow": workflow, "status": "RUNNING", "trigger_type": trigger_type,
+                  "started_at": started_at, "execution_arn": execution_arn,
+                  **keys.run_index(workflow, started_at, run_id), "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        values = {k: v for k, v in values.items() if v is not None}
+        self.table.update_item(
+            Key=keys.run(run_id),
+            UpdateExpression="SET " + ", ".join(f"#{k} = if_not_exists(#{k}, :{k})" for k in values),
+            ExpressionAttributeNames={f"#{k}": k for k in values},
+            ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB's Decimals and JSON-encoded fields back to plain values."""
     out: dict[str, Any] = {}
     for k, v in item.items():
-        if k in ("pk", "sk", "gsi1pk", "gsi1sk"):
+        if k in keys.KEY_ATTRIBUTES:
             continue
         if k in ("output", "trigger", "extra") and isinstance(v, str):
             try:
@@ -292,3 +460,53 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
             v = int(v) if v == int(v) else float(v)
         out[k] = v
     return out
+
+
+class RunWrite(Enum):
+    """What :meth:`RunStore.create_run` did."""
+
+    CREATED = "created"          # the run record is written (and its slot taken)
+    DUPLICATE = "duplicate"      # a run with this id exists: nothing written
+    SLOT_TAKEN = "slot_taken"    # every concurrency slot is held: nothing written
+
+
+class Reopen(Enum):
+    """What :meth:`RunStore.reopen_for_redrive` did."""
+
+    REOPENED = "reopened"
+    RUN_CHANGED = "run_changed"  # the run's status is no longer the one read
+    NO_SLOT = "no_slot"          # every concurrency slot is held
+
+
+def new_run_item(run_id: str, workflow: str, *, status: str, trigger_type: str, execution_arn: str | None,
+                 trigger: Any, slot_held: bool) -> dict[str, Any]:
+    """A run item as a start writes it (the shape :meth:`RunStore.run_started` writes, plus the
+    concurrency bookkeeping), so it can join a transaction with a slot or a queue item."""
+    started = now_iso()
+    item: dict[str, Any] = {
+        **keys.run(run_id), "run_id": run_id, "workflow": workflow, "status": status,
+        "trigger_type": trigger_type, "started_at": started, **keys.run_index(workflow, started, run_id),
+        "expires_at": int(time.time()) + RECORD_TTL_SECS,
+    }
+    if execution_arn:
+        item["execution_arn"] = execution_arn
+    if trigger is not None:
+        item["trigger"] = json.dumps(trigger)
+    if slot_held:
+        item["slot_held"] = True
+    if status == "QUEUED":
+        item["queued_at"] = started
+    return item
+
+
+def put_new(table_name: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A transaction's Put that never overwrites an existing item."""
+    return {"Put": {"TableName": table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def create_table(name: str, **client_kwargs: Any) -> Any:
+    """Create the run table as :func:`table_definition` describes it (the local engine's moto
+    table; in the cloud, template.yaml creates it). Returns the low-level client that made it."""
+    client = dynamo.client(**client_kwargs)
+    client.create_table(**table_definition(name))
+    return client

@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from boternity.store import dynamo, keys
 from boternity.store.runs import RECORD_TTL_SECS
 
 # Errors meaning "this token was already answered or its task is gone": fine for a signal.
@@ -33,12 +34,11 @@ class SyncStore:
     sfn: Any = None
 
     def __post_init__(self) -> None:
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
+        self.dynamodb = self.dynamodb or dynamo.client()
         self.sfn = self.sfn or boto3.client("stepfunctions")
 
     def _key(self, run_id: str, step_id: str, iteration: str) -> dict[str, Any]:
-        sk = f"SYNC#{step_id}" + (f"#{iteration}" if iteration else "")
-        return {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": sk}}
+        return keys.sync(run_id, step_id, iteration)
 
     def signal(self, run_id: str, step_id: str, iteration: str, record: dict[str, Any]) -> int:
         """Mark the step done and wake every waiter. Returns how many tokens were sent."""
