@@ -199,6 +199,7 @@ class LocalEngine:
         seen: dict[str, str] = {}
         asked: set[str] = set()
         waiting_approval: set[str] = set()
+        latest: dict[str, str] = {}
         watch = self._watches.get(run_id)
         if watch is None:   # started without run(): read what was written before watching began
             watch = self._watch(run_id)
@@ -218,15 +219,17 @@ class LocalEngine:
                     return
                 key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
                 status = str(rec.get("status", ""))
+                # Records read when the wait began can arrive after newer pushed ones, and two
+                # writers can push out of order: a status never goes back (running <
+                # waiting_approval < final), so an older one is ignored.
+                if _rank(status) < _rank(latest.get(key)):
+                    continue
+                latest[key] = status
                 if status == "waiting_approval":
                     waiting_approval.add(key)
                 else:
                     waiting_approval.discard(key)
-                # Records read when the wait began can arrive after newer pushed ones, and two
-                # writers can push out of order: a status never goes back (running <
-                # waiting_approval < final).
-                if (on_step is not None and "step_id" in rec and seen.get(key) != status
-                        and _rank(status) >= _rank(seen.get(key))):
+                if on_step is not None and "step_id" in rec and seen.get(key) != status:
                     seen[key] = status
                     on_step(rec)
 
