@@ -23,7 +23,10 @@ from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope, si
 from boternity.compiler.states import NEXT, wire
 from boternity.compiler.targets import TaskTargets, step_function_kind
 from boternity.errors import CompileError
+from boternity.expressions.jexl import condition_references
+from boternity.expressions.templates import value_references
 from boternity.graph import TOP, Graph, build_graph
+from boternity.validate import _template_fields as template_fields  # the one list of templated fields
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Step, Workflow
@@ -78,6 +81,12 @@ class _Compiler:
         # How many non-first Parallel branches enclose the states being compiled: records go to
         # $.steps at level 0 and to $.b<level> deeper (see the module docstring).
         self.level = 0
+        # The records the state holds at the point being compiled, and at which level (0 for
+        # $.steps, k for $.b<k>), exactly as the run will have them there: a payload can then
+        # name each record it reads by its path instead of carrying the whole state.
+        self.visible: dict[str, int] = {}
+        self.in_item = False   # compiling a for_each item: its state also has item and index
+        self._reads_cache: dict[str, frozenset[str]] = {}
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -186,11 +195,63 @@ class _Compiler:
         """A path or intrinsic giving every record visible here, the innermost winning."""
         return _merge_expr(["$.steps", *(f"$.b{k}" for k in range(1, self.level + 1))])
 
-    def _state_param(self) -> dict[str, Any]:
-        """The payload entry giving a function the run's state, with the records merged."""
+    def _whole_state(self) -> dict[str, Any]:
+        """The payload entry giving a function the run's whole state, with the records merged."""
         if self.level == 0:
             return {"state.$": "$"}
         return {"state": {"ctx.$": "$.ctx", "steps.$": self._merged_steps()}}
+
+    def _record_path(self, step_id: str) -> str:
+        level = self.visible[step_id]
+        return f"$.steps.{step_id}" if level == 0 else f"$.b{level}.{step_id}"
+
+    def _state_param(self, reads: set[str] | frozenset[str]) -> dict[str, Any]:
+        """The payload entry giving a function ctx and just the records it reads.
+
+        When one of them is not certainly in the state here (a loop body's records after the loop,
+        which ran zero times or more; an ancestor that ran in another branch and was not awaited),
+        the function gets every record instead, as before: a path to a missing field would fail
+        the state, while a template reading a record that is not there must behave as it always
+        did (see docs/compiler.md, "What a function receives").
+        """
+        if not reads <= self.visible.keys():
+            return self._whole_state()
+        state: dict[str, Any] = {"ctx.$": "$.ctx",
+                                 "steps": {f"{r}.$": self._record_path(r) for r in sorted(reads)}}
+        if self.in_item:
+            state["item.$"] = "$.item"
+            state["index.$"] = "$.index"
+        return {"state": state}
+
+    def _reads(self, s: Step) -> frozenset[str]:
+        """The records a step's function reads: the steps its templates, conditions and for_each
+        name; its dependencies and conditionals (the gate reads their status); its loops (the
+        iteration numbers)."""
+        cached = self._reads_cache.get(s.id)
+        if cached is not None:
+            return cached
+        exprs: list[str] = []
+        refs = [r for _, value in template_fields(s) for r in value_references(value)]
+        if s.for_each is not None:
+            refs += value_references(s.for_each)
+        if s.condition:
+            exprs.append(s.condition)
+        if s.config.type in ("conditional", "loop"):
+            exprs.append(s.config.condition)
+        for e in exprs:
+            refs += condition_references(e)
+        out = {str(r.path[0]) for r in refs if r.root == "steps" and r.path}
+        out |= set(self.g.deps.get(s.id, []))
+        out |= {o.id for o in self.wf.steps if o.config.type == "conditional"
+                and (s.id in o.config.then_steps or s.id in o.config.else_steps)}
+        out |= set(self.g.scope_chain(s.id))
+        out.discard(s.id)
+        result = self._reads_cache[s.id] = frozenset(out)
+        return result
+
+    def _wrote(self, step_id: str) -> None:
+        """The record of ``step_id`` is in the state from here on, at this level."""
+        self.visible[step_id] = self.level
 
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
@@ -206,12 +267,23 @@ class _Compiler:
         """Compile branch builders side by side: the first at this level, the others one deeper."""
         if len(build) == 1:
             return build[0]()
+        before = dict(self.visible)
         first = build[0]()
+        seen = [self.visible]
         self.level += 1
         try:
-            rest = [b() for b in build[1:]]
+            rest = []
+            for b in build[1:]:
+                self.visible = dict(before)
+                rest.append(b())
+                seen.append(self.visible)
         finally:
             self.level -= 1
+        # After the Parallel, every branch's records are merged at this level.
+        self.visible = dict(before)
+        for branch in seen:
+            for sid, lv in branch.items():
+                self.visible[sid] = min(lv, self.level)
         return self.parallel([first, *rest])
 
     def parallel(self, branches: list[Frag]) -> Frag:
@@ -285,8 +357,12 @@ class _Compiler:
             spec["signal"] = True
         return spec
 
-    def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
-        p: dict[str, Any] = {"op": op, "step": spec, **self._state_param(), "attempt.$": "$$.State.RetryCount"}
+    def _payload(self, s: Step, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
+        reads = set(self._reads(s))
+        if op in ("finish", "loop"):
+            reads.add(s.id)   # the step's own record so far: what prepare, the Map or the last check left
+        p: dict[str, Any] = {"op": op, "step": spec, **self._state_param(reads),
+                             "attempt.$": "$$.State.RetryCount"}
         if token:
             p["token.$"] = "$$.Task.Token"
         return p
@@ -365,7 +441,7 @@ class _Compiler:
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "signal", "step": {"id": s.id, "loops": list(reversed(self.g.scope_chain(s.id)))},
-                         **self._state_param()}},
+                         **self._state_param({s.id, *self.g.scope_chain(s.id)})}},
             comment=f"Tell the branches waiting for '{s.id}' that it is done",
             result_path=None, timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
@@ -377,13 +453,14 @@ class _Compiler:
             states.LAMBDA_CALLBACK,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "await", "step": {"id": dep, "loops": list(reversed(self.g.scope_chain(dep)))},
-                         **self._state_param(), "token.$": "$$.Task.Token"}},
+                         **self._state_param(set(self.g.scope_chain(dep))), "token.$": "$$.Task.Token"}},
             comment=f"'{sid}' also needs '{dep}', which runs in another branch: wait for its signal",
             # Into this branch's own records: a stale copy (an earlier loop iteration) in an outer
             # level's records would otherwise win the merged view.
             result_path=self._rp(dep), timeout=self.wf.timeout_secs,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(dep)
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
 
     def step(self, s: Step, *, signal: bool) -> Frag:
@@ -414,7 +491,7 @@ class _Compiler:
         st: dict[str, dict[str, Any]] = {}
         main = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function(kind), "Payload": self._payload(self.spec(s, signal=signal), "run")},
+            {"FunctionName": self.targets.function(kind), "Payload": self._payload(s, self.spec(s, signal=signal), "run")},
             comment=self._comment(s),
             # A for_each item keeps only its status: the outputs are gathered from the run table
             # afterwards (see runtime/control.py), as all of them together may not fit the state.
@@ -425,6 +502,8 @@ class _Compiler:
             # In a Map, an uncaught failure fails the Map, whose own Catch handles it once.
             main["Catch"] = self._catch(s, st, rp, signal=signal and not in_map, in_map=in_map)
         st = {name: main, **st}
+        if not in_map:
+            self._wrote(s.id)
         return Frag(name, st, limits.EVENTS_TASK + self._retries_events(s), [s.id])
 
     def approval(self, s: Step, *, signal: bool, rp: str | None = None, in_map: bool = False) -> Frag:
@@ -435,7 +514,7 @@ class _Compiler:
         main = states.task(
             states.LAMBDA_CALLBACK,
             {"FunctionName": self.targets.function("approval"),
-             "Payload": self._payload(self.spec(s, signal=False), "request", token=True)},
+             "Payload": self._payload(s, self.spec(s, signal=False), "request", token=True)},
             comment=self._comment(s) + ": waits for a human decision", result_path=rp,
             timeout=cfg.timeout_secs, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
@@ -455,6 +534,8 @@ class _Compiler:
             catches += self._catch(s, st, rp, signal=signal and not in_map)
         main["Catch"] = catches
         st = {name: main, **st}
+        if not in_map:
+            self._wrote(s.id)
         frag = Frag(name, st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id])
         if signal and not in_map:
             return self._then_signal(frag, s)
@@ -470,11 +551,12 @@ class _Compiler:
         st = states.task(
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
-             "Payload": self._payload(self.spec(s, signal=signal), "prepare")},
+             "Payload": self._payload(s, self.spec(s, signal=signal), "prepare")},
             comment=f"{self._comment(s)}: check the gate and render the inputs",
             result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(s.id)
         return name, st
 
     def _gate_choice(self, s: Step, rp: str) -> tuple[str, dict[str, Any]]:
@@ -523,7 +605,7 @@ class _Compiler:
         st = states.task(
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
-             "Payload": self._payload(self.spec(s, signal=signal), "finish")},
+             "Payload": self._payload(s, self.spec(s, signal=signal), "finish")},
             comment=f"{self._comment(s)}: record the result",
             result_selector=dict(states.STEP_RESULT), result_path=rp, timeout=60,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
@@ -572,8 +654,15 @@ class _Compiler:
         t = s.config.type
         if t not in LAMBDA_TYPES and t not in ("approval", "wait", "sub_workflow"):
             raise CompileError(f"for_each is not supported on {t} steps", step_id=s.id)
-        merged = self._merged_steps()
-        level, self.level = self.level, 0   # an item's state has the records merged under "steps"
+        reads = set(self._reads(s))
+        if reads <= self.visible.keys():
+            item_steps: Any = {f"{r}.$": self._record_path(r) for r in sorted(reads)}
+            item_visible = dict.fromkeys(reads, 0)
+        else:
+            item_steps, item_visible = self._merged_steps(), dict.fromkeys(self.visible, 0)
+        saved = self.level, self.visible, self.in_item
+        # An item's state has the records it reads under "steps", beside the item and its index.
+        self.level, self.visible, self.in_item = 0, item_visible, True
         try:
             if t in LAMBDA_TYPES:
                 inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
@@ -582,7 +671,7 @@ class _Compiler:
             else:
                 inner = self._prepared_item(s)
         finally:
-            self.level = level
+            self.level, self.visible, self.in_item = saved
         inner_states = inner.states
         per_item = inner.events
         first = inner.start
@@ -592,7 +681,8 @@ class _Compiler:
             "Type": "Map",
             "Comment": f"{self._comment(s)}: once per item of {s.for_each}",
             "ItemsPath": f"{rp}.data.items",
-            "ItemSelector": {"ctx.$": "$.ctx", "steps.$": merged, "item.$": "$$.Map.Item.Value",
+            "ItemSelector": {"ctx.$": "$.ctx", ("steps.$" if isinstance(item_steps, str) else "steps"): item_steps,
+                             "item.$": "$$.Map.Item.Value",
                              "index.$": "$$.Map.Item.Index"},
             "MaxConcurrency": s.max_concurrency or 0,
             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": first, "States": inner_states},
@@ -623,11 +713,12 @@ class _Compiler:
         prep_name = self.names.take(f"{s.id}.item.prepare")
         prep = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "prepare")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "prepare")},
             comment=f"{self._comment(s)}: gate and render this item's inputs",
             result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(s.id)
         gate_name = self.names.take(f"{s.id}.item.gate")
         skipped_name = self.names.take(f"{s.id}.item.skipped")
         core_name = self.names.take(f"{s.id}.item.run")
@@ -654,7 +745,7 @@ class _Compiler:
             core_events = limits.EVENTS_TASK + 2
         done = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "finish")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "finish")},
             comment=f"{self._comment(s)}: record this item's result",
             result_selector={"status.$": "$.Payload.status"}, result_path="$", timeout=60,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
@@ -692,10 +783,12 @@ class _Compiler:
             result_path=rp,
         )
         st[init]["Next"] = check
+        self._wrote(s.id)
+        before = dict(self.visible)
         spec = self.spec(s, signal=signal)
         chk = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "loop")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "loop")},
             comment=f"Evaluate '{cfg.condition}' (at most {cfg.max_iterations} iterations)",
             result_selector={**states.STEP_RESULT, "continue.$": "$.Payload.continue"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
@@ -703,6 +796,8 @@ class _Compiler:
         chk["Catch"] = self._catch(s, st, rp, signal=signal)
         chk["Next"] = nxt
         body = self.scope(s.id)
+        # After the loop, its body's records exist only if it ran at least once.
+        self.visible = before
         wire(body.states, check)
         st[check] = chk
         st[nxt] = states.choice([{"Variable": f"{rp}.continue", "BooleanEquals": True, "Next": body.start}],
