@@ -113,10 +113,12 @@ class _Compiler:
             },
         )
         init["Next"] = top.start
-        wire(top.states, DONE)
-        all_states = {START: init, **top.states,
-                      DONE: {"Type": "Succeed", "Comment": "The run's output: every step's record",
-                             "OutputPath": "$.steps"}}
+        # The run's output is every step's record: the states that end the run output $.steps
+        # themselves, rather than entering a Succeed state that would cost one more transition per
+        # run. Only a Choice, which cannot end a machine, goes to a Pass named Run.done.
+        top_states = dict(top.states)
+        wire(top_states, None, end_name=DONE, output_path="$.steps")
+        all_states = {START: init, **top_states}
         definition: dict[str, Any] = {
             "Comment": f"Boternity workflow '{self.wf.name}'" + (f": {self.wf.description}" if self.wf.description else ""),
             "StartAt": START,
