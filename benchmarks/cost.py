@@ -115,13 +115,24 @@ def payload_bytes(events: list[dict[str, Any]]) -> tuple[int, int, int]:
     return sum(sizes), max(sizes, default=0), records
 
 
+def _init_pass(engine: LocalEngine, dag: Dag, kind: str) -> dict[str, Any]:
+    """Our Run.start Pass (the trigger becomes ctx), for the baseline to start with. A run of ours
+    that opens with a Parallel builds ctx in that Parallel instead, so take it from a one-step
+    workflow of the same name, which always has it."""
+    from boternity.compiler import compile_details
+
+    single = Dag(f"{dag.name}-start", dag.family, (dag.steps[0],), {dag.steps[0]: ()}, {dag.steps[0]: 0})
+    return compile_details(_wf(single, kind, name=_wf(dag, kind).name), targets=engine.targets).definition[
+        "States"]["Run.start"]
+
+
 def measure(engine: LocalEngine, dag: Dag, kind: str) -> dict[str, Any]:
     from boternity.compiler import compile_details
 
     wf = _wf(dag, kind)
     ours_def = compile_details(wf, targets=engine.targets).definition
     ours_run = run_workflow(engine, wf, timeout=RUN_TIMEOUT_S)
-    base_def = baselines.layered_asl(dag, isolated_fragment(engine, dag, kind), start=ours_def["States"]["Run.start"])
+    base_def = baselines.layered_asl(dag, isolated_fragment(engine, dag, kind), start=_init_pass(engine, dag, kind))
     base_run = run_definition(engine, base_def, {}, timeout=RUN_TIMEOUT_S)
     zeros = {s: 0 for s in dag.steps}
     row: dict[str, Any] = {"name": dag.name, "family": dag.family, "steps": dag.size, "kind": kind}

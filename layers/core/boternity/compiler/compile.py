@@ -118,10 +118,19 @@ class _Compiler:
         # run. Only a Choice, which cannot end a machine, goes to a Pass named Run.done.
         top_states = dict(top.states)
         wire(top_states, None, end_name=DONE, output_path="$.steps")
-        all_states = {START: init, **top_states}
+        first = top_states[top.start]
+        if first["Type"] == "Parallel":
+            # A run that opens with a Parallel builds ctx in the Parallel's own Parameters (its
+            # input is the trigger payload, as Run.start's would be): one transition less per run.
+            first["Comment"] = f"{init['Comment']}; {first['Comment']}"
+            first["Parameters"] = {**init["Parameters"], **{k: v for k, v in first["Parameters"].items()
+                                                            if not k.endswith(".$")}}
+            start_at, all_states = top.start, top_states
+        else:
+            start_at, all_states = START, {START: init, **top_states}
         definition: dict[str, Any] = {
             "Comment": f"Boternity workflow '{self.wf.name}'" + (f": {self.wf.description}" if self.wf.description else ""),
-            "StartAt": START,
+            "StartAt": start_at,
             "TimeoutSeconds": self.wf.timeout_secs,
             "States": all_states,
         }
