@@ -37,11 +37,31 @@ LAMBDA_TYPES = {"agent", "skill", "http", "code"}
 
 
 @dataclass
+class OpenWait:
+    """A static wait that ends its fragment: its record in the run table is ended by whatever
+    Lambda task follows it in the same flow, or, when none does, by its own ``.done`` task."""
+    step: str
+    wait_state: str
+    level: int                           # where its record is in the state ($.steps or $.b<level>)
+    loops: list[str]
+    signal: bool
+    done_name: str
+    done: dict[str, Any]                 # the .done task, added only when no task can end the wait
+
+
+@dataclass
 class Frag:
     start: str
     states: dict[str, dict[str, Any]]
     events: int = 0
     new_steps: list[str] = field(default_factory=list)   # records this fragment adds to $.steps
+    open_wait: OpenWait | None = None    # the fragment ends with a static wait's Wait state
+
+
+# The control-function and step-function operations that end the static waits named in their
+# payload before anything else (runtime/step.py: end_waits). An approval's request is handled by
+# the approval function, which does not.
+ENDS_WAITS_OPS = frozenset({"run", "start", "prepare", "finish", "loop", "signal", "await"})
 
 
 @dataclass
@@ -96,7 +116,7 @@ class _Compiler:
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Compiled:
-        top = self.scope(TOP)
+        top = self._close(self.scope(TOP))
         init = states.pass_(
             comment=f"Workflow {self.wf.name}: the trigger payload becomes ctx.trigger",
             parameters={
@@ -267,12 +287,41 @@ class _Compiler:
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
         for a, b in zip(frags, frags[1:], strict=False):
+            if a.open_wait is not None and not self._ends_wait(a.open_wait, b.states[b.start]):
+                self._close(a)
             wire(a.states, b.start)
         new: list[str] = []
         for f in frags:
             merged.update(f.states)
             new.extend(f.new_steps)
-        return Frag(frags[0].start, merged, sum(f.events for f in frags), new)
+        return Frag(frags[0].start, merged, sum(f.events for f in frags), new, frags[-1].open_wait)
+
+    def _ends_wait(self, ow: OpenWait, nxt: dict[str, Any]) -> bool:
+        """Let the task right after a static wait end the wait's record (and signal it): it runs
+        the moment the Wait state ends, as a .done task would, and saves that task and its
+        transition. Returns False when the next state is not such a task."""
+        payload = (nxt.get("Parameters") or {}).get("Payload") if nxt.get("Type") == "Task" else None
+        if not isinstance(payload, dict) or payload.get("op") not in ENDS_WAITS_OPS:
+            return False
+        payload.setdefault("ended", []).append({"id": ow.step, "loops": ow.loops, **({"signal": True} if ow.signal else {})})
+        sent = payload.get("state")
+        if isinstance(sent, dict) and isinstance(sent.get("steps"), dict):
+            # The wait's record (written by its start task) and its loops' iteration numbers.
+            for sid in (ow.step, *ow.loops):
+                level = ow.level if sid == ow.step else self.visible.get(sid, ow.level)
+                sent["steps"].setdefault(f"{sid}.$", f"$.steps.{sid}" if level == 0 else f"$.b{level}.{sid}")
+        return True
+
+    def _close(self, frag: Frag) -> Frag:
+        """Nothing that can end the static wait follows it: add its own .done task."""
+        ow = frag.open_wait
+        if ow is None:
+            return frag
+        frag.states[ow.wait_state]["Next"] = ow.done_name
+        frag.states[ow.done_name] = ow.done
+        frag.events += limits.EVENTS_TASK
+        frag.open_wait = None
+        return frag
 
     def branches(self, build: list[Callable[[], Frag]]) -> Frag:
         """Compile branch builders side by side: the first at this level, the others one deeper."""
@@ -309,7 +358,7 @@ class _Compiler:
         asl_branches = []
         parts = [f"$[0].{own}"]
         for i, b in enumerate(branches):
-            st = dict(b.states)
+            st = dict(self._close(b).states)
             if i == 0:
                 wire(st, None, end_name=self.names.take(f"{name}.end0"))
             else:
@@ -579,6 +628,8 @@ class _Compiler:
 
     def prepared(self, s: Step, *, signal: bool) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
+        if self._static_wait(s):
+            return self.static_wait(s, signal=signal)
         rp = self._rp(s.id)
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
@@ -593,6 +644,38 @@ class _Compiler:
         prep["Next"] = choice_name
         all_st = {prep_name: prep, choice_name: ch, **core, **st}
         return Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
+
+    def _static_wait(self, s: Step) -> bool:
+        """A wait of fixed seconds that nothing can skip: its record is known before it starts."""
+        cfg = s.config
+        return cfg.type == "wait" and cfg.seconds is not None and not s.for_each and not self._may_skip(s.id)
+
+    def static_wait(self, s: Step, *, signal: bool) -> Frag:
+        """``<id>.prepare`` (op ``start``: records the start, and returns the step's final record,
+        ``until`` included, since nothing can change it) → the Wait state. The end is recorded by
+        the next task in the flow (see :meth:`_ends_wait`), or by a ``.done`` task."""
+        rp = self._rp(s.id)
+        st: dict[str, dict[str, Any]] = {}
+        name = self.names.take(f"{s.id}.prepare")
+        prep = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": self._payload(s, self.spec(s, signal=signal), "start")},
+            comment=f"{self._comment(s)}: record the start and the record it will end with",
+            result_selector=dict(states.STEP_RESULT), result_path=rp,
+            timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        prep["Catch"] = self._catch(s, st, rp, signal=signal)
+        self._wrote(s.id)
+        wname = self.names.take(s.id)
+        prep["Next"] = wname
+        w = states.wait(seconds=s.config.seconds, comment=self._comment(s))
+        done_name, done = self._done(s, rp, signal=signal)
+        ow = OpenWait(step=s.id, wait_state=wname, level=self.level,
+                      loops=list(reversed(self.g.scope_chain(s.id))), signal=signal,
+                      done_name=done_name, done=done)
+        return Frag(name, {name: prep, wname: w, **st}, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id],
+                    open_wait=ow)
 
     def _may_skip(self, step_id: str) -> bool:
         """Whether the gate can ever skip this step: its own condition, a conditional branch, or
@@ -806,7 +889,9 @@ class _Compiler:
         )
         chk["Catch"] = self._catch(s, st, rp, signal=signal)
         chk["Next"] = nxt
-        body = self.scope(s.id)
+        # The body's last state goes back to the check, which also runs before the first iteration:
+        # a static wait ending the body has its own .done task.
+        body = self._close(self.scope(s.id))
         # After the loop, its body's records exist only if it ran at least once.
         self.visible = before
         wire(body.states, check)
