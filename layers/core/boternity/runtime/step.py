@@ -55,8 +55,8 @@ def end_waits(event: dict[str, Any], services: Services) -> None:
     A wait of fixed seconds that nothing can skip is a start task and a Wait state: the task
     that runs right after the Wait ends it here, first thing, so its ``ended_at`` is when the Wait
     ended (within a transition), and signals it when another branch waits for it. The record in
-    the state is the one the start task wrote. Repeating this (a retried task) rewrites the same
-    record, and a second signal is harmless (store/sync.py).
+    the state is the one the start task wrote. A retried task changes nothing: the first end is
+    kept (a final record is not rewritten), and a second signal is harmless (store/sync.py).
     """
     for ended in event.get("ended") or []:
         sc = StepContext(spec={"id": ended["id"], "loops": ended.get("loops", [])}, state=event.get("state", {}))
@@ -64,7 +64,7 @@ def end_waits(event: dict[str, Any], services: Services) -> None:
         status = str(rec.get("status") or "completed")
         iteration = sc.iteration_key()
         services.runs.step_ended(sc.run_id, sc.step_id, status=status, output=rec.get("output"),
-                                 iteration=iteration, step_type="wait")
+                                 iteration=iteration, step_type="wait", only_if_not_final=True)
         if ended.get("signal"):
             services.sync.signal(sc.run_id, sc.step_id, iteration, record(status, rec.get("output")))
 
