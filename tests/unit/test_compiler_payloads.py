@@ -132,3 +132,20 @@ steps:
   - {id: d, type: skill, depends_on: [b, a], config: {skill: s, input: "{{ steps.x.output }}"}}
 """)
     assert sent_state(d, "d") == {"ctx.$": "$.ctx", "steps.$": "States.JsonMerge($.steps, $.b1, false)"}
+
+
+def test_the_compiler_reads_the_same_templated_fields_as_validation():
+    # The compiler keeps its own list (validate.py sits above it in the layers): the two must agree
+    # on every step type, or a template could read a record its task was not sent.
+    from boternity.compiler.compile import template_fields
+    from boternity.model import load_workflow
+    from boternity.validate import _template_fields
+    from tests.conftest import EXAMPLES, ROOT
+
+    files = [*sorted(EXAMPLES.glob("*.yaml")), *sorted((ROOT / "tests" / "fixtures" / "outputs").glob("*.yaml"))]
+    types = set()
+    for path in files:
+        for step in load_workflow(path).workflow.steps:
+            types.add(step.type)
+            assert template_fields(step) == _template_fields(step), (path.name, step.id)
+    assert {"agent", "skill", "code", "http", "approval", "sub_workflow", "wait"} <= types

@@ -26,7 +26,6 @@ from boternity.errors import CompileError
 from boternity.expressions.jexl import condition_references
 from boternity.expressions.templates import value_references
 from boternity.graph import TOP, Graph, build_graph
-from boternity.validate import _template_fields as template_fields  # the one list of templated fields
 
 if TYPE_CHECKING:
     from boternity.model.workflow import Step, Workflow
@@ -34,6 +33,28 @@ if TYPE_CHECKING:
 START = "Run.start"
 DONE = "Run.done"
 LAMBDA_TYPES = {"agent", "skill", "http", "code"}
+# The config fields whose strings are templates, per step type: the same list as validation's
+# (validate.py sits above the compiler, which may not import it; tests/unit/test_compiler_payloads.py
+# checks the two agree on every step type).
+TEMPLATED_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent": ("prompt", "system"),
+    "skill": ("input",),
+    "code": ("input",),
+    "http": ("url", "headers", "query", "body"),
+    "approval": ("prompt",),
+    "sub_workflow": ("input",),
+    "wait": ("until",),
+}
+
+
+def template_fields(step: Step) -> list[tuple[str, Any]]:
+    """(field path, value) of every config field of ``step`` whose strings are templates."""
+    out = []
+    for name in TEMPLATED_FIELDS.get(step.config.type, ()):
+        value = getattr(step.config, name, None)
+        if value is not None:
+            out.append((f"config.{name}", value))
+    return out
 
 
 @dataclass
