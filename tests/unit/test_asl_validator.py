@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from boternity import load_workflow
 from boternity.compiler import TaskTargets, compile_workflow
-from boternity.model import load_workflow
 from tests.conftest import EXAMPLES, ROOT
 
 VALIDATOR = ROOT / "tests" / "support" / "asl-validator"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from boternity import load_workflow_text
 from boternity.compiler import TaskTargets, compile_workflow
-from boternity.model.loader import load_workflow_text
 
 
 def compiled(yaml_text: str) -> dict[str, Any]:
@@ -137,8 +137,8 @@ steps:
 def test_the_compiler_reads_the_same_templated_fields_as_validation():
     # The compiler keeps its own list (validate.py sits above it in the layers): the two must agree
     # on every step type, or a template could read a record its task was not sent.
+    from boternity import load_workflow
     from boternity.compiler.compile import template_fields
-    from boternity.model import load_workflow
     from boternity.validate import _template_fields
     from tests.conftest import EXAMPLES, ROOT
 

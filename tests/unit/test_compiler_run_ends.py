@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from boternity import load_workflow_text
 from boternity.compiler import TaskTargets, compile_workflow
-from boternity.model.loader import load_workflow_text
 
 
 def compiled(steps: str) -> dict[str, Any]:
