@@ -14,7 +14,9 @@ It interprets a definition structurally, on the happy path (no Catch, no Retry):
   ``op: await``) ends at max(now, the time ``dep`` signalled). A producer signals when its
   ``<dep>.signal`` task ends (op ``signal``), or when the task in which its own function signals
   ends (``"signal": true`` in the step payload of an op ``run`` task, i.e. Lambda steps, or of the
-  op ``finish`` task ``<dep>.done`` after a Wait, Map or sub-workflow).
+  op ``finish`` task ``<dep>.done`` after a Wait, Map or sub-workflow), or, for a static wait (a
+  Wait of fixed seconds after an op ``start`` task), when the task right after the Wait starts:
+  its payload's ``ended`` entries with ``"signal": true`` name the waits it ends and signals first.
 
 Cross-branch waits are solved as a fixed point over the branch timelines: every signal time starts
 at its lower bound (an await on a signal not yet seen returns at once), the whole machine is
@@ -97,6 +99,14 @@ def _signals_from(name: str, state: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _ended_waits(state: Mapping[str, Any]) -> list[str]:
+    """The static waits this task ends and signals (``ended`` entries with ``signal``)."""
+    ended = _payload(state).get("ended")
+    if not isinstance(ended, list):
+        return []
+    return [str(e.get("id")) for e in ended if isinstance(e, Mapping) and e.get("signal")]
+
+
 @dataclass
 class _Round:
     durations: Mapping[str, float]
@@ -169,6 +179,8 @@ class _Round:
         if kind == "Map":
             return t + float(self.durations[sid]) if own else t
         if kind == "Task":
+            for ended in _ended_waits(st):
+                self.signals[ended] = t   # the task ends and signals the wait it follows, first thing
             producer = _producer(name, st)
             if producer is not None:
                 self.awaited.add(producer)

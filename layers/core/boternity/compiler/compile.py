@@ -23,6 +23,8 @@ from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope, si
 from boternity.compiler.states import NEXT, wire
 from boternity.compiler.targets import TaskTargets, step_function_kind
 from boternity.errors import CompileError
+from boternity.expressions.jexl import condition_references
+from boternity.expressions.templates import value_references
 from boternity.graph import TOP, Graph, build_graph
 
 if TYPE_CHECKING:
@@ -31,6 +33,41 @@ if TYPE_CHECKING:
 START = "Run.start"
 DONE = "Run.done"
 LAMBDA_TYPES = {"agent", "skill", "http", "code"}
+# The config fields whose strings are templates, per step type: the same list as validation's
+# (validate.py sits above the compiler, which may not import it; tests/unit/test_compiler_payloads.py
+# checks the two agree on every step type).
+TEMPLATED_FIELDS: dict[str, tuple[str, ...]] = {
+    "agent": ("prompt", "system"),
+    "skill": ("input",),
+    "code": ("input",),
+    "http": ("url", "headers", "query", "body"),
+    "approval": ("prompt",),
+    "sub_workflow": ("input",),
+    "wait": ("until",),
+}
+
+
+def template_fields(step: Step) -> list[tuple[str, Any]]:
+    """(field path, value) of every config field of ``step`` whose strings are templates."""
+    out = []
+    for name in TEMPLATED_FIELDS.get(step.config.type, ()):
+        value = getattr(step.config, name, None)
+        if value is not None:
+            out.append((f"config.{name}", value))
+    return out
+
+
+@dataclass
+class OpenWait:
+    """A static wait that ends its fragment: its record in the run table is ended by whatever
+    Lambda task follows it in the same flow, or, when none does, by its own ``.done`` task."""
+    step: str
+    wait_state: str
+    level: int                           # where its record is in the state ($.steps or $.b<level>)
+    loops: list[str]
+    signal: bool
+    done_name: str
+    done: dict[str, Any]                 # the .done task, added only when no task can end the wait
 
 
 @dataclass
@@ -39,6 +76,13 @@ class Frag:
     states: dict[str, dict[str, Any]]
     events: int = 0
     new_steps: list[str] = field(default_factory=list)   # records this fragment adds to $.steps
+    open_wait: OpenWait | None = None    # the fragment ends with a static wait's Wait state
+
+
+# The control-function and step-function operations that end the static waits named in their
+# payload before anything else (runtime/step.py: end_waits). An approval's request is handled by
+# the approval function, which does not.
+ENDS_WAITS_OPS = frozenset({"run", "start", "prepare", "finish", "loop", "signal", "await"})
 
 
 @dataclass
@@ -78,6 +122,12 @@ class _Compiler:
         # How many non-first Parallel branches enclose the states being compiled: records go to
         # $.steps at level 0 and to $.b<level> deeper (see the module docstring).
         self.level = 0
+        # The records the state holds at the point being compiled, and at which level (0 for
+        # $.steps, k for $.b<k>), exactly as the run will have them there: a payload can then
+        # name each record it reads by its path instead of carrying the whole state.
+        self.visible: dict[str, int] = {}
+        self.in_item = False   # compiling a for_each item: its state also has item and index
+        self._reads_cache: dict[str, frozenset[str]] = {}
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -87,7 +137,7 @@ class _Compiler:
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Compiled:
-        top = self.scope(TOP)
+        top = self._close(self.scope(TOP))
         init = states.pass_(
             comment=f"Workflow {self.wf.name}: the trigger payload becomes ctx.trigger",
             parameters={
@@ -104,13 +154,24 @@ class _Compiler:
             },
         )
         init["Next"] = top.start
-        wire(top.states, DONE)
-        all_states = {START: init, **top.states,
-                      DONE: {"Type": "Succeed", "Comment": "The run's output: every step's record",
-                             "OutputPath": "$.steps"}}
+        # The run's output is every step's record: the states that end the run output $.steps
+        # themselves, rather than entering a Succeed state that would cost one more transition per
+        # run. Only a Choice, which cannot end a machine, goes to a Pass named Run.done.
+        top_states = dict(top.states)
+        wire(top_states, None, end_name=DONE, output_path="$.steps")
+        first = top_states[top.start]
+        if first["Type"] == "Parallel":
+            # A run that opens with a Parallel builds ctx in the Parallel's own Parameters (its
+            # input is the trigger payload, as Run.start's would be): one transition less per run.
+            first["Comment"] = f"{init['Comment']}; {first['Comment']}"
+            first["Parameters"] = {**init["Parameters"], **{k: v for k, v in first["Parameters"].items()
+                                                            if not k.endswith(".$")}}
+            start_at, all_states = top.start, top_states
+        else:
+            start_at, all_states = START, {START: init, **top_states}
         definition: dict[str, Any] = {
             "Comment": f"Boternity workflow '{self.wf.name}'" + (f": {self.wf.description}" if self.wf.description else ""),
-            "StartAt": START,
+            "StartAt": start_at,
             "TimeoutSeconds": self.wf.timeout_secs,
             "States": all_states,
         }
@@ -186,32 +247,124 @@ class _Compiler:
         """A path or intrinsic giving every record visible here, the innermost winning."""
         return _merge_expr(["$.steps", *(f"$.b{k}" for k in range(1, self.level + 1))])
 
-    def _state_param(self) -> dict[str, Any]:
-        """The payload entry giving a function the run's state, with the records merged."""
+    def _whole_state(self) -> dict[str, Any]:
+        """The payload entry giving a function the run's whole state, with the records merged."""
         if self.level == 0:
             return {"state.$": "$"}
         return {"state": {"ctx.$": "$.ctx", "steps.$": self._merged_steps()}}
 
+    def _record_path(self, step_id: str) -> str:
+        level = self.visible[step_id]
+        return f"$.steps.{step_id}" if level == 0 else f"$.b{level}.{step_id}"
+
+    def _state_param(self, reads: set[str] | frozenset[str]) -> dict[str, Any]:
+        """The payload entry giving a function ctx and just the records it reads.
+
+        When one of them is not certainly in the state here (a loop body's records after the loop,
+        which ran zero times or more; an ancestor that ran in another branch and was not awaited),
+        the function gets every record instead, as before: a path to a missing field would fail
+        the state, while a template reading a record that is not there must behave as it always
+        did (see docs/compiler.md, "What a function receives").
+        """
+        if not reads <= self.visible.keys():
+            return self._whole_state()
+        state: dict[str, Any] = {"ctx.$": "$.ctx",
+                                 "steps": {f"{r}.$": self._record_path(r) for r in sorted(reads)}}
+        if self.in_item:
+            state["item.$"] = "$.item"
+            state["index.$"] = "$.index"
+        return {"state": state}
+
+    def _reads(self, s: Step) -> frozenset[str]:
+        """The records a step's function reads: the steps its templates, conditions and for_each
+        name; its dependencies and conditionals (the gate reads their status); its loops (the
+        iteration numbers)."""
+        cached = self._reads_cache.get(s.id)
+        if cached is not None:
+            return cached
+        exprs: list[str] = []
+        refs = [r for _, value in template_fields(s) for r in value_references(value)]
+        if s.for_each is not None:
+            refs += value_references(s.for_each)
+        if s.condition:
+            exprs.append(s.condition)
+        if s.config.type in ("conditional", "loop"):
+            exprs.append(s.config.condition)
+        for e in exprs:
+            refs += condition_references(e)
+        out = {str(r.path[0]) for r in refs if r.root == "steps" and r.path}
+        out |= set(self.g.deps.get(s.id, []))
+        out |= {o.id for o in self.wf.steps if o.config.type == "conditional"
+                and (s.id in o.config.then_steps or s.id in o.config.else_steps)}
+        out |= set(self.g.scope_chain(s.id))
+        out.discard(s.id)
+        result = self._reads_cache[s.id] = frozenset(out)
+        return result
+
+    def _wrote(self, step_id: str) -> None:
+        """The record of ``step_id`` is in the state from here on, at this level."""
+        self.visible[step_id] = self.level
+
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
         for a, b in zip(frags, frags[1:], strict=False):
+            if a.open_wait is not None and not self._ends_wait(a.open_wait, b.states[b.start]):
+                self._close(a)
             wire(a.states, b.start)
         new: list[str] = []
         for f in frags:
             merged.update(f.states)
             new.extend(f.new_steps)
-        return Frag(frags[0].start, merged, sum(f.events for f in frags), new)
+        return Frag(frags[0].start, merged, sum(f.events for f in frags), new, frags[-1].open_wait)
+
+    def _ends_wait(self, ow: OpenWait, nxt: dict[str, Any]) -> bool:
+        """Let the task right after a static wait end the wait's record (and signal it): it runs
+        the moment the Wait state ends, as a .done task would, and saves that task and its
+        transition. Returns False when the next state is not such a task."""
+        payload = (nxt.get("Parameters") or {}).get("Payload") if nxt.get("Type") == "Task" else None
+        if not isinstance(payload, dict) or payload.get("op") not in ENDS_WAITS_OPS:
+            return False
+        payload.setdefault("ended", []).append({"id": ow.step, "loops": ow.loops, **({"signal": True} if ow.signal else {})})
+        sent = payload.get("state")
+        if isinstance(sent, dict) and isinstance(sent.get("steps"), dict):
+            # The wait's record (written by its start task) and its loops' iteration numbers.
+            for sid in (ow.step, *ow.loops):
+                level = ow.level if sid == ow.step else self.visible.get(sid, ow.level)
+                sent["steps"].setdefault(f"{sid}.$", f"$.steps.{sid}" if level == 0 else f"$.b{level}.{sid}")
+        return True
+
+    def _close(self, frag: Frag) -> Frag:
+        """Nothing that can end the static wait follows it: add its own .done task."""
+        ow = frag.open_wait
+        if ow is None:
+            return frag
+        frag.states[ow.wait_state]["Next"] = ow.done_name
+        frag.states[ow.done_name] = ow.done
+        frag.events += limits.EVENTS_TASK
+        frag.open_wait = None
+        return frag
 
     def branches(self, build: list[Callable[[], Frag]]) -> Frag:
         """Compile branch builders side by side: the first at this level, the others one deeper."""
         if len(build) == 1:
             return build[0]()
+        before = dict(self.visible)
         first = build[0]()
+        seen = [self.visible]
         self.level += 1
         try:
-            rest = [b() for b in build[1:]]
+            rest = []
+            for b in build[1:]:
+                self.visible = dict(before)
+                rest.append(b())
+                seen.append(self.visible)
         finally:
             self.level -= 1
+        # After the Parallel, every branch's records are merged at this level.
+        self.visible = dict(before)
+        for branch in seen:
+            for sid, lv in branch.items():
+                self.visible[sid] = min(lv, self.level)
         return self.parallel([first, *rest])
 
     def parallel(self, branches: list[Frag]) -> Frag:
@@ -226,7 +379,7 @@ class _Compiler:
         asl_branches = []
         parts = [f"$[0].{own}"]
         for i, b in enumerate(branches):
-            st = dict(b.states)
+            st = dict(self._close(b).states)
             if i == 0:
                 wire(st, None, end_name=self.names.take(f"{name}.end0"))
             else:
@@ -285,8 +438,12 @@ class _Compiler:
             spec["signal"] = True
         return spec
 
-    def _payload(self, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
-        p: dict[str, Any] = {"op": op, "step": spec, **self._state_param(), "attempt.$": "$$.State.RetryCount"}
+    def _payload(self, s: Step, spec: dict[str, Any], op: str, *, token: bool = False) -> dict[str, Any]:
+        reads = set(self._reads(s))
+        if op in ("finish", "loop"):
+            reads.add(s.id)   # the step's own record so far: what prepare, the Map or the last check left
+        p: dict[str, Any] = {"op": op, "step": spec, **self._state_param(reads),
+                             "attempt.$": "$$.State.RetryCount"}
         if token:
             p["token.$"] = "$$.Task.Token"
         return p
@@ -365,7 +522,7 @@ class _Compiler:
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "signal", "step": {"id": s.id, "loops": list(reversed(self.g.scope_chain(s.id)))},
-                         **self._state_param()}},
+                         **self._state_param({s.id, *self.g.scope_chain(s.id)})}},
             comment=f"Tell the branches waiting for '{s.id}' that it is done",
             result_path=None, timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
@@ -377,13 +534,14 @@ class _Compiler:
             states.LAMBDA_CALLBACK,
             {"FunctionName": self.targets.function("control"),
              "Payload": {"op": "await", "step": {"id": dep, "loops": list(reversed(self.g.scope_chain(dep)))},
-                         **self._state_param(), "token.$": "$$.Task.Token"}},
+                         **self._state_param(set(self.g.scope_chain(dep))), "token.$": "$$.Task.Token"}},
             comment=f"'{sid}' also needs '{dep}', which runs in another branch: wait for its signal",
             # Into this branch's own records: a stale copy (an earlier loop iteration) in an outer
             # level's records would otherwise win the merged view.
             result_path=self._rp(dep), timeout=self.wf.timeout_secs,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(dep)
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
 
     def step(self, s: Step, *, signal: bool) -> Frag:
@@ -414,7 +572,7 @@ class _Compiler:
         st: dict[str, dict[str, Any]] = {}
         main = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function(kind), "Payload": self._payload(self.spec(s, signal=signal), "run")},
+            {"FunctionName": self.targets.function(kind), "Payload": self._payload(s, self.spec(s, signal=signal), "run")},
             comment=self._comment(s),
             # A for_each item keeps only its status: the outputs are gathered from the run table
             # afterwards (see runtime/control.py), as all of them together may not fit the state.
@@ -425,6 +583,8 @@ class _Compiler:
             # In a Map, an uncaught failure fails the Map, whose own Catch handles it once.
             main["Catch"] = self._catch(s, st, rp, signal=signal and not in_map, in_map=in_map)
         st = {name: main, **st}
+        if not in_map:
+            self._wrote(s.id)
         return Frag(name, st, limits.EVENTS_TASK + self._retries_events(s), [s.id])
 
     def approval(self, s: Step, *, signal: bool, rp: str | None = None, in_map: bool = False) -> Frag:
@@ -435,7 +595,7 @@ class _Compiler:
         main = states.task(
             states.LAMBDA_CALLBACK,
             {"FunctionName": self.targets.function("approval"),
-             "Payload": self._payload(self.spec(s, signal=False), "request", token=True)},
+             "Payload": self._payload(s, self.spec(s, signal=False), "request", token=True)},
             comment=self._comment(s) + ": waits for a human decision", result_path=rp,
             timeout=cfg.timeout_secs, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
@@ -455,6 +615,8 @@ class _Compiler:
             catches += self._catch(s, st, rp, signal=signal and not in_map)
         main["Catch"] = catches
         st = {name: main, **st}
+        if not in_map:
+            self._wrote(s.id)
         frag = Frag(name, st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id])
         if signal and not in_map:
             return self._then_signal(frag, s)
@@ -470,11 +632,12 @@ class _Compiler:
         st = states.task(
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
-             "Payload": self._payload(self.spec(s, signal=signal), "prepare")},
+             "Payload": self._payload(s, self.spec(s, signal=signal), "prepare")},
             comment=f"{self._comment(s)}: check the gate and render the inputs",
             result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(s.id)
         return name, st
 
     def _gate_choice(self, s: Step, rp: str) -> tuple[str, dict[str, Any]]:
@@ -486,6 +649,8 @@ class _Compiler:
 
     def prepared(self, s: Step, *, signal: bool) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
+        if self._static_wait(s):
+            return self.static_wait(s, signal=signal)
         rp = self._rp(s.id)
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
@@ -500,6 +665,38 @@ class _Compiler:
         prep["Next"] = choice_name
         all_st = {prep_name: prep, choice_name: ch, **core, **st}
         return Frag(prep_name, all_st, limits.EVENTS_TASK + limits.EVENTS_SIMPLE + events, [s.id])
+
+    def _static_wait(self, s: Step) -> bool:
+        """A wait of fixed seconds that nothing can skip: its record is known before it starts."""
+        cfg = s.config
+        return cfg.type == "wait" and cfg.seconds is not None and not s.for_each and not self._may_skip(s.id)
+
+    def static_wait(self, s: Step, *, signal: bool) -> Frag:
+        """``<id>.prepare`` (op ``start``: records the start, and returns the step's final record,
+        ``until`` included, since nothing can change it) → the Wait state. The end is recorded by
+        the next task in the flow (see :meth:`_ends_wait`), or by a ``.done`` task."""
+        rp = self._rp(s.id)
+        st: dict[str, dict[str, Any]] = {}
+        name = self.names.take(f"{s.id}.prepare")
+        prep = states.task(
+            states.LAMBDA_INVOKE,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": self._payload(s, self.spec(s, signal=signal), "start")},
+            comment=f"{self._comment(s)}: record the start and the record it will end with",
+            result_selector=dict(states.STEP_RESULT), result_path=rp,
+            timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        prep["Catch"] = self._catch(s, st, rp, signal=signal)
+        self._wrote(s.id)
+        wname = self.names.take(s.id)
+        prep["Next"] = wname
+        w = states.wait(seconds=s.config.seconds, comment=self._comment(s))
+        done_name, done = self._done(s, rp, signal=signal)
+        ow = OpenWait(step=s.id, wait_state=wname, level=self.level,
+                      loops=list(reversed(self.g.scope_chain(s.id))), signal=signal,
+                      done_name=done_name, done=done)
+        return Frag(name, {name: prep, wname: w, **st}, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id],
+                    open_wait=ow)
 
     def _may_skip(self, step_id: str) -> bool:
         """Whether the gate can ever skip this step: its own condition, a conditional branch, or
@@ -523,7 +720,7 @@ class _Compiler:
         st = states.task(
             states.LAMBDA_INVOKE,
             {"FunctionName": self.targets.function("control"),
-             "Payload": self._payload(self.spec(s, signal=signal), "finish")},
+             "Payload": self._payload(s, self.spec(s, signal=signal), "finish")},
             comment=f"{self._comment(s)}: record the result",
             result_selector=dict(states.STEP_RESULT), result_path=rp, timeout=60,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
@@ -572,8 +769,15 @@ class _Compiler:
         t = s.config.type
         if t not in LAMBDA_TYPES and t not in ("approval", "wait", "sub_workflow"):
             raise CompileError(f"for_each is not supported on {t} steps", step_id=s.id)
-        merged = self._merged_steps()
-        level, self.level = self.level, 0   # an item's state has the records merged under "steps"
+        reads = set(self._reads(s))
+        if reads <= self.visible.keys():
+            item_steps: Any = {f"{r}.$": self._record_path(r) for r in sorted(reads)}
+            item_visible = dict.fromkeys(reads, 0)
+        else:
+            item_steps, item_visible = self._merged_steps(), dict.fromkeys(self.visible, 0)
+        saved = self.level, self.visible, self.in_item
+        # An item's state has the records it reads under "steps", beside the item and its index.
+        self.level, self.visible, self.in_item = 0, item_visible, True
         try:
             if t in LAMBDA_TYPES:
                 inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
@@ -582,7 +786,7 @@ class _Compiler:
             else:
                 inner = self._prepared_item(s)
         finally:
-            self.level = level
+            self.level, self.visible, self.in_item = saved
         inner_states = inner.states
         per_item = inner.events
         first = inner.start
@@ -592,7 +796,8 @@ class _Compiler:
             "Type": "Map",
             "Comment": f"{self._comment(s)}: once per item of {s.for_each}",
             "ItemsPath": f"{rp}.data.items",
-            "ItemSelector": {"ctx.$": "$.ctx", "steps.$": merged, "item.$": "$$.Map.Item.Value",
+            "ItemSelector": {"ctx.$": "$.ctx", ("steps.$" if isinstance(item_steps, str) else "steps"): item_steps,
+                             "item.$": "$$.Map.Item.Value",
                              "index.$": "$$.Map.Item.Index"},
             "MaxConcurrency": s.max_concurrency or 0,
             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": first, "States": inner_states},
@@ -623,11 +828,12 @@ class _Compiler:
         prep_name = self.names.take(f"{s.id}.item.prepare")
         prep = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "prepare")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "prepare")},
             comment=f"{self._comment(s)}: gate and render this item's inputs",
             result_selector={**states.STEP_RESULT, "data.$": "$.Payload.data"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
+        self._wrote(s.id)
         gate_name = self.names.take(f"{s.id}.item.gate")
         skipped_name = self.names.take(f"{s.id}.item.skipped")
         core_name = self.names.take(f"{s.id}.item.run")
@@ -654,7 +860,7 @@ class _Compiler:
             core_events = limits.EVENTS_TASK + 2
         done = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "finish")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "finish")},
             comment=f"{self._comment(s)}: record this item's result",
             result_selector={"status.$": "$.Payload.status"}, result_path="$", timeout=60,
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
@@ -692,17 +898,23 @@ class _Compiler:
             result_path=rp,
         )
         st[init]["Next"] = check
+        self._wrote(s.id)
+        before = dict(self.visible)
         spec = self.spec(s, signal=signal)
         chk = states.task(
             states.LAMBDA_INVOKE,
-            {"FunctionName": self.targets.function("control"), "Payload": self._payload(spec, "loop")},
+            {"FunctionName": self.targets.function("control"), "Payload": self._payload(s, spec, "loop")},
             comment=f"Evaluate '{cfg.condition}' (at most {cfg.max_iterations} iterations)",
             result_selector={**states.STEP_RESULT, "continue.$": "$.Payload.continue"}, result_path=rp,
             timeout=60, retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
         chk["Catch"] = self._catch(s, st, rp, signal=signal)
         chk["Next"] = nxt
-        body = self.scope(s.id)
+        # The body's last state goes back to the check, which also runs before the first iteration:
+        # a static wait ending the body has its own .done task.
+        body = self._close(self.scope(s.id))
+        # After the loop, its body's records exist only if it ran at least once.
+        self.visible = before
         wire(body.states, check)
         st[check] = chk
         st[nxt] = states.choice([{"Variable": f"{rp}.continue", "BooleanEquals": True, "Next": body.start}],

@@ -5,6 +5,8 @@ because they need the condition language (one implementation, in Python).
 * ``loop``    — a loop's check: evaluate the condition, count iterations, stop at the maximum.
 * ``prepare`` — before wait / sub_workflow / for_each steps: gate, and render what the ASL needs
   (a timestamp, the child's input, the list of items).
+* ``start``   — before a wait of fixed seconds that nothing can skip: record its start and return
+  the record it ends with (the next task in the flow ends it: ``end_waits``).
 * ``signal`` / ``await`` — cross-branch dependencies (store/sync.py).
 """
 
@@ -17,18 +19,21 @@ from typing import Any
 from boternity.compiler import limits
 from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
-from boternity.runtime.step import Services, record, run_step
+from boternity.runtime.step import Services, end_waits, record, run_step
 from boternity.store.blobs import claim_check
 
 
 def handle(event: dict[str, Any], services: Services) -> dict[str, Any]:
     op = event.get("op")
     if op == "run":
-        return run_step(event, _conditional, services)
+        return run_step(event, _conditional, services)   # ends the waits it follows itself
+    end_waits(event, services)
     if op == "loop":
         return _loop(event, services)
     if op == "prepare":
         return _prepare(event, services)
+    if op == "start":
+        return _start(event, services)
     if op == "finish":
         return _finish(event, services)
     if op == "signal":
@@ -125,6 +130,16 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
         data["input"] = claim_check(sc.render(cfg.get("input"), field_name="config.input"),
                                     limit=limits.TRIGGER_INLINE_BYTES, store=sc.blobs)
     return {**record("running"), "data": data}
+
+
+def _start(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """A static wait's start: the gate and its data as for ``prepare``, and the record the step
+    will end with (``{until, seconds}``, what its .done task would write), so that no task is
+    needed after the Wait to put it in the state."""
+    prepared = _prepare(event, services)
+    if prepared["status"] != "running":
+        return record(prepared["status"], prepared.get("output"))
+    return record("completed", prepared["data"])
 
 
 def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:

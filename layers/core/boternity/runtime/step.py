@@ -49,9 +49,30 @@ def record(status: str, output: Any = None) -> dict[str, Any]:
     return {"status": status, "output": output}
 
 
+def end_waits(event: dict[str, Any], services: Services) -> None:
+    """End the records of the static waits this task follows (``"ended"`` in the payload).
+
+    A wait of fixed seconds that nothing can skip is a start task and a Wait state: the task
+    that runs right after the Wait ends it here, first thing, so its ``ended_at`` is when the Wait
+    ended (within a transition), and signals it when another branch waits for it. The record in
+    the state is the one the start task wrote. A retried task changes nothing: the first end is
+    kept (a final record is not rewritten), and a second signal is harmless (store/sync.py).
+    """
+    for ended in event.get("ended") or []:
+        sc = StepContext(spec={"id": ended["id"], "loops": ended.get("loops", [])}, state=event.get("state", {}))
+        rec = sc.steps.get(sc.step_id) or {}
+        status = str(rec.get("status") or "completed")
+        iteration = sc.iteration_key()
+        services.runs.step_ended(sc.run_id, sc.step_id, status=status, output=rec.get("output"),
+                                 iteration=iteration, step_type="wait", only_if_not_final=True)
+        if ended.get("signal"):
+            services.sync.signal(sc.run_id, sc.step_id, iteration, record(status, rec.get("output")))
+
+
 def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
              secrets: Any = None) -> dict[str, Any]:
     """Run a compiled step task. Returns the step record; raises StepFailed/StepRetryable."""
+    end_waits(event, services)
     spec = event["step"]
     sc = StepContext(spec=spec, state=event.get("state", {}), **({"secrets": secrets} if secrets is not None else {}))
     attempt = int(event.get("attempt") or 0)
