@@ -57,3 +57,11 @@ def test_a_definition_the_model_refuses_is_drawn_from_its_depends_on_lists():
 def test_no_definition_means_no_steps():
     assert step_graph(None) == ([], [])
     assert step_graph({"steps": "nope"}) == ([], [])
+
+
+def test_a_short_branch_sits_just_before_the_step_it_feeds():
+    # draft -> score -> review <- facts: facts is drawn beside score, not beside draft, so its
+    # edge to review does not run behind score.
+    pos = _positions(["draft", "facts", "score", "review"],
+                     [("draft", "score", "dep"), ("score", "review", "dep"), ("facts", "review", "dep")])
+    assert pos["facts"][0] == pos["score"][0] > pos["draft"][0]

@@ -7,6 +7,7 @@ number of edges per sweep, so a few hundred steps lay out in milliseconds.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,24 +114,39 @@ def layout(step_ids: list[str], edges: list[tuple[str, str, str]]) -> Layout:
 
 
 def _layers(step_ids: list[str], preds: dict[str, list[str]], succs: dict[str, list[str]]) -> dict[str, int]:
-    """Longest-path layering by Kahn's algorithm; steps left on a cycle (invalid input) go last."""
-    indeg = {s: len(preds[s]) for s in step_ids}
+    """Longest-path layers; steps left on a cycle (invalid input) go in a last column of their own."""
+    order = _topological(step_ids, preds, succs)
+    placed = set(order)
     layer = {s: 0 for s in step_ids}
-    ready = [s for s in step_ids if indeg[s] == 0]
-    done: set[str] = set()
-    while ready:
-        s = ready.pop(0)
-        done.add(s)
+    for s in order:
         for t in succs[s]:
             layer[t] = max(layer[t], layer[s] + 1)
+    # Pull a step right to just before its earliest dependent, so an edge from a short branch does
+    # not cross a longer one's nodes (reverse topological order keeps every edge pointing right).
+    for s in reversed(order):
+        later = [layer[t] for t in succs[s] if t in placed]
+        if later:
+            layer[s] = min(later) - 1
+    last = max((layer[s] for s in order), default=-1) + 1
+    for s in step_ids:
+        if s not in placed:
+            layer[s] = last
+    return layer
+
+
+def _topological(step_ids: list[str], preds: dict[str, list[str]], succs: dict[str, list[str]]) -> list[str]:
+    """Kahn's algorithm, definition order among ready steps; steps on a cycle are left out."""
+    indeg = {s: len(preds[s]) for s in step_ids}
+    ready = deque(s for s in step_ids if indeg[s] == 0)
+    out: list[str] = []
+    while ready:
+        s = ready.popleft()
+        out.append(s)
+        for t in succs[s]:
             indeg[t] -= 1
             if indeg[t] == 0:
                 ready.append(t)
-    last = max(layer.values(), default=0) + 1
-    for s in step_ids:
-        if s not in done:
-            layer[s] = last
-    return layer
+    return out
 
 
 def _order(columns: dict[int, list[str]], preds: dict[str, list[str]],
