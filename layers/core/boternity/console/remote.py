@@ -1,0 +1,126 @@
+"""`boternity console --api <ApiUrl>`: the console on 127.0.0.1 for a deployed stack.
+
+The deployed API takes IAM auth only, so every call the console makes is signed here with SigV4
+(botocore's ``SigV4Auth``, service ``execute-api``) from the user's usual AWS credentials; the
+browser never sees them and the stack gains no public route. The region is the one in the API's
+host name (``<id>.execute-api.<region>.amazonaws.com``), else the session's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from boternity.errors import BoternityError
+
+if TYPE_CHECKING:
+    from boternity.console.app import ConsoleApp
+    from boternity.local.http_server import BoundedHTTPServer
+
+DEFAULT_PORT = 8010
+_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# What the console may wait for one API call (API Gateway's own integration limit is 29 s).
+UPSTREAM_TIMEOUT_SECS = 30
+
+
+class SignedApi:
+    """The console's upstream: HTTP calls to ``base`` signed with SigV4, or with an API key."""
+
+    def __init__(self, base: str, *, api_key: str | None = None, session: Any = None, region: str | None = None) -> None:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BoternityError(f"--api must be the API's URL (https://<id>.execute-api.<region>.amazonaws.com/<stage>), "
+                                 f"not {base!r}")
+        self.base = base.rstrip("/")
+        self.api_key = api_key
+        self._credentials: Any = None
+        self.region = region
+        if api_key:
+            return
+        import boto3
+
+        session = session or boto3.Session()
+        self._credentials = session.get_credentials()
+        local = parts.hostname in _LOCAL_HOSTS
+        if self._credentials is None and not local:
+            raise BoternityError("no AWS credentials to sign the console's API calls with (IAM auth): configure "
+                                 "them as for the AWS CLI, or pass --api-key")
+        m = _API_HOST.match(parts.hostname)
+        self.region = region or (m.group(1) if m else None) or session.region_name or \
+            os.environ.get("AWS_REGION") or "us-east-1"
+
+    def __call__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        import requests
+
+        url = self.base + target
+        hdrs = dict(headers)
+        if self.api_key:
+            hdrs["x-api-key"] = self.api_key
+        elif self._credentials is not None:
+            hdrs = self._sign(method, url, hdrs, body)
+        try:
+            resp = requests.request(method, url, data=body or None, headers=hdrs, timeout=UPSTREAM_TIMEOUT_SECS,
+                                    allow_redirects=False)
+        except requests.RequestException as exc:
+            from boternity.console.app import _error
+
+            return _error(502, "api_unreachable", f"cannot reach the API at {self.base}: {type(exc).__name__}")
+        return resp.status_code, dict(resp.headers.items()), resp.content
+
+    def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        req = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+        # Frozen per call: refreshable credentials (SSO, assumed roles) renew while the console runs.
+        SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(req)
+        return dict(req.headers.items())
+
+
+def console_server(app: ConsoleApp, *, port: int = DEFAULT_PORT, quiet: bool = False) -> BoundedHTTPServer:
+    """An HTTP server on 127.0.0.1 that answers the console and nothing else (not yet serving)."""
+    from boternity.local.http_server import BoundedHTTPServer, error_json, make_handler
+    from boternity.local.serve_limits import ServeLimits
+
+    def dispatch(method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        path = urlsplit(target).path
+        if path == "/" or path == "/console" or path.startswith("/console/"):
+            return app.handle(method, target, headers, body)
+        return 404, {"Content-Type": "application/json"}, error_json(404, "only the console is served here: /console/")
+
+    limits = ServeLimits.from_env()
+    return BoundedHTTPServer(("127.0.0.1", port), make_handler(dispatch, limits, quiet=quiet), limits)
+
+
+def cmd_console(args: Any) -> int:
+    """Serve the console for the API at ``--api`` until Ctrl-C."""
+    from boternity.cli.client import DEFAULT_API
+    from boternity.console.app import ConsoleApp
+
+    # As every API command: --api, else $BOTERNITY_API, else a local `boternity serve`.
+    base = args.api or os.environ.get("BOTERNITY_API") or DEFAULT_API
+    upstream = SignedApi(base, api_key=args.api_key or os.environ.get("BOTERNITY_API_KEY"))
+    blobs = None
+    if args.bucket:
+        from boternity.store.blobs import S3BlobStore
+
+        bucket = str(args.bucket)
+        blobs = lambda: S3BlobStore(bucket)  # noqa: E731 - a store per read is cheap; boto3 caches nothing here
+    app = ConsoleApp(upstream, api_label=upstream.base, blobs=blobs)
+    try:
+        server = console_server(app, port=args.port)
+    except OSError as exc:
+        raise BoternityError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    port = server.server_address[1]
+    print(f"Boternity console on http://127.0.0.1:{port}/console/ for {upstream.base} (Ctrl-C stops)", file=sys.stderr)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
