@@ -46,6 +46,10 @@ SLOW = {
     "steps": [{"id": "hold", "type": "wait", "config": {"seconds": 600}},
               {"id": "after", "type": "wait", "depends_on": ["hold"], "config": {"seconds": 0}}],
 }
+CHILD = {"name": "console-child", "steps": [
+    {"id": "inner", "type": "skill", "config": {"skill": "echo-prompt", "input": "inside"}}]}
+PARENT = {"name": "console-parent", "steps": [
+    {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-child", "input": {"x": 1}}}]}
 APPROVAL = {
     "name": "console-approval",
     "description": "Draft, check, ask a human, ship",
@@ -68,7 +72,7 @@ APPROVAL = {
 
 @pytest.fixture(scope="module")
 def base(serve: str) -> str:
-    for wf in (FINISHED, LIVE, SLOW, APPROVAL):
+    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
     return serve
 
@@ -165,6 +169,8 @@ def test_the_approvals_page_lists_a_waiting_approval_and_rejects_it(base, page):
 def test_the_start_form_refuses_invalid_json_and_starts_a_run_with_valid_json(base, page):
     page.goto(f"{base}/console/workflows/console-finished")
     page.wait_for_selector("body[data-loaded=true]")
+    page.click('[data-step-id="greet"]')
+    assert '"skill": "echo-prompt"' in page.locator("#step-config").inner_text()
     page.fill("#run-input", '{"who": ')
     assert page.is_disabled("#start-run")
     assert "Not valid JSON" in page.locator(".form-status").inner_text()
@@ -207,3 +213,14 @@ def test_an_action_posted_without_the_pages_token_is_refused(base, page):
     status = page.evaluate("""async () => (await fetch('/console/api/workflows/console-finished/runs',
         {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'})).status""")
     assert status == 403
+
+
+def test_a_sub_workflow_step_links_to_its_child_run(base, page):
+    run_id = start(base, "console-parent")
+    assert finished(base, run_id)["run"]["status"] == "SUCCEEDED"
+    [child] = api_call(base, "GET", "/workflows/console-child/runs")["runs"]
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click('[data-step-id="call"]')
+    page.click(f'.children a[href="/console/runs/{child["run_id"]}"]')
+    page.wait_for_selector(node(page, "inner", "completed"))

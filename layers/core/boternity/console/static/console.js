@@ -174,7 +174,18 @@
     if (wf.description) main.appendChild(el("p", {}, wf.description));
     main.appendChild(el("p", { class: "muted" }, "Triggers: ", data.triggers.length ? data.triggers.join(", ") : "API only",
                         " · version ", String(wf.version), " · updated ", when(wf.updated_at)));
-    main.appendChild(section("Graph", el("div", { class: "graph" }, drawGraph(data.graph, null, 1).svg)));
+    const stepBox = el("div", { class: "step-config", id: "step-config" });
+    const graph = drawGraph(data.graph, (id) => {
+      const step = data.graph.steps[id];
+      for (const [other, g] of graph.nodes) g.classList.toggle("selected", other === id);
+      clear(stepBox);
+      append(stepBox, [el("h3", {}, step.name, " ", el("span", { class: "mono muted" }, "(" + id + ", " + step.type + ")")),
+                       step.depends_on && step.depends_on.length ? el("p", {}, "Depends on: ", step.depends_on.join(", ")) : null,
+                       step.condition ? el("p", {}, "Condition: ", el("code", {}, step.condition)) : null,
+                       step.for_each ? el("p", {}, "For each: ", el("code", {}, step.for_each)) : null,
+                       pre(pretty(step.config || {}))]);
+    }, 1);
+    main.appendChild(section("Graph", el("div", { class: "graph" }, graph.svg), stepBox));
     main.appendChild(startForm(wf.name));
     const runsBox = el("div", {});
     const filters = el("div", { class: "filters", role: "group" });
@@ -336,8 +347,27 @@
              el("td", {}, el("button", { type: "button", onclick: () => { clear(box); box.appendChild(outputBox(selected, it.iteration, it)); } }, "Output"))))));
         panel.appendChild(box);
       }
+      if (step.type === "sub_workflow" && step.config && step.config.workflow_name && rec.started_at) {
+        panel.appendChild(childRuns(step.config.workflow_name, rec));
+      }
       if (step.config) panel.appendChild(el("div", {}, el("h3", {}, "Config"), pre(pretty(step.config))));
       if (step.unknown) panel.appendChild(el("p", { class: "muted" }, "This step is not in the workflow as registered now."));
+    }
+    // The API records no link from a sub_workflow step to its child run: the runs of the child
+    // workflow started while the step ran are its candidates (exact unless runs overlap).
+    function childRuns(child, rec) {
+      const box = el("div", { class: "children" }, el("h3", {}, "Child runs"),
+        el("p", { class: "muted" }, "Runs of ", wfLink(child), " started while this step ran:"));
+      const list = el("ul", {}, el("li", { class: "muted" }, "Loading…"));
+      box.appendChild(list);
+      getJSON("/console/api/workflows/" + enc(child) + "/runs?limit=50").then((page) => {
+        const from = rec.started_at, to = rec.ended_at || "~";
+        const found = page.runs.filter((r) => r.started_at >= from && r.started_at <= to);
+        clear(list);
+        if (!found.length) list.appendChild(el("li", { class: "muted" }, "none found"));
+        for (const r of found) list.appendChild(el("li", {}, runLink(r.run_id), " ", badge(r.status)));
+      }).catch((err) => problem(list, err));
+      return box;
     }
     function dd(term, value) { return [el("dt", {}, term), el("dd", {}, value)]; }
     function outputBox(stepId, iteration, rec) {
