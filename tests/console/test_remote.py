@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -164,3 +168,25 @@ def test_an_unreachable_api_is_a_502_naming_it():
     status, _, body = app.handle("GET", "/console/data/home", {"Host": "127.0.0.1"}, b"")
     assert status == 502
     assert "http://127.0.0.1:9/prod" in json.loads(body)["error"]["message"]
+
+
+def test_boternity_console_serves_on_loopback_and_signs_with_the_environments_credentials(stand_in, tmp_path):
+    """The command as a user runs it: credentials from the environment, the API from --api."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION,
+           "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "PYTHONUNBUFFERED": "1"}
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "boternity.cli.main", "console", "--api", stand_in, "--port", "0"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"Boternity console on (http://127\.0\.0\.1:\d+)/console/ for " + re.escape(stand_in), line)
+        assert m, line
+        with urllib.request.urlopen(m.group(1) + "/console/data/home", timeout=30) as resp:
+            assert [w["name"] for w in json.loads(resp.read())["workflows"]] == ["remote"]
+        assert StandInApi.seen and all(s["ok"] for s in StandInApi.seen)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
