@@ -143,6 +143,8 @@ def test_approving_through_the_button_resumes_the_run(base, page):
     page.wait_for_selector("#approve")
     assert page.locator(".approval .prompt").inner_text() == "Publish the post about <b>console</b>?"
     page.fill("#approval-comment", "looks good")
+    page.set_viewport_size({"width": 1600, "height": 760})
+    page.wait_for_selector("#step-panel .output-text")
     page.screenshot(path=str(ROOT / "docs" / "console-run.png"))
     page.click("#approve")
     page.wait_for_selector(node(page, "announce", "completed"), timeout=WAIT_MS)

@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-NODE_W = 170
+NODE_W = 148
 NODE_H = 44
-GAP_X = 60
+GAP_X = 48
 GAP_Y = 18
 MARGIN = 16
 _SWEEPS = 4

@@ -116,9 +116,9 @@
       g.appendChild(title);
       g.appendChild(svg("rect", { width: n.w, height: n.h, rx: 6 }));
       const name = svg("text", { x: 10, y: 18, class: "name" });
-      name.textContent = clip(step.name || n.id, 22);
+      name.textContent = clip(step.name || n.id, 20);
       const sub = svg("text", { x: 10, y: 34, class: "sub" });
-      sub.textContent = clip(step.type + (step.name !== n.id ? " · " + n.id : ""), 26);
+      sub.textContent = clip(step.type + (step.name !== n.id ? " · " + n.id : ""), 24);
       g.appendChild(name);
       g.appendChild(sub);
       if (onSelect) {
@@ -317,6 +317,8 @@
       panelKey = key;
       const step = data.graph.steps[selected] || { name: selected, type: "step" };
       const rec = entry.record || {};
+      // An approval's task ends when the approval is created; the step is open until the decision.
+      const ended = ["running", "waiting_approval"].includes(entry.status) ? null : rec.ended_at;
       clear(panel);
       panel.hidden = false;
       panel.setAttribute("data-step-id", selected);
@@ -325,8 +327,8 @@
           selected = null; panel.hidden = true; paint(); } }, "×"),
         el("h2", {}, step.name), el("p", { class: "mono muted" }, selected, " · ", step.type),
         el("p", {}, badge(entry.status)),
-        el("dl", {}, dd("Started", when(rec.started_at)), dd("Ended", when(rec.ended_at)),
-           dd("Duration", duration(rec.started_at, rec.ended_at)), dd("Attempts", rec.attempts || "—"),
+        el("dl", {}, dd("Started", when(rec.started_at)), dd("Ended", when(ended)),
+           dd("Duration", duration(rec.started_at, ended)), dd("Attempts", rec.attempts || "—"),
            step.for_each ? dd("For each", step.for_each) : null, step.condition ? dd("Condition", step.condition) : null),
       ]);
       if (entry.approval) panel.appendChild(approvalBox(entry.approval));
