@@ -114,7 +114,7 @@ def test_a_form_post_is_refused_even_with_the_token(app, api):
 
 @pytest.mark.parametrize(("method", "target"), [
     ("PUT", "/console/api/workflows/demo"), ("DELETE", "/console/api/workflows/demo"),
-    ("POST", "/console/api/workflows/demo"), ("POST", "/console/api/_local/secrets/x"),
+    ("POST", "/console/api/workflows/demo"), ("POST", "/console/api/runs/r1"), ("PUT", "/console/api/runs/r1/cancel"),
 ])
 def test_actions_beyond_runs_and_approvals_are_not_passed_on(app, api, method, target):
     headers = {**HOST, CSRF_HEADER: TOKEN, "Cookie": f"{CSRF_COOKIE}={TOKEN}", "Content-Type": "application/json"}
@@ -235,3 +235,9 @@ def test_the_shipped_script_and_style_are_served(app):
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     assert b"data-step-id" in body
     assert get(app, "/console/static/console.css")[0] == 200
+
+
+@pytest.mark.parametrize("target", ["/console/api/console/api/runs/r1", "/console/api/_local/files/x", "/console/api/"])
+def test_the_pass_through_reaches_api_routes_only(app, api, target):
+    assert get(app, target)[0] == 404
+    assert api.calls == []

@@ -155,6 +155,9 @@ class ConsoleApp:
     # ------------------------------------------------------------------ the API, pass-through
     def _proxy(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         target = path + (f"?{query}" if query else "")
+        if path.startswith(("/console", "/_local")) or path == "/":
+            # The API's routes only: not the console itself (a loop) nor `boternity serve`'s local routes.
+            return _error(404, "not_found", "no such API route")
         if method == "GET":
             status, hdrs, data = self.upstream("GET", target, {"Accept": "application/json"}, b"")
             return status, _json_headers(hdrs), data
