@@ -219,7 +219,12 @@ class ConsoleApp:
         recent: list[dict[str, Any]] = []
         for summary in self._workflows():
             name = str(summary["name"])
-            view = self._get(f"/workflows/{quote(name, safe='')}")
+            try:
+                view = self._get(f"/workflows/{quote(name, safe='')}")
+            except UpstreamError as exc:
+                if exc.status == 404:   # deleted since it was listed
+                    continue
+                raise
             runs = self._runs(name, limit=RECENT_PER_WORKFLOW)
             recent += runs
             workflows.append({"name": name, "description": view.get("description"),
