@@ -3,8 +3,8 @@
 without a reload, the Approve button resumes a run, the start form starts one (and refuses invalid
 JSON before sending), cancel and redrive act, and markup in names and outputs stays text.
 
-Every wait is on a condition in the page or the API, never a fixed sleep. The approval test saves
-the run-page screenshot the README shows (docs/console-run.png)."""
+Every wait is on a condition in the page or the API, never a fixed sleep. The approval test takes
+the run-page screenshot the README shows (written to docs/console-run.png with --update-golden)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ SLOW = {
     "steps": [{"id": "hold", "type": "wait", "config": {"seconds": 600}},
               {"id": "after", "type": "wait", "depends_on": ["hold"], "config": {"seconds": 0}}],
 }
+FAILING = {"name": "console-failing", "steps": [
+    {"id": "boom", "type": "code", "config": {"language": "javascript", "source": "throw new Error('no <b>luck</b>')"}},
+    {"id": "after", "type": "wait", "depends_on": ["boom"], "config": {"seconds": 0}}]}
+WIDE = {"name": "console-wide", "steps": [
+    {"id": f"c{c}-{j}", "type": "skill", "depends_on": [f"c{c}-{j - 1}"] if j else [],
+     "config": {"skill": "echo-prompt", "input": f"{c}/{j}"}} for c in range(10) for j in range(15)]}
 CHILD = {"name": "console-child", "steps": [
     {"id": "inner", "type": "skill", "config": {"skill": "echo-prompt", "input": "inside"}}]}
 PARENT = {"name": "console-parent", "steps": [
@@ -72,7 +78,7 @@ APPROVAL = {
 
 @pytest.fixture(scope="module")
 def base(serve: str) -> str:
-    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT):
+    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
     return serve
 
@@ -115,7 +121,10 @@ def test_a_finished_run_shows_each_steps_status_and_markup_stays_text(base, page
     assert "hello <i>you</i>" in page.locator(".output-text").inner_text()
     assert page.locator("#step-panel h2").inner_text() == "<script>window.__pwned = 'name'</script>Greet"
     page.click('[data-step-id="each"]')
-    assert page.locator("#step-panel tr[data-iteration]").count() == 2
+    items = page.locator("#step-panel tr[data-iteration]")
+    assert items.count() == 2
+    items.nth(1).locator("button").click()
+    assert "item b" in page.locator(".iter-output .output-text").inner_text()
     page.goto(f"{base}/console/workflows/console-finished")
     page.wait_for_selector("body[data-loaded=true]")
     assert page.locator("main > p").first.inner_text() == FINISHED["description"]
@@ -135,7 +144,7 @@ def test_a_running_runs_nodes_change_live_without_a_reload(base, page):
     assert page.evaluate("window.__sameDocument") is True
 
 
-def test_approving_through_the_button_resumes_the_run(base, page):
+def test_approving_through_the_button_resumes_the_run(base, page, update_golden, tmp_path):
     run_id = start(base, "console-approval", {"what": "<b>console</b>"})
     page.goto(f"{base}/console/runs/{run_id}")
     page.wait_for_selector(node(page, "review", "waiting_approval"), timeout=WAIT_MS)
@@ -145,7 +154,8 @@ def test_approving_through_the_button_resumes_the_run(base, page):
     page.fill("#approval-comment", "looks good")
     page.set_viewport_size({"width": 1600, "height": 760})
     page.wait_for_selector("#step-panel .output-text")
-    page.screenshot(path=str(ROOT / "docs" / "console-run.png"))
+    # The README's picture: rewritten with --update-golden (as the ASL goldens), else taken aside.
+    page.screenshot(path=str(ROOT / "docs" / "console-run.png" if update_golden else tmp_path / "console-run.png"))
     page.click("#approve")
     page.wait_for_selector(node(page, "announce", "completed"), timeout=WAIT_MS)
     page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=WAIT_MS)
@@ -226,3 +236,31 @@ def test_a_sub_workflow_step_links_to_its_child_run(base, page):
     page.click('[data-step-id="call"]')
     page.click(f'.children a[href="/console/runs/{child["run_id"]}"]')
     page.wait_for_selector(node(page, "inner", "completed"))
+
+
+def test_a_failed_run_shows_the_failed_step_its_error_and_a_redrive_button(base, page):
+    run_id = start(base, "console-failing")
+    assert finished(base, run_id)["run"]["status"] == "FAILED"
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.get_attribute('[data-step-id="boom"]', "data-status") == "failed"
+    assert page.get_attribute('[data-step-id="after"]', "data-status") == "pending"
+    assert "step boom failed" in page.locator(".run-head .error").inner_text()
+    assert page.locator("#redrive-run").count() == 1 and page.locator("#cancel-run").count() == 0
+    page.click('[data-step-id="boom"]')
+    assert "no <b>luck</b>" in page.locator("#step-panel .error").first.inner_text()
+
+
+def test_an_unknown_run_says_so(base, page):
+    page.goto(f"{base}/console/runs/no-such-run")
+    page.wait_for_selector("body[data-loaded=error]")
+    assert "run 'no-such-run' not found" in page.locator("main .error").inner_text()
+
+
+def test_a_run_of_150_steps_is_drawn_and_followed_to_its_end(base, page):
+    run_id = start(base, "console-wide")
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.locator("svg .node").count() == 150
+    page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=120_000)
+    assert page.locator('svg .node[data-status="completed"]').count() == 150
