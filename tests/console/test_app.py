@@ -159,11 +159,17 @@ def test_a_recorded_step_missing_from_the_definition_still_gets_a_node(api):
 
 
 def test_iterations_make_the_status_of_a_step_without_its_own_record():
-    api = FakeApi([{"step_id": "body", "status": "completed", "iteration": "1"},
-                   {"step_id": "body", "status": "running", "iteration": "2"}])
+    api = FakeApi([{"step_id": "body", "status": "running", "iteration": "2"},
+                   {"step_id": "body", "status": "completed", "iteration": "1"}])
     view = json.loads(get(ConsoleApp(api, csrf_token=TOKEN), "/console/data/runs/r1")[2])
     assert view["steps"]["body"]["status"] == "running"
     assert [i["iteration"] for i in view["steps"]["body"]["iterations"]] == ["1", "2"]
+
+
+def test_items_are_listed_by_index_whatever_order_they_finished_in():
+    api = FakeApi([{"step_id": "each", "status": "completed", "iteration": f"/i{i}"} for i in (10, 2, 0, 1)])
+    view = json.loads(get(ConsoleApp(api, csrf_token=TOKEN), "/console/data/runs/r1")[2])
+    assert [i["iteration"] for i in view["steps"]["each"]["iterations"]] == ["/i0", "/i1", "/i2", "/i10"]
 
 
 def test_pending_approvals_are_found_through_running_runs(app):

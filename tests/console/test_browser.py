@@ -123,6 +123,8 @@ def test_a_finished_run_shows_each_steps_status_and_markup_stays_text(base, page
     page.click('[data-step-id="each"]')
     items = page.locator("#step-panel tr[data-iteration]")
     assert items.count() == 2
+    assert [i.endswith(f"i{n}") for n, i in enumerate(items.evaluate_all("rs => rs.map(r => r.dataset.iteration)"))] \
+        == [True, True]
     items.nth(1).locator("button").click()
     assert "item b" in page.locator(".iter-output .output-text").inner_text()
     page.goto(f"{base}/console/workflows/console-finished")

@@ -304,6 +304,8 @@ class ConsoleApp:
             else:
                 entry["record"] = slim
         for entry in grouped.values():
+            # Items finish in any order: listed by index (i2 before i10), loop iterations by number.
+            entry["iterations"].sort(key=lambda r: _natural(str(r.get("iteration"))))
             entry["status"] = _node_status(entry)
             rec = entry["record"] or {}
             if entry["status"] == "waiting_approval":
@@ -403,6 +405,10 @@ def _slim(rec: dict[str, Any]) -> dict[str, Any]:
     else:
         out["output_size"] = len(json.dumps(value, ensure_ascii=False).encode()) if value is not None else 0
     return out
+
+
+def _natural(text: str) -> list[tuple[int, int | str]]:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def _node_status(entry: dict[str, Any]) -> str:
