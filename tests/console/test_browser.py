@@ -37,7 +37,7 @@ LIVE = {
     "name": "console-live",
     "steps": [
         {"id": "first", "type": "skill", "config": {"skill": "echo-prompt", "input": "go"}},
-        {"id": "pause", "type": "wait", "depends_on": ["first"], "config": {"seconds": 4}},
+        {"id": "pause", "type": "wait", "depends_on": ["first"], "config": {"seconds": 5}},
         {"id": "last", "type": "skill", "depends_on": ["pause"], "config": {"skill": "echo-prompt", "input": "done"}},
     ],
 }
