@@ -247,3 +247,13 @@ def test_the_shipped_script_and_style_are_served(app):
 def test_the_pass_through_reaches_api_routes_only(app, api, target):
     assert get(app, target)[0] == 404
     assert api.calls == []
+
+
+@pytest.mark.parametrize(("statuses", "shown"), [
+    (["completed", "timed_out"], "timed_out"), (["completed", "failed", "running"], "running"),
+    (["skipped", "skipped"], "skipped"), (["completed", "skipped"], "completed"),
+])
+def test_a_step_with_only_iteration_records_shows_the_status_that_matters_most(statuses, shown):
+    api = FakeApi([{"step_id": "body", "status": st, "iteration": str(i)} for i, st in enumerate(statuses)])
+    view = json.loads(get(ConsoleApp(api, csrf_token=TOKEN), "/console/data/runs/r1")[2])
+    assert view["steps"]["body"]["status"] == shown

@@ -260,12 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", action="store_true", help="reject every approval step of this run")
     r.set_defaults(fn=cmd_run)
     _client_commands(sub)
+    from boternity.console.remote import add_console_command  # the console keeps its CLI code in its package
+
+    add_console_command(sub)
     return p
 
 
 def _client_commands(sub: Any) -> None:
     from boternity.cli import client as c
-    from boternity.console.remote import DEFAULT_PORT, cmd_console
 
     def api_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {c.DEFAULT_API})")
@@ -275,12 +277,6 @@ def _client_commands(sub: Any) -> None:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--dir", help="project folder with bots/ and skills/ (default: the current folder)")
     sv.set_defaults(fn=c.cmd_serve)
-    co = sub.add_parser("console", help="serve the web console on 127.0.0.1 for a deployed API (calls signed with "
-                        "your AWS credentials); `boternity serve` has it at /console/")
-    co.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"local port (default {DEFAULT_PORT}; 0 picks one)")
-    co.add_argument("--bucket", help="the stack's BucketName output: lets the console read claim-checked outputs")
-    api_args(co)
-    co.set_defaults(fn=cmd_console)
     d = sub.add_parser("deploy", help="register (create or update) workflows through the API")
     d.add_argument("files", nargs="+")
     api_args(d)

@@ -417,7 +417,7 @@ def _node_status(entry: dict[str, Any]) -> str:
     if entry["record"] and entry["record"].get("status"):
         return str(entry["record"]["status"])
     found = {str(r.get("status")) for r in entry["iterations"]}
-    for status in ("running", "waiting_approval", "failed", "aborted"):
+    for status in ("running", "waiting_approval", "failed", "timed_out", "aborted"):
         if status in found:
             return status
     if found and found <= {"skipped"}:

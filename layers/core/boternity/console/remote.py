@@ -96,6 +96,19 @@ def console_server(app: ConsoleApp, *, port: int = DEFAULT_PORT, quiet: bool = F
     return BoundedHTTPServer(("127.0.0.1", port), make_handler(dispatch, limits, quiet=quiet), limits)
 
 
+def add_console_command(sub: Any) -> None:
+    """Register `boternity console` among the CLI's subcommands."""
+    from boternity.cli.client import DEFAULT_API
+
+    co = sub.add_parser("console", help="serve the web console on 127.0.0.1 for a deployed API (calls signed with "
+                        "your AWS credentials); `boternity serve` has it at /console/")
+    co.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"local port (default {DEFAULT_PORT}; 0 picks one)")
+    co.add_argument("--bucket", help="the stack's BucketName output: lets the console read claim-checked outputs")
+    co.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {DEFAULT_API})")
+    co.add_argument("--api-key", help="send an API key instead of signing with AWS credentials")
+    co.set_defaults(fn=cmd_console)
+
+
 def cmd_console(args: Any) -> int:
     """Serve the console for the API at ``--api`` until Ctrl-C."""
     from boternity.cli.client import DEFAULT_API

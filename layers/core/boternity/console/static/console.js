@@ -9,7 +9,7 @@
   const POLL_MS = 1000;
   const STATUS_LABEL = {
     pending: "pending", running: "running", waiting_approval: "waiting for approval",
-    completed: "completed", skipped: "skipped", failed: "failed", aborted: "aborted",
+    completed: "completed", skipped: "skipped", failed: "failed", timed_out: "timed out", aborted: "aborted",
   };
   const RUN_STATUSES = ["RUNNING", "QUEUED", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
   const body = document.body;
