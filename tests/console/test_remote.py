@@ -24,8 +24,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from boternity.cli.console import console_server
 from boternity.console.app import CSRF_HEADER, ConsoleApp
-from boternity.console.remote import SignedApi, console_server
+from boternity.console.remote import SignedApi
 from boternity.errors import BoternityError
 
 KEY, SECRET = "AKIDCONSOLETEST", "console-test-secret"

@@ -1,4 +1,5 @@
-"""`boternity console --api <ApiUrl>`: the console on 127.0.0.1 for a deployed stack.
+"""The console's upstream for a deployed stack (`boternity console --api <ApiUrl>`, in
+``boternity.cli.console``).
 
 The deployed API takes IAM auth only, so every call the console makes is signed here with SigV4
 (botocore's ``SigV4Auth``, service ``execute-api``) from the user's usual AWS credentials; the
@@ -10,17 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from boternity.errors import BoternityError
 
-if TYPE_CHECKING:
-    from boternity.console.app import ConsoleApp
-    from boternity.local.http_server import BoundedHTTPServer
-
-DEFAULT_PORT = 8010
 _API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # What the console may wait for one API call (API Gateway's own integration limit is 29 s).
@@ -79,61 +74,3 @@ class SignedApi:
         # Frozen per call: refreshable credentials (SSO, assumed roles) renew while the console runs.
         SigV4Auth(self._credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(req)
         return dict(req.headers.items())
-
-
-def console_server(app: ConsoleApp, *, port: int = DEFAULT_PORT, quiet: bool = False) -> BoundedHTTPServer:
-    """An HTTP server on 127.0.0.1 that answers the console and nothing else (not yet serving)."""
-    from boternity.local.http_server import BoundedHTTPServer, error_json, make_handler
-    from boternity.local.serve_limits import ServeLimits
-
-    def dispatch(method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        path = urlsplit(target).path
-        if path == "/" or path == "/console" or path.startswith("/console/"):
-            return app.handle(method, target, headers, body)
-        return 404, {"Content-Type": "application/json"}, error_json(404, "only the console is served here: /console/")
-
-    limits = ServeLimits.from_env()
-    return BoundedHTTPServer(("127.0.0.1", port), make_handler(dispatch, limits, quiet=quiet), limits)
-
-
-def add_console_command(sub: Any) -> None:
-    """Register `boternity console` among the CLI's subcommands."""
-    from boternity.cli.client import DEFAULT_API
-
-    co = sub.add_parser("console", help="serve the web console on 127.0.0.1 for a deployed API (calls signed with "
-                        "your AWS credentials); `boternity serve` has it at /console/")
-    co.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"local port (default {DEFAULT_PORT}; 0 picks one)")
-    co.add_argument("--bucket", help="the stack's BucketName output: lets the console read claim-checked outputs")
-    co.add_argument("--api", help=f"the API base URL (default $BOTERNITY_API or {DEFAULT_API})")
-    co.add_argument("--api-key", help="send an API key instead of signing with AWS credentials")
-    co.set_defaults(fn=cmd_console)
-
-
-def cmd_console(args: Any) -> int:
-    """Serve the console for the API at ``--api`` until Ctrl-C."""
-    from boternity.cli.client import DEFAULT_API
-    from boternity.console.app import ConsoleApp
-
-    # As every API command: --api, else $BOTERNITY_API, else a local `boternity serve`.
-    base = args.api or os.environ.get("BOTERNITY_API") or DEFAULT_API
-    upstream = SignedApi(base, api_key=args.api_key or os.environ.get("BOTERNITY_API_KEY"))
-    blobs = None
-    if args.bucket:
-        from boternity.store.blobs import S3BlobStore
-
-        bucket = str(args.bucket)
-        blobs = lambda: S3BlobStore(bucket)  # noqa: E731 - a store per read is cheap; boto3 caches nothing here
-    app = ConsoleApp(upstream, api_label=upstream.base, blobs=blobs)
-    try:
-        server = console_server(app, port=args.port)
-    except OSError as exc:
-        raise BoternityError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
-    port = server.server_address[1]
-    print(f"Boternity console on http://127.0.0.1:{port}/console/ for {upstream.base} (Ctrl-C stops)", file=sys.stderr)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
