@@ -27,7 +27,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import yaml
+
 from boternity.console.layout import layout, step_graph
+from boternity.errors import readable_cause
+from boternity.store.blobs import read_ref
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,7 +93,7 @@ class ConsoleApp:
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         if not _loopback_host(_header(headers, "Host")):
-            return _error(403, "forbidden_host", "the console answers only requests addressed to 127.0.0.1 or "
+            return error_answer(403, "forbidden_host", "the console answers only requests addressed to 127.0.0.1 or "
                           "localhost")
         parts = urlsplit(target)
         path = parts.path
@@ -98,7 +102,7 @@ class ConsoleApp:
             if path.startswith("/console/api/"):
                 return self._proxy(method, path[len("/console/api"):], parts.query, headers, body)
             if method not in ("GET", "HEAD"):
-                return _error(405, "method_not_allowed", f"{method} is not allowed here", {"Allow": "GET, HEAD"})
+                return error_answer(405, "method_not_allowed", f"{method} is not allowed here", {"Allow": "GET, HEAD"})
             if path in ("/console", "/"):
                 return 308, {"Location": "/console/"}, b""
             if path.startswith("/console/static/"):
@@ -121,7 +125,7 @@ class ConsoleApp:
         elif len(segments) == 2 and segments[0] == "runs" and segments[1]:
             page, arg, title = "run", segments[1], f"Run {segments[1]}"
         else:
-            return _error(404, "not_found", "no such console page")
+            return error_answer(404, "not_found", "no such console page")
         e = html.escape
         doc = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -145,10 +149,10 @@ class ConsoleApp:
     def _static(self, name: str) -> Answer:
         suffix = name[name.rfind("."):] if "." in name else ""
         if not re.fullmatch(r"[a-z0-9-]+\.[a-z]+", name) or suffix not in _STATIC_TYPES:
-            return _error(404, "not_found", "no such asset")
+            return error_answer(404, "not_found", "no such asset")
         asset = resources.files("boternity.console") / "static" / name
         if not asset.is_file():
-            return _error(404, "not_found", "no such asset")
+            return error_answer(404, "not_found", "no such asset")
         return 200, {"Content-Type": _STATIC_TYPES[suffix], "Cache-Control": "no-cache", **_SAFE_HEADERS}, \
             asset.read_bytes()
 
@@ -157,18 +161,18 @@ class ConsoleApp:
         target = path + (f"?{query}" if query else "")
         if path.startswith(("/console", "/_local")) or path == "/":
             # The API's routes only: not the console itself (a loop) nor `boternity serve`'s local routes.
-            return _error(404, "not_found", "no such API route")
+            return error_answer(404, "not_found", "no such API route")
         if method == "GET":
             status, hdrs, data = self.upstream("GET", target, {"Accept": "application/json"}, b"")
             return status, _json_headers(hdrs), data
         if method != "POST" or not any(p.fullmatch(path) for p in _ACTIONS):
-            return _error(405, "method_not_allowed", "the console only starts, cancels and redrives runs and "
+            return error_answer(405, "method_not_allowed", "the console only starts, cancels and redrives runs and "
                           "decides approvals", {"Allow": "GET"})
         if not self._csrf_ok(headers):
-            return _error(403, "csrf_failed", "the console's CSRF token is missing or wrong; reload the page")
+            return error_answer(403, "csrf_failed", "the console's CSRF token is missing or wrong; reload the page")
         ctype = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
         if body and ctype != "application/json":
-            return _error(415, "unsupported_media_type", "the console sends application/json")
+            return error_answer(415, "unsupported_media_type", "the console sends application/json")
         fwd = {"Accept": "application/json", "Content-Type": "application/json"}
         if (key := _header(headers, "Idempotency-Key")) is not None:
             fwd["Idempotency-Key"] = key
@@ -201,7 +205,7 @@ class ConsoleApp:
         if len(segments) == 3 and segments[0] == "runs" and segments[2] == "output":
             return self.step_output(segments[1], query.get("step", ""), query.get("iteration", ""),
                                     download=query.get("download") == "1")
-        return _error(404, "not_found", "no such console data")
+        return error_answer(404, "not_found", "no such console data")
 
     def _workflows(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -243,8 +247,6 @@ class ConsoleApp:
             raise
 
     def workflow(self, name: str) -> dict[str, Any]:
-        import yaml
-
         view = self._get(f"/workflows/{quote(name, safe='')}")
         definition = view.get("definition")
         # The API returns the definition parsed, not the file as sent: shown as YAML again.
@@ -288,8 +290,6 @@ class ConsoleApp:
     def run(self, run_id: str) -> dict[str, Any]:
         """The run, its steps grouped by step id (outputs left out: a panel fetches the one it
         shows), the graph, and the pending approval of each waiting step."""
-        from boternity.errors import readable_cause
-
         detail = self._get(f"/runs/{quote(run_id, safe='')}")
         run = dict(detail.get("run") or {})
         run["error_text"] = readable_cause(run.get("error"), run.get("cause")) if run.get("error") or \
@@ -334,7 +334,7 @@ class ConsoleApp:
             if rec.get("step_id") == step_id and str(rec.get("iteration") or "") == iteration:
                 break
         else:
-            return _error(404, "not_found", f"run '{run_id}' has no record of step '{step_id}'"
+            return error_answer(404, "not_found", f"run '{run_id}' has no record of step '{step_id}'"
                           + (f" iteration '{iteration}'" if iteration else ""))
         value = rec.get("output")
         ref = None
@@ -345,8 +345,6 @@ class ConsoleApp:
                 return _json({"claim_checked": True, "resolved": False, "size": value.get("size"),
                               "message": "this output is claim-checked to the project bucket, which this console "
                                          "cannot read (start `boternity console` with --bucket <BucketName>)"})
-            from boternity.store.blobs import read_ref
-
             try:
                 data = read_ref(store, value)
             except Exception as exc:  # noqa: BLE001 - missing, expired or corrupt: say so in the panel
@@ -467,6 +465,7 @@ def _json(data: Any) -> Answer:
         json.dumps(data, ensure_ascii=False, default=str).encode()
 
 
-def _error(status: int, code: str, message: str, extra: dict[str, str] | None = None) -> Answer:
+def error_answer(status: int, code: str, message: str, extra: dict[str, str] | None = None) -> Answer:
+    """The console's own refusal, in the API's error shape."""
     body = json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
     return status, {"Content-Type": "application/json", **_SAFE_HEADERS, **(extra or {})}, body

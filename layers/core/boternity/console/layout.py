@@ -11,6 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from boternity.graph import build_graph
+from boternity.model.loader import parse_workflow
+
 NODE_W = 148
 NODE_H = 44
 GAP_X = 48
@@ -47,9 +50,6 @@ def step_graph(definition: Any) -> tuple[list[dict[str, Any]], list[tuple[str, s
 
 
 def _from_model(definition: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
-    from boternity.graph import build_graph
-    from boternity.model.loader import parse_workflow
-
     wf = parse_workflow(definition)
     g = build_graph(wf)
     steps = []

@@ -14,6 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from boternity.console.app import error_answer
 from boternity.errors import BoternityError
 
 _API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
@@ -36,7 +37,7 @@ class SignedApi:
         self.region = region
         if api_key:
             return
-        import boto3
+        import boto3  # here, not above: boto3 costs ~0.3 s to import and `boternity serve` never needs it
 
         session = session or boto3.Session()
         self._credentials = session.get_credentials()
@@ -49,7 +50,7 @@ class SignedApi:
             os.environ.get("AWS_REGION") or "us-east-1"
 
     def __call__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        import requests
+        import requests  # here, not above: only a console for a deployed API calls over HTTP
 
         url = self.base + target
         hdrs = dict(headers)
@@ -61,13 +62,11 @@ class SignedApi:
             resp = requests.request(method, url, data=body or None, headers=hdrs, timeout=UPSTREAM_TIMEOUT_SECS,
                                     allow_redirects=False)
         except requests.RequestException as exc:
-            from boternity.console.app import _error
-
-            return _error(502, "api_unreachable", f"cannot reach the API at {self.base}: {type(exc).__name__}")
+            return error_answer(502, "api_unreachable", f"cannot reach the API at {self.base}: {type(exc).__name__}")
         return resp.status_code, dict(resp.headers.items()), resp.content
 
     def _sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        from botocore.auth import SigV4Auth
+        from botocore.auth import SigV4Auth  # with boto3 above: only when signing
         from botocore.awsrequest import AWSRequest
 
         req = AWSRequest(method=method, url=url, data=body or b"", headers=headers)

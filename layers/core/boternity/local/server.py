@@ -22,8 +22,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from boternity.console.app import ConsoleApp
 from boternity.local.http_server import BoundedHTTPServer, error_json, make_handler, printable
 from boternity.local.serve_limits import ServeLimits
+from boternity.store.blobs import blob_store_from_env
 
 if TYPE_CHECKING:
     import re
@@ -117,9 +119,6 @@ class LocalServer:
         self._stop = threading.Event()
         self._fired: dict[str, float] = {}
         # The web console at /console/: a client of this same API, called in-process.
-        from boternity.console.app import ConsoleApp
-        from boternity.store.blobs import blob_store_from_env
-
         self.console = ConsoleApp(self.handle, blobs=blob_store_from_env)
 
     # ------------------------------------------------------------------ dispatch
