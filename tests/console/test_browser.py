@@ -52,6 +52,8 @@ FAILING = {"name": "console-failing", "steps": [
 WIDE = {"name": "console-wide", "steps": [
     {"id": f"c{c}-{j}", "type": "skill", "depends_on": [f"c{c}-{j - 1}"] if j else [],
      "config": {"skill": "echo-prompt", "input": f"{c}/{j}"}} for c in range(10) for j in range(15)]}
+LARGE = {"name": "console-large", "steps": [
+    {"id": "big", "type": "code", "config": {"language": "javascript", "source": "'<i>' + 'x'.repeat(100000)"}}]}
 CHILD = {"name": "console-child", "steps": [
     {"id": "inner", "type": "skill", "config": {"skill": "echo-prompt", "input": "inside"}}]}
 PARENT = {"name": "console-parent", "steps": [
@@ -78,7 +80,7 @@ APPROVAL = {
 
 @pytest.fixture(scope="module")
 def base(serve: str) -> str:
-    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE):
+    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
     return serve
 
@@ -266,3 +268,20 @@ def test_a_run_of_150_steps_is_drawn_and_followed_to_its_end(base, page):
     assert page.locator("svg .node").count() == 150
     page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=120_000)
     assert page.locator('svg .node[data-status="completed"]').count() == 150
+
+
+def test_a_claim_checked_output_is_resolved_shown_truncated_and_downloadable_whole(base, page):
+    run_id = start(base, "console-large")
+    detail = finished(base, run_id)
+    [big] = detail["steps"]
+    assert "$ref" in big["output"]   # stored aside: the API hands out the reference only
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click('[data-step-id="big"]')
+    shown = page.locator("#step-panel .output-text").inner_text()
+    assert shown.startswith('{"type":"code"') and "<i>xxxx" in shown
+    assert "Claim-checked output" in page.locator("#step-panel .output").inner_text()
+    assert "Shown: the first" in page.locator("#step-panel .output").inner_text()
+    href = page.get_attribute("#step-panel .output a[download]", "href")
+    whole = page.request.get(base + href).json()
+    assert whole["output"] == "<i>" + "x" * 100000
