@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", action="store_true", help="reject every approval step of this run")
     r.set_defaults(fn=cmd_run)
     _client_commands(sub)
+    from boternity.cli.console import add_console_command  # here, not above: two lines for one command
+
+    add_console_command(sub)
     return p
 
 

@@ -22,8 +22,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from boternity.console.app import ConsoleApp
 from boternity.local.http_server import BoundedHTTPServer, error_json, make_handler, printable
 from boternity.local.serve_limits import ServeLimits
+from boternity.store.blobs import blob_store_from_env
 
 if TYPE_CHECKING:
     import re
@@ -116,10 +118,14 @@ class LocalServer:
         self._function_locks = {"api": threading.Lock(), "webhook": threading.Lock()}
         self._stop = threading.Event()
         self._fired: dict[str, float] = {}
+        # The web console at /console/: a client of this same API, called in-process.
+        self.console = ConsoleApp(self.handle, blobs=blob_store_from_env)
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         path = urlsplit(raw_path).path
+        if path == "/console" or path.startswith("/console/"):
+            return self.console.handle(method, raw_path, headers, body)
         if path.startswith("/_local/"):
             return self._local_route(method, path, body)
         allowed = allowed_methods(path)
