@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("validate",),
     ("service",),
     ("handlers",),
+    ("console",),
     ("local",),
     ("cli",),
 ]
