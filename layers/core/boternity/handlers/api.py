@@ -52,7 +52,7 @@ from boternity.handlers.rest import (
     to_http,
 )
 from boternity.parsing import loads_json
-from boternity.runtime.log import logger
+from boternity.runtime.log import logger, traced
 from boternity.service.api_models import (
     ApprovalView,
     CancelResult,
@@ -484,6 +484,7 @@ def _unexpected(exc: Exception) -> Response[Any]:
 _one_request_at_a_time = threading.Lock()
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     with _one_request_at_a_time:
         # Every log line of this request carries API Gateway's request id (and run/approval ids where logged).

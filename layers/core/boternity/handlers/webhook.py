@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 from boternity.errors import MethodNotAllowed, NotFound, PayloadTooLarge, SignatureError, WorkflowError
 from boternity.handlers.rest import FORM, Request, is_json, proxy_response, read_request, to_http
 from boternity.parsing import ParseError, decode_utf8, loads_json
-from boternity.runtime.log import logger
+from boternity.runtime.log import logger, traced
 from boternity.runtime.secrets import lookup_secret
 from boternity.service.links import api_base_url, run_links
 from boternity.service.registry import Registry
@@ -40,6 +40,7 @@ WEBHOOK_BODY_MAX = 256 * 1024
 NOT_FOUND_MESSAGE = "no webhook at this path"
 
 
+@traced
 def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if isinstance(event, dict):
         records = event.get("Records")
