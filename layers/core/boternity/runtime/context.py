@@ -5,11 +5,11 @@ One implementation, used by every function locally and in the cloud.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from boternity.errors import ExpressionError, StepFailed
+from boternity.errors import ExpressionError, StepFailed, readable_cause
 from boternity.expressions.jexl import condition_references, evaluate_condition
 from boternity.expressions.templates import render_value
 from boternity.runtime.secrets import lookup_secret
@@ -61,6 +61,64 @@ class Secrets(Mapping[str, str]):
         return value
 
 
+FINAL = ("completed", "skipped", "failed")
+
+
+class StepRecords(Mapping[str, Any]):
+    """The step records a task reads (``steps.<id>``).
+
+    * Those its payload carries. The compiler sends a task the records it can prove are in its
+      state; an ancestor that finished in another branch, before one of this step's own
+      dependencies, may not be: its final record is then read from the run table (its function
+      wrote it before it returned, so before anything after it could start).
+    * A failed record whose run went on (``continue_on_error``) gives its cause as a sentence, not
+      as the Lambda runtime's or Step Functions' JSON.
+    """
+
+    def __init__(self, carried: Mapping[str, Any], fetch: Callable[[str], dict[str, Any] | None] | None) -> None:
+        self._carried = carried
+        self._fetch = fetch
+        self._seen: dict[str, Any] = {}
+
+    def __getitem__(self, step_id: str) -> Any:
+        if step_id not in self._seen:
+            record = self._carried.get(step_id) if step_id in self._carried else self._stored(step_id)
+            if record is None:
+                raise KeyError(step_id)
+            self._seen[step_id] = _readable(record)
+        return self._seen[step_id]
+
+    def __contains__(self, step_id: object) -> bool:
+        try:
+            self[str(step_id)]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._carried)
+
+    def __len__(self) -> int:
+        return len(self._carried)
+
+    def _stored(self, step_id: str) -> dict[str, Any] | None:
+        if self._fetch is None or not isinstance(step_id, str):
+            return None
+        record = self._fetch(step_id)
+        if not record or record.get("status") not in FINAL:
+            return None
+        return {"status": record["status"], "output": record.get("output")}
+
+
+def _readable(record: Any) -> Any:
+    if not isinstance(record, dict) or record.get("status") != "failed":
+        return record
+    out = record.get("output")
+    if not isinstance(out, dict) or not isinstance(out.get("cause"), str):
+        return record
+    return {**record, "output": {**out, "cause": readable_cause(out.get("error"), out["cause"])}}
+
+
 @dataclass
 class StepContext:
     spec: dict[str, Any]
@@ -71,6 +129,7 @@ class StepContext:
     secrets: Secrets = field(default_factory=Secrets)
 
     def __post_init__(self) -> None:
+        self._records: StepRecords | None = None
         if self.item is None and "item" in self.state:
             self.item = self.state.get("item")
             self.index = self.state.get("index")
@@ -82,8 +141,20 @@ class StepContext:
         return self.state.get("ctx", {})
 
     @property
-    def steps(self) -> dict[str, Any]:
-        return self.state.get("steps", {})
+    def steps(self) -> StepRecords:
+        if self._records is None:
+            self._records = StepRecords(self.state.get("steps", {}), self._fetch_record)
+        return self._records
+
+    def _fetch_record(self, step_id: str) -> dict[str, Any] | None:
+        import os
+
+        if not self.run_id or not os.environ.get("BOTERNITY_TABLE"):
+            return None
+        # Only here: the skill and code functions otherwise never import boto3 (cold start).
+        from boternity.store.runs import RunStore
+
+        return RunStore.from_env().step_record(self.run_id, step_id)
 
     @property
     def run_id(self) -> str:

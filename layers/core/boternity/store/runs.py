@@ -186,6 +186,11 @@ class RunStore:
     def _step_key(self, run_id: str, step_id: str, iteration: str) -> dict[str, str]:
         return keys.step(run_id, step_id, iteration)
 
+    def step_record(self, run_id: str, step_id: str, *, iteration: str = "") -> dict[str, Any] | None:
+        """One step record as stored (consistent read), or None."""
+        item = self.table.get_item(Key=self._step_key(run_id, step_id, iteration), ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
     def step_started(self, run_id: str, step_id: str, *, iteration: str = "", attempt: int = 0,
                      step_type: str | None = None) -> None:
         t = now_iso()
