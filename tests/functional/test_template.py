@@ -543,3 +543,56 @@ def test_the_anthropic_key_can_never_sit_among_workflow_secrets(sam: dict[str, A
     pattern = re.compile(param["AllowedPattern"])
     assert pattern.fullmatch(param["Default"])
     assert bool(pattern.fullmatch(name)) is allowed
+
+
+# ---------------------------------------------------------------------------- observability
+
+
+def test_the_failed_runs_alarm_watches_the_metric_the_events_function_writes(resources: dict[str, Any]) -> None:
+    from boternity import metrics
+
+    alarm = resources["FailedRunsAlarm"]["Properties"]
+    watched = {q["MetricStat"]["Metric"]["MetricName"]: q["MetricStat"]["Metric"]
+               for q in alarm["Metrics"] if "MetricStat" in q}
+    assert set(watched) == {metrics.RUN_END_METRICS["FAILED"], metrics.RUN_END_METRICS["TIMED_OUT"]}
+    for metric in watched.values():
+        assert metric["Namespace"] == metrics.NAMESPACE
+        # the all-workflows series: only the service dimension Powertools adds from the environment
+        assert metric["Dimensions"] == [{"Name": "service", "Value": "boternity"}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_every_function_writes_metrics_under_the_namespace_and_service_the_alarms_read(
+        resources: dict[str, Any]) -> None:
+    from boternity import metrics
+
+    for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE, name
+        assert env["POWERTOOLS_SERVICE_NAME"] == "boternity", name
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_parked_status_events_and_throttles_raise_alarms(resources: dict[str, Any]) -> None:
+    dlq = resources["StatusChangeDeadLetterAlarm"]["Properties"]
+    assert dlq["Namespace"] == "AWS/SQS" and dlq["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["StatusChangeDeadLetterQueue",
+                                                                              "QueueName"]}}]
+    throttles = resources["ThrottlesAlarm"]["Properties"]["Metrics"]
+    watched = {q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"] for q in throttles if "MetricStat" in q}
+    assert watched == set(_of_type(resources, "AWS::Lambda::Function")), "every function, no other"
+    assert all(q["MetricStat"]["Metric"]["MetricName"] == "Throttles" for q in throttles if "MetricStat" in q)
+
+
+def test_the_dashboard_is_valid_json_showing_runs_steps_approvals_and_the_alarms(resources: dict[str, Any]) -> None:
+    import json
+
+    body = _render(resources["Dashboard"]["Properties"]["DashboardBody"])
+    widgets = json.loads(body)["widgets"]
+    text = json.dumps(widgets)
+    for metric in ("RunsStarted", "RunsFailed", "StepDuration", "StepAttempts", "ApprovalsRequested",
+                   "ApprovalsClosed", "ApproximateNumberOfMessagesVisible"):
+        assert metric in text, metric
+    (alarms,) = [w for w in widgets if w["type"] == "alarm"]
+    assert alarms["properties"]["alarms"] == ["${FailedRunsAlarm.Arn}", "${StatusChangeDeadLetterAlarm.Arn}",
+                                              "${ThrottlesAlarm.Arn}"]

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "layers/core/boternity"
 LAYERS: list[tuple[str, ...]] = [
     ("boternity", "errors"),
     ("parsing",),
-    ("executors", "expressions", "model", "graph", "triggers", "webhooks"),
+    ("executors", "expressions", "model", "graph", "triggers", "webhooks", "metrics"),
     ("compiler",),
     ("store",),
     ("runtime", "approvals", "notify"),

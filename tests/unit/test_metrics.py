@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from boternity.runtime import metrics
+from boternity import metrics
 
 
 def emf_lines(text: str) -> list[dict]:
@@ -22,7 +22,9 @@ def cloud(monkeypatch):
 
 def test_a_run_end_is_counted_per_workflow(capsys):
     metrics.run_status("FAILED", "digest")
-    (line,) = emf_lines(capsys.readouterr().out)
+    line, everything = emf_lines(capsys.readouterr().out)
+    assert everything["RunsFailed"] == [1.0] and everything["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]] \
+        and "workflow" not in everything, "one series for all workflows, for the alarm"
     (directive,) = line["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "Boternity"
     assert directive["Metrics"] == [{"Name": "RunsFailed", "Unit": "Count"}]
@@ -34,7 +36,7 @@ def test_a_started_run_and_every_final_status_have_their_metric(capsys):
     for status in ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "QUEUED"):
         metrics.run_status(status, "w")
     names = [next(iter(m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]))
-             for line in emf_lines(capsys.readouterr().out)]
+             for line in emf_lines(capsys.readouterr().out) if "workflow" in line]
     assert names == ["RunsStarted", "RunsSucceeded", "RunsFailed", "RunsTimedOut", "RunsAborted"]
 
 
@@ -72,4 +74,27 @@ def test_the_events_function_counts_a_run_end_once_however_often_it_is_delivered
     lambda_handler(event, None)
     lambda_handler(event, None)   # EventBridge delivers at least once
     lines = emf_lines(capsys.readouterr().out)
-    assert [(line["workflow"], line.get("RunsFailed")) for line in lines] == [("digest", [1.0])]
+    assert [(line.get("workflow"), line.get("RunsFailed")) for line in lines] == [("digest", [1.0]), (None, [1.0])]
+
+
+def test_a_run_in_the_engine_writes_its_run_and_step_metrics(engine, capsys, monkeypatch):
+    from boternity.model import parse_workflow
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    monkeypatch.setenv("BOTERNITY_STATE_MACHINE_PREFIX", "boternity-")   # the engine's
+    w = parse_workflow({"name": "measured", "steps": [
+        {"id": "a", "type": "skill", "config": {"skill": "echo-prompt", "input": "x"}}]})
+    capsys.readouterr()
+    assert engine.run(w, {}, timeout=60).status == "SUCCEEDED"
+    lines = emf_lines(capsys.readouterr().out)
+    named = {(next(iter(m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"])),
+              line.get("workflow") or line.get("step_type")) for line in lines}
+    assert {("RunsStarted", "measured"), ("RunsSucceeded", "measured"), ("StepDuration", "skill"),
+            ("StepAttempts", "skill")} <= named
+
+
+def test_approvals_are_counted_when_requested_and_when_closed(capsys):
+    metrics.approval("requested", "review")
+    metrics.approval("closed", "review")
+    assert [next(k for k in line if k.startswith("Approvals")) for line in emf_lines(capsys.readouterr().out)] == [
+        "ApprovalsRequested", "ApprovalsClosed"]

@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from boternity import metrics
 from boternity.errors import Conflict, NotFound
 from boternity.store import dynamo
 from boternity.store.approvals import ApprovalRecords
@@ -78,6 +79,7 @@ class ApprovalStore:
             "status": "PENDING", "iteration": iteration, "on_timeout": on_timeout, "timeout_secs": timeout_secs,
             "created_at": now_iso(), "decide_by": now + timeout_secs,
         }, expires_at=now + timeout_secs + RECORD_TTL_SECS)
+        metrics.approval("requested", workflow)
         return public(item)
 
     # ------------------------------------------------------------------ reads
@@ -116,6 +118,7 @@ class ApprovalStore:
                                                  reason=reason)
         if not won or closed is None:
             return closed or item   # another writer's decision or close came first
+        metrics.approval("closed", str(closed.get("workflow") or ""))
         if status == "EXPIRED":
             self._settle_timed_out_step(closed)
         return closed
@@ -176,6 +179,7 @@ class ApprovalStore:
         RunStore(self.table_name, client=self.resource).step_ended(
             item["run_id"], item["step_id"], status="completed", output=output,
             iteration=str(item.get("iteration") or ""), step_type="approval")
+        metrics.approval("closed", str(item.get("workflow") or ""))
         return public(item)
 
 

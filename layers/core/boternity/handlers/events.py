@@ -27,7 +27,7 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     # A final status is counted once: when this event is the one that ended the run record
     # (EventBridge may deliver an event twice).
     if detail.get("status") == "RUNNING" or result.get("updated"):
-        from boternity.runtime import metrics
+        from boternity import metrics
 
         metrics.run_status(str(detail.get("status")), metrics.workflow_of(detail.get("stateMachineArn")))
     return result

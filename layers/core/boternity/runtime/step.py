@@ -7,11 +7,13 @@ semantics (skips, records, errors, size limits) are the same for all of them and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from boternity import metrics
 from boternity.errors import StepError, StepFailed, StepRetryable
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import logger
@@ -88,6 +90,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         _signal(services, sc, result)
         return result
     services.runs.step_started(run_id, sc.step_id, iteration=iteration, attempt=attempt, step_type=spec.get("type"))
+    began = time.monotonic()
     try:
         output = _execute(execute, sc)
     except StepError as exc:
@@ -101,12 +104,16 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         if final:
             services.runs.step_ended(run_id, sc.step_id, status="failed", iteration=iteration, error=message,
                                      attempt=attempt, step_type=spec.get("type"))
+            metrics.step_ended(str(spec.get("type")), duration_ms=(time.monotonic() - began) * 1000,
+                               attempts=attempt + 1)
         cls = StepRetryable if exc.retryable else StepFailed
         raise cls(sc.secrets.mask(exc.message), code=exc.code) from None
     output = sc.secrets.mask(output)
     stored = claim_check(output, limit=int(spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(run_id, sc.step_id, status="completed", iteration=iteration, output=stored,
                              attempt=attempt, step_type=spec.get("type"))
+    # The last attempt's duration (earlier ones are in the attempt records), and how many it took.
+    metrics.step_ended(str(spec.get("type")), duration_ms=(time.monotonic() - began) * 1000, attempts=attempt + 1)
     logger.info("step completed", extra={"claim_checked": stored is not output})
     result = record("completed", stored)
     _signal(services, sc, result)

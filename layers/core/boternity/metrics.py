@@ -4,7 +4,8 @@ stack's dashboard and alarms read (template.yaml, ``Dashboard``, ``FailedRunsAla
 Namespace ``Boternity`` (``POWERTOOLS_METRICS_NAMESPACE`` overrides it):
 
 * ``RunsStarted``, ``RunsSucceeded``, ``RunsFailed``, ``RunsTimedOut``, ``RunsAborted`` (Count,
-  dimension ``workflow``): from the status events (handlers/events.py), whoever started the run.
+  dimension ``workflow``, and once more for all workflows): from the status events
+  (handlers/events.py), whoever started the run.
 * ``StepDuration`` (Milliseconds) and ``StepAttempts`` (Count), dimension ``step_type``: from each
   step's function when the step ends.
 * ``ApprovalsRequested`` and ``ApprovalsClosed`` (Count, dimension ``workflow``).
@@ -43,16 +44,19 @@ def emit(name: str, value: float, *, unit: str = "Count", dimensions: dict[str, 
                 # CloudWatch refuses empty dimension values and values over 1024 characters.
                 metric.add_dimension(name=key, value=(str(dim) or "-")[:1024])
     except Exception:  # noqa: BLE001 - a metric is never worth failing a step or a run
-        from boternity.runtime.log import logger
+        import logging
 
-        logger.warning("metric not written", extra={"metric": name})
+        logging.getLogger("boternity").warning("metric %s not written", name, exc_info=True)
 
 
 def run_status(status: str, workflow: str) -> None:
-    """A run started (RUNNING) or ended (a final status)."""
+    """A run started (RUNNING) or ended (a final status): per workflow, and for the whole stack
+    (only the ``service`` dimension Powertools adds), which is what the alarms watch: an alarm
+    reads one metric series, not a search across workflows."""
     name = "RunsStarted" if status == "RUNNING" else RUN_END_METRICS.get(status)
     if name:
         emit(name, 1, dimensions={"workflow": workflow})
+        emit(name, 1)
 
 
 def step_ended(step_type: str, *, duration_ms: float, attempts: int) -> None:
