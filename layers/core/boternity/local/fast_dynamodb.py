@@ -23,6 +23,7 @@ drops them exactly as it drops moto's. TTL is not enforced, as in moto.
 from __future__ import annotations
 
 import binascii
+import collections
 import copy
 import json
 import re
@@ -33,13 +34,14 @@ from decimal import Decimal, InvalidOperation
 from email.utils import formatdate
 from typing import Any
 
-__all__ = ["disable", "enable", "enabled"]
+__all__ = ["disable", "enable", "enabled", "handovers", "held_tables"]
 
 # ---------------------------------------------------------------------- wiring
 
 _lock = threading.RLock()   # every operation, as DynamoDB applies each write atomically
 _original_dispatch: Any = None
 _backends: weakref.WeakSet[Any] = weakref.WeakSet()   # backends holding fast tables
+_handovers: collections.deque[tuple[str, str]] = collections.deque(maxlen=100)
 _STORE_ATTR = "_boternity_fast_tables"
 _JSON_TYPE = "application/x-amz-json-1.0"
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
@@ -85,7 +87,7 @@ def disable() -> None:
     with _lock:
         for backend in list(_backends):
             for name in list(_store(backend)):
-                _hand_over(backend, name)
+                _hand_over(backend, name, "disable()")
         if _original_dispatch is not None:
             DynamoHandler._dispatch = _original_dispatch
             _original_dispatch = None
@@ -93,6 +95,12 @@ def disable() -> None:
 
 def enabled() -> bool:
     return _original_dispatch is not None
+
+
+def held_tables() -> list[str]:
+    """Names of the tables answered here (not yet handed to moto), across accounts and regions."""
+    with _lock:
+        return sorted(name for backend in list(_backends) for name in backend.__dict__.get(_STORE_ATTR) or {})
 
 
 def _store(backend: Any) -> dict[str, _Table]:
@@ -104,11 +112,18 @@ def _store(backend: Any) -> dict[str, _Table]:
     return tables
 
 
-def _hand_over(backend: Any, name: str) -> None:
+def handovers() -> list[tuple[str, str]]:
+    """The latest tables handed to moto, with why: ``(table, reason)``, oldest first."""
+    with _lock:
+        return list(_handovers)
+
+
+def _hand_over(backend: Any, name: str, reason: str) -> None:
     """Move a table's items into moto's table of the same name; moto answers for it from now on."""
     table = _store(backend).pop(name, None)
     if table is None:
         return
+    _handovers.append((name, reason))
     moto_table = backend.get_table(name)
     for item in table.all_items():
         moto_table.put_item(copy.deepcopy(item))
@@ -141,7 +156,7 @@ def _dispatch(handler: Any, request: Any, full_url: str | None = None, headers: 
             # answer is already exact, a filled one is handed over first.
             name = body.get("TableName")
             if name in tables and (action == "DeleteTable" or tables[name].count):
-                _hand_over(backend, name)
+                _hand_over(backend, name, f"{action} counts items")
             response = _original_dispatch(handler, request, full_url, headers)
             if action == "DeleteTable" and str(response[0]) == "200":
                 tables.pop(name, None)
@@ -150,7 +165,7 @@ def _dispatch(handler: Any, request: Any, full_url: str | None = None, headers: 
         if names is None or not names or any(n not in tables for n in names):
             for name in names or list(tables):
                 if name in tables:
-                    _hand_over(backend, name)
+                    _hand_over(backend, name, f"{action} names a table moto holds, or none")
             return _original_dispatch(handler, request, full_url, headers)
         try:
             result = op(tables, body)
@@ -162,10 +177,10 @@ def _dispatch(handler: Any, request: Any, full_url: str | None = None, headers: 
             return _respond(400, err, "ConditionalCheckFailedException")
         except _Cancelled as exc:
             return _respond(400, exc.body(), "TransactionCanceledException")
-        except (_Unsupported, InvalidOperation, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        except (_Unsupported, InvalidOperation, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             # Not ours to answer (nothing was written: every operation checks before it writes).
             for name in names:
-                _hand_over(backend, name)
+                _hand_over(backend, name, f"{action}: {type(exc).__name__} {exc}")
             return _original_dispatch(handler, request, full_url, headers)
         return _respond(200, result, None)
 
@@ -176,8 +191,9 @@ def _fall_through(handler: Any, request: Any, full_url: str | None, headers: Any
     backend = _backend_for(handler, request, full_url)
     with _lock:
         tables = _store(backend)
+        action = (request.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
         for name in list(tables):
-            _hand_over(backend, name)
+            _hand_over(backend, name, f"{action} is not implemented here")
         return _original_dispatch(handler, request, full_url, headers)
 
 
