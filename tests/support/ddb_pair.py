@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REGION = "us-east-1"
-MOTO, FAST = "moto", "fast"
+MOTO, FAST = "moto_table", "fast_table"
 
 
 def _normalised(answer: Any, table: str) -> Any:
@@ -35,7 +35,7 @@ def _normalised(answer: Any, table: str) -> Any:
             else:
                 out[k] = _normalised(v, table)
         return out
-    if isinstance(answer, list):
+    if isinstance(answer, list | tuple):
         return [_normalised(v, table) for v in answer]
     if isinstance(answer, set):
         return sorted(answer, key=str)
