@@ -4,7 +4,10 @@ moto's DynamoDB spends most of a local run's CPU on one UpdateItem: a botocore-m
 request, an expression parser rebuilt per call, validators that deep-copy items, and a botocore
 serialisation of the answer. Here the same wire JSON is answered from the request body: each
 distinct expression string is parsed once, items are stored as typed JSON (``{"S": ...}``), and one
-lock makes every operation atomic, as DynamoDB's writes are.
+lock makes every operation atomic, as DynamoDB's writes are. Items are deep-copied on the way in
+and out by the JSON boundary itself (each request body is freshly parsed, each answer serialised to
+text before the lock is released), and a stored attribute value is never changed in place, only
+replaced, so no caller ever shares an object with the store.
 
 Plugged in at moto's level (``DynamoHandler._dispatch``), so every boto3 client of the process,
 created before or after :func:`enable`, reaches it while moto's mock is active.
@@ -722,6 +725,7 @@ class _Table:
         self.indexes = indexes
         # partition value -> sort value (or None) -> item, all as typed JSON
         self.partitions: dict[Any, dict[Any, dict[str, Any]]] = {}
+        self.sizes: dict[tuple[Any, Any], int] = {}   # moto's size of each item, by key
         self.count = 0
 
     @classmethod
@@ -789,20 +793,45 @@ class _Table:
             raise _Unsupported("large item")
         return key
 
+    def check_written(self, key: tuple[Any, Any], new: dict[str, Any], written: set[str],
+                      old: dict[str, Any] | None) -> int:
+        """check_item for an updated item, looking only at what the update wrote (every value
+        it wrote was checked as an expression value); the size is kept up to date per item."""
+        if old is None:
+            self.check_item(new)
+            return _item_size(new)
+        for h, r in self.indexes.values():
+            for attr in (h, r):
+                if attr in written and attr in new:
+                    value = new[attr]
+                    if list(value) != [self.types[attr]] or value[self.types[attr]] == "":
+                        raise _Unsupported("index key")
+        size = self.sizes[key]
+        for name in written:
+            if name in old:
+                size -= len(name.encode("utf-8")) + _size(old[name])
+            if name in new:
+                size += len(name.encode("utf-8")) + _size(new[name])
+        if size > _ITEM_BYTES_SAFE:
+            raise _Unsupported("large item")
+        return size
+
     def get(self, key: tuple[Any, Any]) -> dict[str, Any] | None:
         part = self.partitions.get(key[0])
         return part.get(key[1]) if part else None
 
-    def put(self, key: tuple[Any, Any], item: dict[str, Any]) -> None:
+    def put(self, key: tuple[Any, Any], item: dict[str, Any], size: int | None = None) -> None:
         part = self.partitions.setdefault(key[0], {})
         if key[1] not in part:
             self.count += 1
         part[key[1]] = item
+        self.sizes[key] = _item_size(item) if size is None else size
 
     def delete(self, key: tuple[Any, Any]) -> None:
         part = self.partitions.get(key[0])
         if part and key[1] in part:
             del part[key[1]]
+            del self.sizes[key]
             self.count -= 1
             if not part:
                 del self.partitions[key[0]]
@@ -835,7 +864,7 @@ def _on_failure(body: dict[str, Any]) -> bool:
 def _check_condition(exprs: _Expressions, item: dict[str, Any] | None, all_old: bool) -> None:
     tree = exprs.trees.get("condition")
     if tree is not None and not exprs.test(tree, item):
-        raise _ConditionFailed(copy.deepcopy(item) if all_old and item else None)
+        raise _ConditionFailed(item if all_old and item else None)
 
 
 _COMMON = {"ReturnConsumedCapacity", "ReturnItemCollectionMetrics", "ExpressionAttributeNames",
@@ -848,7 +877,7 @@ _COMMON = {"ReturnConsumedCapacity", "ReturnItemCollectionMetrics", "ExpressionA
 def _prepare_put(table: _Table, body: dict[str, Any]) -> tuple[Any, dict[str, Any], _Expressions, bool]:
     key = table.check_item(body.get("Item"))
     exprs = _Expressions(body, condition=body.get("ConditionExpression"))
-    return key, copy.deepcopy(body["Item"]), exprs, _on_failure(body)
+    return key, body["Item"], exprs, _on_failure(body)
 
 
 def _put_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
@@ -861,7 +890,7 @@ def _put_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]
     old = table.get(key)
     _check_condition(exprs, old, all_old)
     table.put(key, item)
-    return {"Attributes": copy.deepcopy(old)} if returns == "ALL_OLD" and old else {}
+    return {"Attributes": old} if returns == "ALL_OLD" and old else {}
 
 
 def _get_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
@@ -880,14 +909,14 @@ def _get_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]
 def _project(exprs: _Expressions, item: dict[str, Any]) -> dict[str, Any]:
     paths = exprs.trees.get("projection")
     if paths is None:
-        return copy.deepcopy(item)
+        return item
     out: dict[str, Any] = {}
     for path in paths:
         if len(path[1]) != 1:
             raise _Unsupported("nested projection")
         name = exprs.top(path[1][0])
         if name in item:
-            out[name] = copy.deepcopy(item[name])
+            out[name] = item[name]
     return out
 
 
@@ -905,11 +934,12 @@ def _delete_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, A
     return {"Attributes": old} if returns == "ALL_OLD" and old else {}
 
 
-def _updated(table: _Table, exprs: _Expressions, key_attrs: dict[str, Any],
-             old: dict[str, Any] | None) -> dict[str, Any]:
+def _updated(table: _Table, exprs: _Expressions, key: tuple[Any, Any], key_attrs: dict[str, Any],
+             old: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
     """The item after the update expression; every operand read from the item as it was."""
     clauses = exprs.trees["update"]
-    new = copy.deepcopy(old) if old is not None else copy.deepcopy(key_attrs)
+    # Shallow: attribute values are never changed in place, only replaced.
+    new = dict(old) if old is not None else dict(key_attrs)
     written: set[str] = set()
     read: set[str] = set()
     planned: list[tuple[str, str, Any]] = []
@@ -968,7 +998,7 @@ def _updated(table: _Table, exprs: _Expressions, key_attrs: dict[str, Any],
     for action, name, val in planned:
         current = new.get(name)
         if action == "SET":
-            new[name] = copy.deepcopy(val)
+            new[name] = val
         elif action == "REMOVE":
             new.pop(name, None)
         elif action == "ADD":
@@ -977,7 +1007,7 @@ def _updated(table: _Table, exprs: _Expressions, key_attrs: dict[str, Any],
                 # moto adds to "0" when the attribute is missing, with DynamoType.__add__
                 new[name] = {"N": _arith(current["N"] if current else "0", v, 1)}
             elif current is None and kind in ("SS", "NS"):
-                new[name] = copy.deepcopy(val)
+                new[name] = val
             elif kind in ("SS", "NS") and kind in current:
                 # moto keeps a set's order as a Python set gives it; DynamoDB promises none.
                 merged = list(current[kind]) + [e for e in v if e not in current[kind]]
@@ -997,8 +1027,7 @@ def _updated(table: _Table, exprs: _Expressions, key_attrs: dict[str, Any],
                 new[name] = {kind: left}
             else:
                 new.pop(name)
-    table.check_item(new)
-    return new
+    return new, table.check_written(key, new, written, old)
 
 
 def _prepare_update(table: _Table, body: dict[str, Any]) -> tuple[Any, dict[str, Any], _Expressions, bool]:
@@ -1017,22 +1046,22 @@ def _update_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, A
     key, key_attrs, exprs, all_old = _prepare_update(table, body)
     old = table.get(key)
     _check_condition(exprs, old, all_old)
-    new = _updated(table, exprs, key_attrs, old)
-    table.put(key, new)
+    new, size = _updated(table, exprs, key, key_attrs, old)
+    table.put(key, new, size)
     # What moto answers, including its ConsumedCapacity on every UpdateItem.
     result: dict[str, Any] = {"ConsumedCapacity": {"TableName": table.name, "CapacityUnits": 0.5}}
     before = old or {}
     if returns == "ALL_NEW":
-        result["Attributes"] = copy.deepcopy(new)
+        result["Attributes"] = new
     elif returns == "ALL_OLD" and before:
-        result["Attributes"] = copy.deepcopy(before)
+        result["Attributes"] = before
     elif returns == "UPDATED_OLD":
         changed = {k for k in set(before) | set(new) if before.get(k) != new.get(k)}
-        updated = {k: copy.deepcopy(v) for k, v in before.items() if k in changed}
+        updated = {k: v for k, v in before.items() if k in changed}
         if updated:
             result["Attributes"] = updated
     elif returns == "UPDATED_NEW":
-        result["Attributes"] = copy.deepcopy(_updated_new(before, new))
+        result["Attributes"] = _updated_new(before, new)
     return result
 
 
@@ -1110,7 +1139,7 @@ def _query(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
     for item in candidates:
         item_bytes = _item_size(item)
         if len(results) == limit or size + item_bytes > _PAGE_BYTES:
-            last_key = {a: copy.deepcopy(results[-1][a]) for a in key_attrs}
+            last_key = {a: results[-1][a] for a in key_attrs}
             break
         if range_cond is None or (range_attr in item and _sort_matches(range_cond, item[range_attr])):
             results.append(item)
@@ -1235,7 +1264,7 @@ def _transact_write_items(tables: dict[str, _Table], body: dict[str, Any]) -> di
         seen.add((table.name, key))
         plans.append((kind, table, key, payload, exprs, all_old))
     reasons: list[dict[str, Any]] = []
-    writes: list[tuple[_Table, Any, dict[str, Any] | None]] = []
+    writes: list[tuple[_Table, Any, dict[str, Any] | None, int | None]] = []
     for kind, table, key, payload, exprs, all_old in plans:
         old = table.get(key)
         try:
@@ -1248,18 +1277,18 @@ def _transact_write_items(tables: dict[str, _Table], body: dict[str, Any]) -> di
             continue
         reasons.append({"Code": "None"})
         if kind == "Put":
-            writes.append((table, key, payload))
+            writes.append((table, key, payload, None))
         elif kind == "Update":
-            writes.append((table, key, _updated(table, exprs, payload, old)))
+            writes.append((table, key, *_updated(table, exprs, key, payload, old)))
         elif kind == "Delete":
-            writes.append((table, key, None))
+            writes.append((table, key, None, None))
     if any(r["Code"] != "None" for r in reasons):
         raise _Cancelled(reasons)
-    for table, key, item in writes:
+    for table, key, item, size in writes:
         if item is None:
             table.delete(key)
         else:
-            table.put(key, item)
+            table.put(key, item, size)
     return {"ConsumedCapacity": [], "ItemCollectionMetrics": {}}
 
 
