@@ -207,7 +207,7 @@ def operations(draw: Any) -> tuple[str, dict[str, Any]]:
             sort_attr, bounds = "gsi1sk", ["2026-01-01", "2026-01-01#c", "2026-01-02#b", "2027"]
             kwargs = {"TableName": FAST, "IndexName": "gsi1"}
         how = draw(st.sampled_from(["none", "begins", "between", "<", "<=", ">", ">=", "="]))
-        s = ph.name(sort_attr, draw(st.booleans()))
+        s = ph.name(sort_attr, draw(st.booleans())) if how != "none" else ""
         if how == "begins":
             kc += f" AND begins_with({s}, {ph.value({'S': draw(st.sampled_from(bounds))})})"
         elif how == "between":
@@ -251,14 +251,14 @@ def _run(pair: Any, operation: str, kwargs: dict[str, Any]) -> None:
             pages += 1
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operations(), min_size=1, max_size=25))
 def test_random_sequences_answer_as_moto_does(sequence: list[tuple[str, dict[str, Any]]]) -> None:
     with table_pair() as pair:
         for operation, kwargs in sequence:
             _run(pair, operation, kwargs)
         # Everything generated is within what the fast path implements: none of it went to moto.
-        assert fast_dynamodb.held_tables() == [FAST], fast_dynamodb.handovers()
+        assert fast_dynamodb.held_tables() == [FAST], [h for h in fast_dynamodb.handovers() if h[1] != "disable()"]
         moto_items, fast_items = pair.scan_both()
         assert fast_items == moto_items
 

@@ -587,7 +587,9 @@ class _Expressions:
             used_names |= n
             used_values |= v
         if used_names != set(self.names) or used_values != set(self.values):
-            raise _Unsupported("undefined or unused placeholders")   # moto's ValidationException
+            # moto's ValidationException
+            odd = sorted(used_names ^ set(self.names)) + sorted(used_values ^ set(self.values))
+            raise _Unsupported(f"undefined or unused placeholders {odd}")
         for name in self.names.values():
             if not isinstance(name, str) or not name:
                 raise _Unsupported("attribute name")
