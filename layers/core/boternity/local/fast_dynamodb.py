@@ -140,10 +140,14 @@ def _dispatch(handler: Any, request: Any, full_url: str | None = None, headers: 
         if action in _METADATA_ONLY:
             return _original_dispatch(handler, request, full_url, headers)
         return _fall_through(handler, request, full_url, headers)
+    if request.content_encoding:   # a compressed body: moto decodes it; not ours to read
+        return _fall_through(handler, request, full_url, headers)
     try:
         body = json.loads(request.data or b"{}")
     except ValueError:
-        return _original_dispatch(handler, request, full_url, headers)
+        return _fall_through(handler, request, full_url, headers)
+    if not isinstance(body, dict):
+        return _fall_through(handler, request, full_url, headers)
     backend = _backend_for(handler, request, full_url)
     with _lock:
         tables = _store(backend)
@@ -249,7 +253,7 @@ _SCALARS = ("S", "N", "BOOL", "NULL")
 _NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
 
 
-def _check_value(value: Any, top: bool = True) -> None:
+def _check_value(value: Any) -> None:
     """Refuse (to moto) any value this module does not store exactly as moto does."""
     if not isinstance(value, dict) or len(value) != 1:
         raise _Unsupported("malformed attribute value")
@@ -275,12 +279,12 @@ def _check_value(value: Any, top: bool = True) -> None:
         if not isinstance(v, list):
             raise _Unsupported("L")
         for e in v:
-            _check_value(e, False)
+            _check_value(e)
     elif kind == "M":
         if not isinstance(v, dict):
             raise _Unsupported("M")
         for e in v.values():
-            _check_value(e, False)
+            _check_value(e)
     else:
         raise _Unsupported(f"type {kind}")
 
@@ -540,6 +544,7 @@ class _Parser:
 
 
 _parsed: dict[tuple[str, str], tuple[Any, frozenset[str], frozenset[str]]] = {}
+_PARSED_MAX = 4096
 
 
 def _parse(kind: str, text: Any) -> tuple[Any, frozenset[str], frozenset[str]]:
@@ -548,6 +553,8 @@ def _parse(kind: str, text: Any) -> tuple[Any, frozenset[str], frozenset[str]]:
         raise _Unsupported("empty expression")
     hit = _parsed.get((kind, text))
     if hit is None:
+        if len(_parsed) >= _PARSED_MAX:   # bounded: expressions repeat, but a caller may build many
+            _parsed.clear()
         p = _Parser(text)
         if kind == "update":
             tree: Any = p.update()
@@ -1112,7 +1119,10 @@ def _query(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
         candidates = list(part.values())
         sort_attrs = [table.range_attr] if table.range_attr else []
     else:
-        candidates = [i for i in table.all_items() if range_attr in i and i.get(hash_attr) == hash_value]
+        # moto compares index keys by type and value ("1.0" and "1" are one number)
+        wanted = (next(iter(hash_value)), _sort_key(hash_value))
+        candidates = [i for i in table.all_items() if range_attr in i and hash_attr in i
+                      and (next(iter(i[hash_attr])), _sort_key(i[hash_attr])) == wanted]
         sort_attrs = [range_attr, table.hash_attr] + ([table.range_attr] if table.range_attr else [])
     if sort_attrs:
         candidates.sort(key=lambda i: tuple(_sort_key(i[a]) for a in sort_attrs))
