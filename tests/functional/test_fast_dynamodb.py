@@ -263,6 +263,61 @@ def test_random_sequences_answer_as_moto_does(sequence: list[tuple[str, dict[str
         assert fast_items == moto_items
 
 
+def numbered_table(name: str) -> dict[str, Any]:
+    """A table keyed by a number alone, with an index sorted by a number (Powertools' default
+    idempotency table has a partition key only)."""
+    return {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "N"},
+                                     {"AttributeName": "g", "AttributeType": "S"},
+                                     {"AttributeName": "n", "AttributeType": "N"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [{"IndexName": "by_n", "KeySchema": [
+                {"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "n", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}]}
+
+
+ids = st.sampled_from(["1", "1.0", "2", "10", "-3", "0.5"]).map(lambda n: {"N": n})
+
+
+@st.composite
+def numbered_operations(draw: Any) -> tuple[str, dict[str, Any]]:
+    op = draw(st.sampled_from(["put", "update", "get", "delete", "query"]))
+    if op == "put":
+        item = {"id": draw(ids), "g": {"S": draw(st.sampled_from(["x", "y"]))}, "n": draw(numbers)}
+        return "put_item", {"TableName": FAST, "Item": item, "ReturnValues": draw(st.sampled_from(["NONE", "ALL_OLD"]))}
+    if op == "update":
+        return "update_item", {"TableName": FAST, "Key": {"id": draw(ids)}, "UpdateExpression": "ADD n :d SET g = :g",
+                               "ExpressionAttributeValues": {":d": draw(numbers), ":g": {"S": "x"}},
+                               "ReturnValues": draw(st.sampled_from(["ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"]))}
+    if op == "get":
+        return "get_item", {"TableName": FAST, "Key": {"id": draw(ids)}}
+    if op == "delete":
+        return "delete_item", {"TableName": FAST, "Key": {"id": draw(ids)}, "ReturnValues": "ALL_OLD"}
+    how = draw(st.sampled_from(["", " AND n > :b", " AND n BETWEEN :b AND :c", " AND n <= :b"]))
+    values: dict[str, Any] = {":g": {"S": draw(st.sampled_from(["x", "y"]))}}
+    if ":b" in how:
+        values[":b"] = draw(numbers)
+    if ":c" in how:
+        values[":c"] = {"N": "1000"}
+    kwargs: dict[str, Any] = {"TableName": FAST, "IndexName": "by_n", "KeyConditionExpression": "g = :g" + how,
+                              "ExpressionAttributeValues": values, "ScanIndexForward": draw(st.booleans())}
+    if draw(st.booleans()):
+        kwargs["Limit"] = draw(st.integers(1, 3))
+    return "query", kwargs
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(numbered_operations(), min_size=1, max_size=20))
+def test_number_keys_and_a_partition_key_only_table_answer_as_moto_does(
+        sequence: list[tuple[str, dict[str, Any]]]) -> None:
+    with table_pair(numbered_table) as pair:
+        for operation, kwargs in sequence:
+            _run(pair, operation, kwargs)
+        assert fast_dynamodb.held_tables() == [FAST], [h for h in fast_dynamodb.handovers() if h[1] != "disable()"]
+        moto_items, fast_items = pair.scan_both()
+        assert fast_items == moto_items
+
+
 # ---------------------------------------------------------------------- what goes to moto
 
 

@@ -16,7 +16,7 @@ from boternity.local import fast_dynamodb
 from boternity.store.runs import table_definition
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 REGION = "us-east-1"
 MOTO, FAST = "moto_table", "fast_table"
@@ -88,16 +88,17 @@ class Pair:
 
 
 @contextlib.contextmanager
-def table_pair() -> Iterator[Pair]:
-    """A fresh moto mock holding both tables, the fast one answered by fast_dynamodb."""
+def table_pair(definition: Callable[[str], dict[str, Any]] = table_definition) -> Iterator[Pair]:
+    """A fresh moto mock holding both tables (the run table's definition unless told otherwise),
+    the fast one answered by fast_dynamodb."""
     from moto import mock_aws
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(**table_definition(MOTO))   # before enable(): moto's own
+        client.create_table(**definition(MOTO))   # before enable(): moto's own
         fast_dynamodb.enable()
         try:
-            client.create_table(**table_definition(FAST))
+            client.create_table(**definition(FAST))
             assert fast_dynamodb.held_tables() == [FAST]
             yield Pair()
         finally:
