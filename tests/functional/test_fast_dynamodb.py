@@ -353,6 +353,15 @@ def test_number_keys_and_a_partition_key_only_table_answer_as_moto_does(
         ":p": {"S": "a"}}}, "ResourceNotFoundException"),
     ("query", {"KeyConditionExpression": "sk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}}},
      "ValidationException"),
+    # the sort key condition first: moto's own key condition parser reads it
+    ("query", {"KeyConditionExpression": "begins_with(sk, :s) AND pk = :p",
+               "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "b"}}}, "ok"),
+    # redundant parentheses, a NULL bound in BETWEEN (refused even where never evaluated)
+    ("put_item", {"Item": {"pk": {"S": "a"}, "sk": {"S": "c"}}, "ConditionExpression": "((attribute_not_exists(pk)))"},
+     "ValidationException"),
+    ("put_item", {"Item": {"pk": {"S": "a"}, "sk": {"S": "c"}},
+                  "ConditionExpression": "attribute_not_exists(pk) OR n0 BETWEEN :a AND :b",
+                  "ExpressionAttributeValues": {":a": {"NULL": True}, ":b": {"N": "1"}}}, "exception"),
 ])
 def test_what_the_fast_path_does_not_answer_moto_does_with_the_same_data(operation: str, kwargs: dict[str, Any],
                                                                         outcome: str) -> None:
