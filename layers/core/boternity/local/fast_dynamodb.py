@@ -920,25 +920,31 @@ def _get_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]
         raise _Unsupported("GetItem parameters")
     table = _table(tables, body)
     key = table.key_of(body.get("Key") or {}, exact=True)
-    exprs = _Expressions(body, projection=body.get("ProjectionExpression"))
+    names = _projection(_Expressions(body, projection=body.get("ProjectionExpression")))
     item = table.get(key)
     if item is None:
         return {}
-    return {"Item": _project(exprs, item)}
+    return {"Item": _project(names, item)}
 
 
-def _project(exprs: _Expressions, item: dict[str, Any]) -> dict[str, Any]:
+def _projection(exprs: _Expressions) -> list[str] | None:
+    """The attribute names a ProjectionExpression keeps; checked before any item is read, as
+    moto checks it when it parses the request."""
     paths = exprs.trees.get("projection")
     if paths is None:
+        return None
+    if any(len(path[1]) != 1 for path in paths):
+        raise _Unsupported("nested projection")
+    names = [exprs.top(path[1][0]) for path in paths]
+    if len(set(names)) != len(names):
+        raise _Unsupported("overlapping projection paths")   # moto's ValidationException
+    return names
+
+
+def _project(names: list[str] | None, item: dict[str, Any]) -> dict[str, Any]:
+    if names is None:
         return item
-    out: dict[str, Any] = {}
-    for path in paths:
-        if len(path[1]) != 1:
-            raise _Unsupported("nested projection")
-        name = exprs.top(path[1][0])
-        if name in item:
-            out[name] = item[name]
-    return out
+    return {name: item[name] for name in names if name in item}
 
 
 def _delete_item(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
@@ -1116,6 +1122,7 @@ def _query(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
         raise _Unsupported("flags")
     exprs = _Expressions(body, key=body.get("KeyConditionExpression"), filter=body.get("FilterExpression"),
                          projection=body.get("ProjectionExpression"))
+    projected = _projection(exprs)
     index = body.get("IndexName")
     if index is not None:
         if index not in table.indexes or consistent:
@@ -1175,7 +1182,7 @@ def _query(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
         results = [i for i in results if exprs.test(filter_tree, i)]
     out: dict[str, Any] = {"Count": len(results), "ScannedCount": scanned}
     if select != "COUNT":
-        out["Items"] = [_project(exprs, i) for i in results]
+        out["Items"] = [_project(projected, i) for i in results]
     if last_key is not None:
         out["LastEvaluatedKey"] = last_key
     return out
