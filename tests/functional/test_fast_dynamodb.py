@@ -423,3 +423,30 @@ def test_clients_made_before_enable_reach_it() -> None:
             fast_dynamodb.disable()
         # handed to moto on disable: nothing lost
         assert early.get_item(TableName="t", Key={"pk": {"S": "a"}, "sk": {"S": "b"}})["Item"]["pk"] == {"S": "a"}
+
+
+def test_concurrent_writes_are_atomic_and_a_failed_transaction_undoes_nothing_else() -> None:
+    """What moto_patches and cloud_patches add to moto (a lock, no whole-table rollback) holds
+    here by construction: every UpdateItem from many threads counts, and a cancelled transaction
+    leaves other threads' writes alone."""
+    import threading
+
+    with table_pair() as pair:
+        key = {"pk": {"S": "CONC#w"}, "sk": {"S": "CONC"}}
+
+        def bump() -> None:
+            for _ in range(25):
+                pair.client.update_item(TableName=FAST, Key=key, UpdateExpression="ADD running :one",
+                                        ExpressionAttributeValues={":one": {"N": "1"}})
+                with pytest.raises(pair.client.exceptions.TransactionCanceledException):
+                    pair.client.transact_write_items(TransactItems=[{"ConditionCheck": {
+                        "TableName": FAST, "Key": key, "ConditionExpression": "attribute_not_exists(pk)"}}])
+
+        threads = [threading.Thread(target=bump) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        item = pair.client.get_item(TableName=FAST, Key=key, ConsistentRead=True)["Item"]
+        assert item["running"] == {"N": "200"}
+        assert fast_dynamodb.held_tables() == [FAST]
