@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from boternity.local import fast_dynamodb
-from tests.support.ddb_pair import FAST, MOTO, REGION, _normalised, table_pair
+from tests.support.ddb_pair import FAST, MOTO, REGION, normalised, table_pair
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,8 +42,8 @@ def _same_on_both(scenario: Callable[[str], list[Any]], *, wall_clock: tuple[str
     """Run ``scenario(table)`` on the moto table, then on the fast one; compare everything but the
     ``wall_clock`` attributes (written from a clock the test cannot fix)."""
     with table_pair() as pair:
-        moto_result = _normalised(scenario(MOTO), MOTO)
-        fast_result = _normalised(scenario(FAST), FAST)
+        moto_result = normalised(scenario(MOTO), MOTO)
+        fast_result = normalised(scenario(FAST), FAST)
         assert fast_dynamodb.held_tables() == [FAST], fast_dynamodb.handovers()
         assert fast_result == moto_result
         moto_items, fast_items = ([_without(i, wall_clock) for i in items] for items in pair.scan_both())

@@ -22,7 +22,7 @@ REGION = "us-east-1"
 MOTO, FAST = "moto_table", "fast_table"
 
 
-def _normalised(answer: Any, table: str) -> Any:
+def normalised(answer: Any, table: str) -> Any:
     """An answer with what legitimately differs removed: request ids, the table's own name, and
     the order of a set's members (DynamoDB promises none; moto's follows Python's set order)."""
     if isinstance(answer, dict):
@@ -33,10 +33,10 @@ def _normalised(answer: Any, table: str) -> Any:
             if k in ("SS", "NS") and isinstance(v, list):
                 out[k] = sorted(v)
             else:
-                out[k] = _normalised(v, table)
+                out[k] = normalised(v, table)
         return out
     if isinstance(answer, list | tuple):
-        return [_normalised(v, table) for v in answer]
+        return [normalised(v, table) for v in answer]
     if isinstance(answer, set):
         return sorted(answer, key=str)
     if isinstance(answer, str):
@@ -71,11 +71,11 @@ class Pair:
 
     def _one(self, operation: str, kwargs: dict[str, Any], table: str) -> tuple[str, Any]:
         try:
-            return "ok", _normalised(getattr(self.client, operation)(**kwargs), table)
+            return "ok", normalised(getattr(self.client, operation)(**kwargs), table)
         except ClientError as exc:
-            return "error", _normalised(exc.response, table)
+            return "error", normalised(exc.response, table)
         except Exception as exc:  # noqa: BLE001 - moto fails some malformed requests with a Python error
-            return "exception", _normalised(f"{type(exc).__name__}: {exc}", table)
+            return "exception", normalised(f"{type(exc).__name__}: {exc}", table)
 
     def scan_both(self) -> tuple[Any, Any]:
         """Every item of both tables, sorted; hands the fast table to moto (Scan is moto's)."""
@@ -83,7 +83,7 @@ class Pair:
         out = []
         for t in (MOTO, FAST):
             items = self.client.scan(TableName=t, ConsistentRead=True)["Items"]
-            out.append(sorted((_normalised(i, t) for i in items), key=lambda i: json.dumps(i, sort_keys=True)))
+            out.append(sorted((normalised(i, t) for i in items), key=lambda i: json.dumps(i, sort_keys=True)))
         return out[0], out[1]
 
 
