@@ -198,7 +198,7 @@ def _dispatch(handler: Any, request: Any, full_url: str | None = None, headers: 
 
 
 def _fall_through(handler: Any, request: Any, full_url: str | None, headers: Any) -> Any:
-    # A request not answered here (Scan, BatchWriteItem, an unreadable body, IAM checks on):
+    # A request not answered here (BatchWriteItem, TransactGetItems, an unreadable body, IAM checks on):
     # every table of the backend it may touch goes to moto first, so moto sees all the data.
     backend = _backend_for(handler, request, full_url)
     with _lock:
@@ -1197,6 +1197,56 @@ _KEY_SHAPE = re.compile(
     rf"|{_NAME} BETWEEN :\w+ AND :\w+))?", re.IGNORECASE)
 
 
+def _scan(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
+    """moto's Scan of a whole table: items by (partition, sort) key, a page cut as a Query's,
+    the filter applied to the page afterwards."""
+    _only(body, _COMMON | {"Limit", "ExclusiveStartKey", "ConsistentRead", "FilterExpression",
+                           "ProjectionExpression", "Select"})
+    table = _table(tables, body)
+    select = body.get("Select")
+    if select not in (None, "ALL_ATTRIBUTES", "COUNT") or (select and "ProjectionExpression" in body):
+        raise _Unsupported("Select")
+    limit = body.get("Limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise _Unsupported("Limit")
+    if not isinstance(body.get("ConsistentRead", False), bool):
+        raise _Unsupported("ConsistentRead")
+    exprs = _Expressions(body, filter=body.get("FilterExpression"), projection=body.get("ProjectionExpression"))
+    projected = _projection(exprs)
+    key_attrs = [table.hash_attr] + ([table.range_attr] if table.range_attr else [])
+    candidates = sorted(table.all_items(), key=lambda i: tuple(_sort_key(i[a]) for a in key_attrs))
+    start = body.get("ExclusiveStartKey")
+    if start is not None:
+        if not isinstance(start, dict) or set(start) != set(key_attrs):
+            raise _Unsupported("ExclusiveStartKey")
+        for name in key_attrs:
+            if list(start[name]) != [table.types[name]]:
+                raise _Unsupported("ExclusiveStartKey type")
+            _check_value(start[name])
+        mark = tuple(_sort_key(start[a]) for a in key_attrs)
+        candidates = [i for i in candidates if tuple(_sort_key(i[a]) for a in key_attrs) > mark]
+    results: list[dict[str, Any]] = []
+    size = scanned = 0
+    last_key = None
+    for item in candidates:
+        item_bytes = table.sizes[table.key_of(item, exact=False)]
+        if len(results) == limit or size + item_bytes > _PAGE_BYTES:
+            last_key = {a: results[-1][a] for a in key_attrs}
+            break
+        results.append(item)
+        size += item_bytes
+        scanned += 1
+    filter_tree = exprs.trees.get("filter")
+    if filter_tree is not None:
+        results = [i for i in results if exprs.test(filter_tree, i)]
+    out: dict[str, Any] = {"Count": len(results), "ScannedCount": scanned}
+    if select != "COUNT":
+        out["Items"] = [_project(projected, i) for i in results]
+    if last_key is not None:
+        out["LastEvaluatedKey"] = last_key
+    return out
+
+
 def _key_condition(exprs: _Expressions, text: str, hash_attr: str, range_attr: str | None,
                    types: dict[str, str]) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
     """The partition value and a test on the sort key, from ``hash = :v [AND sort-condition]``."""
@@ -1347,5 +1397,6 @@ _OPERATIONS: dict[str, Any] = {
     "UpdateItem": _update_item,
     "DeleteItem": _delete_item,
     "Query": _query,
+    "Scan": _scan,
     "TransactWriteItems": _transact_write_items,
 }
