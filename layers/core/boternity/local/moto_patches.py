@@ -23,7 +23,9 @@ unless told otherwise; tests/functional/test_moto_patches.py fails loudly when m
    bounded, and optionally on disk), and each execution unpickles its own copy (a program holds
    its execution's state, so one serves one execution, as in moto). moto's parser takes about
    5 ms a state; unpickling about 1 ms.
-9. States are copied as JSON (``json_copy``) where moto deep-copies them at every state.
+9. States are copied as JSON (``json_copy``) where moto deep-copies them at every state, and not
+   at all where moto copies a state's input only to read it (its history events, the 256 KiB
+   quota) or copies a value nobody else holds (``_patch_state_reads``).
 10. moto's Step Functions interpreter is imported without moto.ec2 (half a second of start-up).
 """
 
@@ -615,6 +617,57 @@ def check_moto_version() -> None:
             "pip install -c constraints.txt 'boternity[local]'), or set BOTERNITY_UNTESTED_MOTO=1 to try it anyway")
 
 
+# Where moto copies a state's input only to read it (history events, the size quota) or copies a
+# value that nobody else holds (the output a state just built, a copy it just made): no copy
+# there. Each entry is (end of the file name, function name) of the calling function.
+_READS_ONLY = {("asl/component/state/state.py", "_eval_body"),
+               ("asl/component/state/state.py", "_get_state_entered_event_details"),
+               ("asl/component/state/state.py", "_get_state_exited_event_details")}
+_HANDS_OVER = {("asl/component/state/state.py", "_eval_state_output"),
+               ("asl/component/state/exec/execute_state.py", "_evaluate_with_timeout")}
+
+
+def _patch_state_reads() -> None:
+    import sys
+
+    from moto.stepfunctions.parser.asl.eval.states import States
+
+    verdicts: dict[Any, tuple[bool, bool]] = {}
+
+    def caller() -> tuple[bool, bool]:
+        code = sys._getframe(2).f_code
+        verdict = verdicts.get(code)
+        if verdict is None:
+            where = (code.co_filename.replace("\\", "/"), code.co_name)
+            verdict = (any(where[0].endswith(f) and where[1] == n for f, n in _READS_ONLY),
+                       any(where[0].endswith(f) and where[1] == n for f, n in _HANDS_OVER))
+            verdicts[code] = verdict
+        return verdict
+
+    get0, reset0 = States.get_input, States.reset
+
+    def get_input(self: Any, query: str | None = None) -> Any:
+        if query is None and caller()[0]:
+            return self._states_data["input"]
+        return get0(self, query)
+
+    def reset(self: Any, input_value: Any) -> None:
+        if caller()[1]:
+            self._states_data["input"] = input_value
+            self._states_data["result"] = None
+            self._states_data["errorOutput"] = None
+            return
+        reset0(self, input_value)
+
+    for name in ("_eval_body", "_get_state_entered_event_details", "_get_state_exited_event_details"):
+        from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+        if not hasattr(CommonStateField, name):
+            raise RuntimeError(f"moto changed: CommonStateField.{name} is gone")
+    States.get_input = get_input  # type: ignore[method-assign]
+    States.reset = reset  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply every patch once per process."""
     global _applied
@@ -640,6 +693,7 @@ def apply() -> None:
         _patch_dynamodb_atomic()
         _patch_parse_once()
         _patch_state_copies()
+        _patch_state_reads()
         _applied = True
 
 
