@@ -1,0 +1,389 @@
+"""Section 6: peers. The same DAG shapes run by ``boternity run``, Prefect 3, LangGraph and asyncio.
+
+Shapes: ``chain_N`` (each step after the previous one) and ``fan_N`` (N independent steps) of
+prompt-skill-like no-op steps: each returns ``"Handled: step <id>\\n"``, what the ``echo-prompt``
+skill returns for ``input: "step <id>"``. Every runner runs as a whole command in a fresh process
+(interpreter, imports, set-up included), as a user would wait for it:
+
+* ``boternity run FILE --json`` on the local engine (moto), prompt-skill steps;
+* Prefect 3, ephemeral (no server configured; it starts its own), ``task.submit(wait_for=...)``;
+* LangGraph, a ``StateGraph`` with one node per step;
+* ``benchmarks/asyncdag.py``, a minimal asyncio DAG runner: the floor.
+
+Start-up is the wall time of a 1-step run; the cost of a step is ``(wall(N) - wall(1)) / (N - 1)``,
+so start-up is not spread over the steps. Each child checks every step's output before it reports,
+so a runner that skipped work cannot look fast. The in-process time of the run alone (no start-up)
+is recorded too. Prefect and LangGraph come from the optional extra ``.[bench-peers]``; when they
+are not installed the section says so and measures the others. ``--quick`` runs only ours and
+asyncio on small shapes.
+
+The child side: ``python -m benchmarks.peers RUNNER SHAPE N`` prints ``{"run_s": ...}``. Only the
+standard library is imported at module level, so a child loads nothing its runner does not need.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+SKILLS_DIR = ROOT / "examples" / "skills"
+
+FULL_SHAPES: tuple[tuple[str, int], ...] = (("chain", 200), ("fan", 200), ("chain", 500))
+QUICK_SHAPES: tuple[tuple[str, int], ...] = (("chain", 20), ("fan", 20))
+# results.json's local.per_step_ms keys: always present, null when not measured (e.g. --quick).
+RESULT_KEYS = tuple(f"{s}_{n}" for s, n in FULL_SHAPES)
+RUNNERS = ("boternity", "prefect", "langgraph", "asyncio")
+# Peer runner -> the distribution it needs (from the bench-peers extra).
+PEER_PACKAGES = {"prefect": "prefect", "langgraph": "langgraph"}
+EXTRA_HINT = "pip install -e '.[bench-peers]'"
+# Repeats per measurement in full mode (the median is kept): cheap runners more often, since their
+# per-step cost is a small difference of two walls.
+REPEATS = {"boternity": 1, "prefect": 1, "langgraph": 3, "asyncio": 3}
+STARTUP_REPEATS = 3
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def step_ids(n: int) -> list[str]:
+    return [f"s{i:03d}" for i in range(n)]
+
+
+def shape_deps(shape: str, n: int) -> dict[str, list[str]]:
+    """Each step's dependencies. Raises ValueError for an unknown shape or a size below 1."""
+    if n < 1:
+        raise ValueError(f"a DAG needs at least one step, got {n}")
+    ids = step_ids(n)
+    if shape == "chain":
+        return {s: ([ids[i - 1]] if i else []) for i, s in enumerate(ids)}
+    if shape == "fan":
+        return {s: [] for s in ids}
+    raise ValueError(f"unknown shape {shape!r} (chain or fan)")
+
+
+def render(step_id: str) -> str:
+    """A step's output: what the echo-prompt skill returns for ``input: "step <id>"``."""
+    return f"Handled: step {step_id}\n"
+
+
+def expected(n: int) -> dict[str, str]:
+    return {s: render(s) for s in step_ids(n)}
+
+
+# ----------------------------------------------------------------------------- child side
+
+
+def _run_asyncio(shape: str, n: int) -> dict[str, Any]:
+    import asyncio
+
+    from benchmarks.asyncdag import run_dag
+
+    deps = shape_deps(shape, n)
+
+    def make(step_id: str) -> Callable[[dict[str, Any]], Any]:
+        async def step(inputs: dict[str, Any]) -> str:
+            return render(step_id)
+        return step
+
+    return asyncio.run(run_dag({s: make(s) for s in deps}, deps))
+
+
+def _merge(left: dict[str, str], right: dict[str, str]) -> dict[str, str]:
+    return {**left, **right}
+
+
+class _GraphState(TypedDict):
+    # Module level: LangGraph reads the reducer from the resolved type hints.
+    out: Annotated[dict[str, str], _merge]
+
+
+def _run_langgraph(shape: str, n: int) -> dict[str, Any]:
+    from langgraph.graph import END, START, StateGraph
+
+    deps = shape_deps(shape, n)
+    graph = StateGraph(_GraphState)
+
+    def make(step_id: str) -> Callable[[_GraphState], dict[str, Any]]:
+        def node(state: _GraphState) -> dict[str, Any]:
+            return {"out": {step_id: render(step_id)}}
+        return node
+
+    for step_id, ds in deps.items():
+        graph.add_node(step_id, make(step_id))
+        for d in ds or [START]:
+            graph.add_edge(d, step_id)
+    has_dependents = {d for ds in deps.values() for d in ds}
+    for step_id in deps:
+        if step_id not in has_dependents:
+            graph.add_edge(step_id, END)
+    app = graph.compile()
+    # A chain of n nodes is n supersteps; the default limit (25) would stop it.
+    return app.invoke({"out": {}}, {"recursion_limit": n + 10})["out"]
+
+
+def _run_prefect(shape: str, n: int) -> dict[str, Any]:
+    from prefect import flow, task
+
+    deps = shape_deps(shape, n)
+
+    @task(name="step")
+    def step(step_id: str) -> str:
+        return render(step_id)
+
+    @flow(name=f"peers-{shape}-{n}")
+    def dag_flow() -> dict[str, str]:
+        futures: dict[str, Any] = {}
+        for step_id, ds in deps.items():   # definition order is topological
+            futures[step_id] = step.submit(step_id, wait_for=[futures[d] for d in ds])
+        return {s: f.result() for s, f in futures.items()}
+
+    return dag_flow()
+
+
+CHILD_RUNNERS: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "asyncio": _run_asyncio, "langgraph": _run_langgraph, "prefect": _run_prefect,
+}
+
+
+def child_main(argv: Sequence[str]) -> int:
+    if len(argv) != 3 or argv[0] not in CHILD_RUNNERS:
+        print(f"usage: python -m benchmarks.peers {{{','.join(CHILD_RUNNERS)}}} {{chain,fan}} N", file=sys.stderr)
+        return 2
+    runner, shape, n = argv[0], argv[1], int(argv[2])
+    t0 = time.perf_counter()
+    out = CHILD_RUNNERS[runner](shape, n)
+    run_s = time.perf_counter() - t0
+    if out != expected(n):
+        wrong = sorted(s for s in expected(n) if out.get(s) != render(s))
+        print(f"{runner}: {len(wrong)} step(s) missing or wrong, e.g. {wrong[:3]}", file=sys.stderr)
+        return 1
+    print(json.dumps({"run_s": run_s}))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+class RunFailed(RuntimeError):
+    """A runner's command exited non-zero, timed out, or produced the wrong outputs."""
+
+
+def workflow_doc(shape: str, n: int) -> dict[str, Any]:
+    """The boternity workflow for a shape: echo-prompt skill steps."""
+    steps: list[dict[str, Any]] = []
+    for step_id, ds in shape_deps(shape, n).items():
+        step: dict[str, Any] = {"id": step_id, "type": "skill",
+                                "config": {"skill": "echo-prompt", "input": f"step {step_id}"}}
+        if ds:
+            step["depends_on"] = ds
+        steps.append(step)
+    return {"name": f"peers-{shape}-{n}", "description": f"benchmark {shape} of {n} prompt-skill steps",
+            "steps": steps}
+
+
+def _parse_boternity(stdout: str, n: int) -> float:
+    """The run's own duration, after checking that every step completed with the expected output."""
+    import datetime as dt
+
+    try:
+        doc = json.loads(stdout)
+    except ValueError as exc:
+        raise RunFailed(f"boternity run --json printed no JSON: {stdout[:200]!r}") from exc
+    run = doc["run"]
+    if run["status"] != "SUCCEEDED":
+        raise RunFailed(f"run {run['status']}")
+    outputs = {s: (rec or {}).get("output", {}).get("output") for s, rec in (run.get("output") or {}).items()}
+    if outputs != expected(n):
+        wrong = sorted(s for s in expected(n) if outputs.get(s) != render(s))
+        raise RunFailed(f"{len(wrong)} step(s) missing or wrong, e.g. {wrong[:3]}")
+
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (at(run["ended_at"]) - at(run["started_at"])).total_seconds()
+
+
+def _child_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("PREFECT_API_URL", "PREFECT_PROFILES_PATH", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(var, None)
+    env.update({
+        # Prefect: its own home (the ephemeral server's SQLite database), quiet, no telemetry.
+        "PREFECT_HOME": str(workdir / "prefect-home"),
+        "PREFECT_LOGGING_LEVEL": "ERROR",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+    })
+    return env
+
+
+def run_once(runner: str, shape: str, n: int, *, workdir: Path, timeout: float) -> tuple[float, float]:
+    """(wall seconds of the whole command, seconds of the run alone). Raises RunFailed."""
+    if runner == "boternity":
+        path = workdir / f"{shape}-{n}.json"
+        path.write_text(json.dumps(workflow_doc(shape, n)))
+        cmd = [sys.executable, "-c", "import sys; from boternity.cli.main import main; sys.exit(main())",
+               "run", str(path), "--json", "--skills", str(SKILLS_DIR)]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.peers", runner, shape, str(n)]
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir,
+                           env=_child_env(workdir), check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RunFailed(f"no result after {timeout:.0f} s") from exc
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        raise RunFailed(f"exit {p.returncode}: {last[:300]}")
+    if runner == "boternity":
+        return wall, _parse_boternity(p.stdout, n)
+    try:
+        return wall, float(json.loads(p.stdout.strip().splitlines()[-1])["run_s"])
+    except (ValueError, KeyError, IndexError) as exc:
+        raise RunFailed(f"no result line: {p.stdout[-200:]!r}") from exc
+
+
+def _version(runner: str) -> str | None:
+    dist = {"boternity": "boternity", **PEER_PACKAGES}.get(runner)
+    if dist is None:
+        return sys.version.split()[0]    # asyncio: the interpreter's
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def available(runner: str, packages: Mapping[str, str] = PEER_PACKAGES) -> bool:
+    """Whether a runner can run here: ours and asyncio always; a peer when its package is installed."""
+    module = packages.get(runner)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, startup_repeats: int,
+            workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Start-up and per-step cost of one runner on every shape; a failing shape is recorded, not raised."""
+    res: dict[str, Any] = {"status": "ok", "version": _version(runner), "startup_s": None,
+                           "per_step_ms": {}, "in_process_ms_per_step": {}, "wall_s": {}, "errors": {}}
+    try:
+        run_once(runner, "chain", 1, workdir=workdir, timeout=300)       # warm-up: .pyc files, Prefect's database
+        startup = statistics.median(run_once(runner, "chain", 1, workdir=workdir, timeout=300)[0]
+                                    for _ in range(startup_repeats))
+    except RunFailed as exc:
+        res.update(status="failed", note=f"1-step run: {exc}")
+        log(f"   {runner}: 1-step run failed: {exc}")
+        return res
+    res["startup_s"] = round(startup, 3)
+    log(f"   {runner} {res['version']}: start-up (1-step run) {startup:.2f} s")
+    for shape, n in shapes:
+        key = f"{shape}_{n}"
+        try:
+            samples = [run_once(runner, shape, n, workdir=workdir, timeout=120 + 2.0 * n) for _ in range(repeats)]
+        except RunFailed as exc:
+            res["errors"][key] = str(exc)
+            log(f"   {runner} {key}: FAILED: {exc}")
+            continue
+        wall = statistics.median(w for w, _ in samples)
+        in_run = statistics.median(r for _, r in samples)
+        res["wall_s"][key] = round(wall, 3)
+        res["per_step_ms"][key] = round((wall - startup) * 1000 / (n - 1), 3)
+        res["in_process_ms_per_step"][key] = round(in_run * 1000 / n, 3)
+        log(f"   {runner} {key}: {wall:.2f} s, {res['per_step_ms'][key]:.2f} ms/step "
+            f"(in-process {res['in_process_ms_per_step'][key]:.2f})")
+    return res
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing or b is not positive (a difference of walls can be <= 0)."""
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 1)
+
+
+def run(*, quick: bool = False, log: Callable[[str], None] = print, runners: Sequence[str] = RUNNERS,
+        shapes: Sequence[tuple[str, int]] | None = None, packages: Mapping[str, str] = PEER_PACKAGES
+        ) -> dict[str, Any]:
+    """The section. ``runners``, ``shapes`` and ``packages`` (peer -> the module it needs) narrow it
+    for tests; by default every runner on FULL_SHAPES, or ours and asyncio on QUICK_SHAPES."""
+    shapes = list(shapes or (QUICK_SHAPES if quick else FULL_SHAPES))
+    keys = [f"{s}_{n}" for s, n in shapes]
+    measured: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="boternity-bench-peers-") as d:
+        for runner in runners:
+            if quick and runner in packages:
+                measured[runner] = {"status": "skipped", "note": "not run in --quick mode"}
+                continue
+            if not available(runner, packages):
+                measured[runner] = {"status": "skipped",
+                                    "note": f"{packages[runner]} is not installed ({EXTRA_HINT})"}
+                log(f"   {runner}: skipped, {measured[runner]['note']}")
+                continue
+            measured[runner] = measure(runner, shapes, repeats=1 if quick else REPEATS.get(runner, 1),
+                                       startup_repeats=1 if quick else STARTUP_REPEATS, workdir=Path(d), log=log)
+    ours = measured.get("boternity") or {}
+    ratios: dict[str, Any] = {}
+    for peer in (r for r in runners if r != "boternity"):
+        other = measured[peer]
+        if other.get("status") != "ok" or ours.get("status") != "ok":
+            continue
+        ratios[f"ours_vs_{peer}"] = {
+            "startup": _ratio(ours["startup_s"], other["startup_s"]),
+            **{k: _ratio(ours["per_step_ms"].get(k), other["per_step_ms"].get(k)) for k in keys},
+        }
+    per_step = dict.fromkeys(RESULT_KEYS)
+    per_step.update(ours.get("per_step_ms") or {})
+    result: dict[str, Any] = {
+        "method": "whole commands in fresh processes; start-up = wall of a 1-step run (median of "
+                  f"{1 if quick else STARTUP_REPEATS}); per step = (wall(N) - wall(1)) / (N - 1); "
+                  "every step's output checked; in-process = the run alone / N",
+        "shapes": keys,
+        "step": "prompt-skill-like no-op: returns 'Handled: step <id>' (the echo-prompt skill)",
+        "runners": measured,
+        "ratios": ratios,
+        "local": {"startup_s": ours.get("startup_s"), "per_step_ms": per_step},
+    }
+    log(_render(result))
+    return result
+
+
+def _render(res: dict[str, Any]) -> str:
+    from benchmarks.report import table
+
+    keys = res["shapes"]
+    rows = []
+    for name, r in res["runners"].items():
+        if r.get("status") != "ok":
+            rows.append([name, r.get("version"), None, *[None] * len(keys), r.get("note", r.get("status"))])
+            continue
+        rows.append([name, r["version"], r["startup_s"], *[r["per_step_ms"].get(k) for k in keys],
+                     "; ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "ok"])
+    out = [f"6. Peers: {', '.join(keys)} of prompt-skill-like no-op steps, whole commands "
+           "(per step = (wall(N) - wall(1)) / (N - 1))"]
+    out.append(table(["runner", "version", "start-up s", *[f"{k} ms/step" for k in keys], "status"], rows, digits=2))
+    if res["ratios"]:
+        out.append(table(["ours / peer", "start-up", *keys],
+                         [[k.removeprefix("ours_vs_"), v["startup"], *[v.get(s) for s in keys]]
+                          for k, v in res["ratios"].items()], digits=1))
+    inproc = [[name, *[r["in_process_ms_per_step"].get(k) for k in keys]]
+              for name, r in res["runners"].items() if r.get("status") == "ok"]
+    if inproc:
+        out.append(table(["in-process ms/step", *keys], inproc, digits=3))
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))
