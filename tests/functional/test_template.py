@@ -209,6 +209,8 @@ def test_a_snapstart_function_is_invoked_through_an_alias_of_a_published_version
     assert alias["Name"] == SNAPSTART_ALIAS
     version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
     assert resources[version_id]["Type"] == "AWS::Lambda::Version"
+    # Replaced versions go: a retained one would keep its snapshot cached and billed.
+    assert resources[version_id]["DeletionPolicy"] == "Delete"
     assert resources[version_id]["Properties"]["FunctionName"] == {"Ref": _fn_name(name)}
     # ... and the state machines may invoke that alias (the role grants "<function>:*").
     role_arns = {_render(r) for s in _statements(resources["StateMachineRole"])
