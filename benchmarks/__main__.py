@@ -221,7 +221,7 @@ def summary(res: dict[str, Any]) -> str:
         "local engine ms/step: " + ", ".join(f"{n}: {f(v, '{:.1f}')}" for n, v in res["local"]["ms_per_step"].items()),
         f"boternity run: start-up {f(res['local']['startup_s'], '{:.2f}')} s; ms/step "
         + ", ".join(f"{k}: {f(v, '{:.1f}')}" for k, v in res["local"]["per_step_ms"].items())
-        + "".join(f"; ours/{k.removeprefix('ours_vs_')} " + ", ".join(f"{s} {f(r, '{:.1f}')}x" for s, r in v.items())
+        + "".join(f"; ours/{k.removeprefix('ours_vs_')} " + ", ".join(f"{s} {f(r, '{:.1f}')}x" for s, r in v.items() if s != "basis")
                   for k, v in (res["peers"]["ratios"] or {}).items()),
         f"api trigger: p50 {f(res['api']['trigger_ms']['p50'], '{:.1f}')} ms, p99 "
         f"{f(res['api']['trigger_ms']['p99'], '{:.1f}')} ms",

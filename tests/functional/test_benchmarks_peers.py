@@ -151,6 +151,20 @@ def test_missing_peers_are_skipped_with_the_install_hint_and_the_rest_is_measure
     assert "6. Peers" in lines[-1] and "not installed" in lines[-1]
 
 
+def _measured(startup: float, wall_ms: float, in_process_ms: float, resolved: bool) -> dict[str, Any]:
+    return {"startup_s": startup, "per_step_ms": {"chain_9": wall_ms}, "in_process_ms_per_step": {"chain_9": in_process_ms},
+            "resolved": {"chain_9": resolved}}
+
+
+def test_ratios_use_the_same_measure_on_both_sides() -> None:
+    ours = _measured(2.0, 50.0, 40.0, True)
+    assert peers.compare(ours, _measured(1.0, 5.0, 8.0, True), ["chain_9"]) == {
+        "startup": 2.0, "chain_9": 10.0, "basis": {"chain_9": "wall"}}
+    # A peer whose steps vanish in the start-up noise is compared in-process, on both sides.
+    assert peers.compare(ours, _measured(0.1, -0.05, 0.1, False), ["chain_9"]) == {
+        "startup": 20.0, "chain_9": 400.0, "basis": {"chain_9": "in-process"}}
+
+
 def test_quick_mode_skips_the_peers() -> None:
     res = peers.run(quick=True, runners=("prefect",), log=lambda _: None)
     assert res["runners"]["prefect"] == {"status": "skipped", "note": "not run in --quick mode"}
