@@ -276,7 +276,7 @@ def available(runner: str, packages: Mapping[str, str] = PEER_PACKAGES) -> bool:
 
 
 def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, startup_repeats: int,
-            workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+            workdir: Path, log: Callable[[str], None], warm_up: bool = True) -> dict[str, Any]:
     """Start-up and per-step cost of one runner on every shape; a failing shape is recorded, not raised.
 
     Per step, two measures, each a difference so that fixed costs drop out: the whole command's
@@ -288,7 +288,8 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
                            "per_step_ms": {}, "in_process_ms_per_step": {}, "resolved": {}, "wall_s": {},
                            "errors": {}}
     try:
-        run_once(runner, "chain", 1, workdir=workdir, timeout=300)       # warm-up: .pyc files, Prefect's database
+        if warm_up:     # .pyc files, Prefect's database: what a user's second run no longer pays
+            run_once(runner, "chain", 1, workdir=workdir, timeout=300)
         ones = [run_once(runner, "chain", 1, workdir=workdir, timeout=300) for _ in range(startup_repeats)]
     except RunFailed as exc:
         res.update(status="failed", note=f"1-step run: {exc}")
@@ -363,7 +364,8 @@ def run(*, quick: bool = False, log: Callable[[str], None] = print, runners: Seq
                 log(f"   {runner}: skipped, {measured[runner]['note']}")
                 continue
             measured[runner] = measure(runner, shapes, repeats=1 if quick else REPEATS.get(runner, 1),
-                                       startup_repeats=1 if quick else STARTUP_REPEATS, workdir=Path(d), log=log)
+                                       startup_repeats=1 if quick else STARTUP_REPEATS, workdir=Path(d), log=log,
+                                       warm_up=not quick)
     ours = measured.get("boternity") or {}
     ratios: dict[str, Any] = {}
     for peer in (r for r in runners if r != "boternity"):
