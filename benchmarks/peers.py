@@ -28,7 +28,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,10 +49,10 @@ RUNNERS = ("boternity", "prefect", "langgraph", "asyncio")
 # Peer runner -> the distribution it needs (from the bench-peers extra).
 PEER_PACKAGES = {"prefect": "prefect", "langgraph": "langgraph"}
 EXTRA_HINT = "pip install -e '.[bench-peers]'"
-# Repeats per measurement in full mode (the median is kept): cheap runners more often, since their
-# per-step cost is a small difference of two walls.
-REPEATS = {"boternity": 1, "prefect": 1, "langgraph": 3, "asyncio": 3}
-STARTUP_REPEATS = 3
+# Repeats per measurement in full mode; the fastest is kept (on a shared machine noise only ever
+# adds time). Cheap runners more often, since their per-step cost is a small difference of walls.
+REPEATS = {"boternity": 1, "prefect": 1, "langgraph": 5, "asyncio": 5}
+STARTUP_REPEATS = {"boternity": 3, "prefect": 3, "langgraph": 5, "asyncio": 5}
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -295,8 +294,8 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
         res.update(status="failed", note=f"1-step run: {exc}")
         log(f"   {runner}: 1-step run failed: {exc}")
         return res
-    startup = statistics.median(w for w, _ in ones)
-    startup_run = statistics.median(r for _, r in ones)
+    startup = min(w for w, _ in ones)
+    startup_run = min(r for _, r in ones)
     noise = max(w for w, _ in ones) - min(w for w, _ in ones)
     res["startup_s"] = round(startup, 3)
     res["startup_spread_s"] = round(noise, 3)
@@ -309,8 +308,8 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
             res["errors"][key] = str(exc)
             log(f"   {runner} {key}: FAILED: {exc}")
             continue
-        wall = statistics.median(w for w, _ in samples)
-        in_run = statistics.median(r for _, r in samples)
+        wall = min(w for w, _ in samples)
+        in_run = min(r for _, r in samples)
         res["wall_s"][key] = round(wall, 3)
         res["per_step_ms"][key] = round((wall - startup) * 1000 / (n - 1), 3)
         res["in_process_ms_per_step"][key] = round((in_run - startup_run) * 1000 / (n - 1), 3)
@@ -341,7 +340,8 @@ def compare(ours: dict[str, Any], peer: dict[str, Any], keys: Sequence[str]) -> 
             out[k], out["basis"][k] = _ratio(ours["per_step_ms"].get(k), peer["per_step_ms"].get(k)), "wall"
         else:
             out[k] = _ratio(ours["in_process_ms_per_step"].get(k), peer["in_process_ms_per_step"].get(k))
-            out["basis"][k] = "in-process"
+            # Not positive on the peer's side: its steps cost less than the noise of either measure.
+            out["basis"][k] = "in-process" if out[k] is not None else "unresolved"
     return out
 
 
@@ -364,8 +364,8 @@ def run(*, quick: bool = False, log: Callable[[str], None] = print, runners: Seq
                 log(f"   {runner}: skipped, {measured[runner]['note']}")
                 continue
             measured[runner] = measure(runner, shapes, repeats=1 if quick else REPEATS.get(runner, 1),
-                                       startup_repeats=1 if quick else STARTUP_REPEATS, workdir=Path(d), log=log,
-                                       warm_up=not quick)
+                                       startup_repeats=1 if quick else STARTUP_REPEATS.get(runner, 3),
+                                       workdir=Path(d), log=log, warm_up=not quick)
     ours = measured.get("boternity") or {}
     ratios: dict[str, Any] = {}
     for peer in (r for r in runners if r != "boternity"):
@@ -376,9 +376,12 @@ def run(*, quick: bool = False, log: Callable[[str], None] = print, runners: Seq
     per_step = dict.fromkeys(RESULT_KEYS)
     per_step.update(ours.get("per_step_ms") or {})
     result: dict[str, Any] = {
-        "method": "whole commands in fresh processes; start-up = wall of a 1-step run (median of "
-                  f"{1 if quick else STARTUP_REPEATS}); per step = (wall(N) - wall(1)) / (N - 1); "
-                  "every step's output checked; in-process = the run alone / N",
+        "method": "whole commands in fresh processes, the fastest of several runs (repeats per runner: "
+                  f"{'1' if quick else json.dumps(STARTUP_REPEATS)} for 1 step, "
+                  f"{'1' if quick else json.dumps(REPEATS)} for N); start-up = wall of a 1-step run; "
+                  "per step = (wall(N) - wall(1)) / (N - 1); in-process = the same over the run's own "
+                  "time; ratios on walls, or on both sides' in-process costs where a wall difference is "
+                  "within the 1-step runs' spread; every step's output checked",
         "shapes": keys,
         "step": "prompt-skill-like no-op: returns 'Handled: step <id>' (the echo-prompt skill)",
         "runners": measured,
@@ -409,9 +412,11 @@ def _render(res: dict[str, Any]) -> str:
         out.append(table(["in-process ms/step", *keys], inproc, digits=3))
     if res["ratios"]:
         def cell(v: dict[str, Any], s: str) -> str | None:
+            if v["basis"].get(s) == "unresolved":
+                return "below noise"
             if v.get(s) is None:
                 return None
-            return f"{v[s]:,.1f}" + ("" if v["basis"][s] == "wall" else " (in-process)")
+            return f"{v[s]:,.1f}" + ("" if v["basis"][s] == "wall" else f" ({v['basis'][s]})")
         out.append(table(["ours / peer", "start-up", *keys],
                          [[k.removeprefix("ours_vs_"), v["startup"], *[cell(v, s) for s in keys]]
                           for k, v in res["ratios"].items()], digits=1))

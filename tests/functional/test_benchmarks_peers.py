@@ -163,6 +163,8 @@ def test_ratios_use_the_same_measure_on_both_sides() -> None:
     # A peer whose steps vanish in the start-up noise is compared in-process, on both sides.
     assert peers.compare(ours, _measured(0.1, -0.05, 0.1, False), ["chain_9"]) == {
         "startup": 20.0, "chain_9": 400.0, "basis": {"chain_9": "in-process"}}
+    # Below the noise of both measures: no ratio rather than a huge one.
+    assert peers.compare(ours, _measured(0.1, -0.05, -0.01, False), ["chain_9"])["basis"] == {"chain_9": "unresolved"}
 
 
 def test_quick_mode_skips_the_peers() -> None:
