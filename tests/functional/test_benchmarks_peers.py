@@ -109,7 +109,11 @@ def test_the_boternity_workflow_is_valid_and_says_what_the_peers_compute() -> No
 
 def test_a_child_checks_its_outputs_and_reports_its_run_time(capsys: pytest.CaptureFixture[str]) -> None:
     assert peers.child_main(["asyncio", "fan", "5"]) == 0
-    assert json.loads(capsys.readouterr().out)["run_s"] >= 0
+    once = json.loads(capsys.readouterr().out)
+    assert once["run_s"] > 0 and once["extra_s"] == 0
+    assert peers.child_main(["asyncio", "chain", "5", "4"]) == 0
+    repeated = json.loads(capsys.readouterr().out)
+    assert repeated["extra_s"] >= 3 * repeated["run_s"] > 0     # three more runs, none faster than the fastest
     assert peers.child_main(["nosuch", "fan", "5"]) == 2
 
 
