@@ -15,12 +15,13 @@ so start-up is not spread over the steps. Each child checks every step's output 
 so a runner that skipped work cannot look fast. The same difference over the run's own time
 (in-process; the fastest of several runs in one child for asyncio and LangGraph, whose steps cost
 microseconds) is recorded too; ratios use it, on both sides, where a wall difference is within the
-start-up noise (asyncio's steps cost microseconds). Prefect and LangGraph come from the optional extra ``.[bench-peers]``; when they
+start-up noise. Prefect and LangGraph come from the optional extra ``.[bench-peers]``; when they
 are not installed the section says so and measures the others. ``--quick`` runs only ours and
 asyncio on small shapes.
 
-The child side: ``python -m benchmarks.peers RUNNER SHAPE N`` prints ``{"run_s": ...}``. Only the
-standard library is imported at module level, so a child loads nothing its runner does not need.
+The child side: ``python -m benchmarks.peers RUNNER SHAPE N [REPEAT]`` prints ``{"run_s": ...,
+"extra_s": ...}`` (see :func:`child_main`). Only the standard library is imported at module level,
+so a child loads nothing its runner does not need.
 """
 
 from __future__ import annotations
