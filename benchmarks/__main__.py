@@ -182,6 +182,16 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
     }
 
 
+def _snapstart_summary(verdicts: dict[str, Any]) -> str:
+    """"; SnapStart pays for agent (template agrees)" from the cold start section's verdicts."""
+    if not verdicts:
+        return ""
+    pays = [k for k, v in verdicts.items() if v.get("pays")]
+    disagree = [k for k, v in verdicts.items() if v.get("agrees") is False]
+    return (f"; SnapStart pays for {', '.join(pays) or 'none'} "
+            + (f"(template.yaml disagrees on {', '.join(disagree)})" if disagree else "(template.yaml agrees)"))
+
+
 def _first(*values: Any) -> Any:
     """The first value that was measured (not None)."""
     return next((v for v in values if v is not None), None)
@@ -217,7 +227,8 @@ def summary(res: dict[str, Any]) -> str:
         f"{f(res['cost']['transitions_per_step']['layered'])}",
         f"cold start: boto3 {f(boto3_ms, '{:.0f}')} ms"
         + (f"; slowest goal handler {worst_goal[0]} {worst_goal[1]:.2f}x boto3" if worst_goal else "")
-        + (f"; agent {f(cold.get('agent'), '{:.0f}')} ms" if cold.get("agent") else ""),
+        + (f"; agent {f(cold.get('agent'), '{:.0f}')} ms" if cold.get("agent") else "")
+        + _snapstart_summary(_get(res, "cold_start", "snapstart") or {}),
         "local engine ms/step: " + ", ".join(f"{n}: {f(v, '{:.1f}')}" for n, v in res["local"]["ms_per_step"].items()),
         f"boternity run: start-up {f(res['local']['startup_s'], '{:.2f}')} s; ms/step "
         + ", ".join(f"{k}: {f(v, '{:.1f}')}" for k, v in res["local"]["per_step_ms"].items())
