@@ -149,6 +149,7 @@ def test_missing_peers_are_skipped_with_the_install_hint_and_the_rest_is_measure
     assert peers.EXTRA_HINT in res["runners"]["langgraph"]["note"]
     asyncio_res = res["runners"]["asyncio"]
     assert asyncio_res["status"] == "ok" and not asyncio_res["errors"]
+    assert asyncio_res["startup_spread_s"] is not None
     assert set(asyncio_res["per_step_ms"]) == set(asyncio_res["in_process_ms_per_step"]) == {"chain_3", "fan_3"}
     assert res["ratios"] == {}       # no boternity run here, so nothing to compare
     assert res["local"]["per_step_ms"] == dict.fromkeys(peers.RESULT_KEYS)
@@ -171,9 +172,11 @@ def test_ratios_use_the_same_measure_on_both_sides() -> None:
     assert peers.compare(ours, _measured(0.1, -0.05, -0.01, False), ["chain_9"])["basis"] == {"chain_9": "unresolved"}
 
 
-def test_quick_mode_skips_the_peers() -> None:
-    res = peers.run(quick=True, runners=("prefect",), log=lambda _: None)
+def test_quick_mode_skips_the_peers_and_resolves_nothing_on_walls_from_one_sample() -> None:
+    res = peers.run(quick=True, runners=("prefect", "asyncio"), shapes=[("fan", 3)], log=lambda _: None)
     assert res["runners"]["prefect"] == {"status": "skipped", "note": "not run in --quick mode"}
+    assert res["runners"]["asyncio"]["startup_spread_s"] is None
+    assert res["runners"]["asyncio"]["resolved"] == {"fan_3": False}
 
 
 NEW_KEYS = ["local.startup_s", *(f"local.per_step_ms.{k}" for k in peers.RESULT_KEYS),
