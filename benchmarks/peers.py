@@ -294,8 +294,9 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
 
     Per step, two measures, each a difference so that fixed costs drop out: the whole command's
     ``(wall(N) - wall(1)) / (N - 1)``, and the same over the run's own time (no interpreter start,
-    imports or Prefect's server start-up, which happens inside its first flow call). A wall
-    difference smaller than the spread of the 1-step walls is noise: ``resolved`` says which are not.
+    imports or Prefect's server start-up, which happens inside its first flow call); each shape's
+    N-step runs are paired with 1-step runs made just before them. A wall difference smaller than
+    the spread of the start-up walls is noise: ``resolved`` says which are not.
     """
     res: dict[str, Any] = {"status": "ok", "version": _version(runner), "startup_s": None,
                            "per_step_ms": {}, "in_process_ms_per_step": {}, "resolved": {}, "wall_s": {},
@@ -309,7 +310,6 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
         log(f"   {runner}: 1-step run failed: {exc}")
         return res
     startup = min(w for w, _ in ones)
-    startup_run = min(r for _, r in ones)
     # One sample shows no spread, so then no wall difference counts as resolved (--quick).
     noise = max(w for w, _ in ones) - min(w for w, _ in ones) if len(ones) > 1 else None
     res["startup_s"] = round(startup, 3)
@@ -318,21 +318,30 @@ def measure(runner: str, shapes: Sequence[tuple[str, int]], *, repeats: int, sta
         + ("" if noise is None else f" (spread {noise:.2f} s)"))
     for shape, n in shapes:
         key = f"{shape}_{n}"
+        # Pairs (1 step, N steps) run back to back, so that the difference is taken between runs
+        # that saw the same load: on a shared machine the load drifts over minutes.
+        pairs: list[tuple[tuple[float, float], tuple[float, float]]] = []
         try:
-            samples = [run_once(runner, shape, n, workdir=workdir, timeout=120 + 2.0 * n) for _ in range(repeats)]
+            for _ in range(repeats):
+                one = run_once(runner, "chain", 1, workdir=workdir, timeout=300)
+                pairs.append((one, run_once(runner, shape, n, workdir=workdir, timeout=120 + 2.0 * n)))
         except RunFailed as exc:
             res["errors"][key] = str(exc)
             log(f"   {runner} {key}: FAILED: {exc}")
             continue
-        wall = min(w for w, _ in samples)
-        in_run = min(r for _, r in samples)
+        one_wall = min(o[0] for o, _ in pairs)
+        startup = min(startup, one_wall)     # every 1-step run measures start-up
+        one_run = min(o[1] for o, _ in pairs)
+        wall = min(s[0] for _, s in pairs)
+        in_run = min(s[1] for _, s in pairs)
         res["wall_s"][key] = round(wall, 3)
-        res["per_step_ms"][key] = round((wall - startup) * 1000 / (n - 1), 3)
-        res["in_process_ms_per_step"][key] = round((in_run - startup_run) * 1000 / (n - 1), 3)
-        res["resolved"][key] = noise is not None and wall - startup > noise
-        log(f"   {runner} {key}: {wall:.2f} s, {res['per_step_ms'][key]:.2f} ms/step"
+        res["per_step_ms"][key] = round((wall - one_wall) * 1000 / (n - 1), 3)
+        res["in_process_ms_per_step"][key] = round((in_run - one_run) * 1000 / (n - 1), 3)
+        res["resolved"][key] = noise is not None and wall - one_wall > noise
+        log(f"   {runner} {key}: {wall:.2f} s (1 step: {one_wall:.2f} s), {res['per_step_ms'][key]:.2f} ms/step"
             + ("" if res["resolved"][key] else " (not resolved: within start-up noise, or one sample)")
             + f"; in-process {res['in_process_ms_per_step'][key]:.3f} ms/step")
+    res["startup_s"] = round(startup, 3)
     return res
 
 
