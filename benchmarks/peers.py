@@ -53,11 +53,12 @@ PEER_PACKAGES = {"prefect": "prefect", "langgraph": "langgraph"}
 EXTRA_HINT = "pip install -e '.[bench-peers]'"
 # Repeats per measurement in full mode; the fastest is kept (on a shared machine noise only ever
 # adds time). Cheap runners more often, since their per-step cost is a small difference of walls.
-REPEATS = {"boternity": 1, "prefect": 1, "langgraph": 5, "asyncio": 5}
+REPEATS = {"boternity": 1, "prefect": 2, "langgraph": 5, "asyncio": 5}
 STARTUP_REPEATS = {"boternity": 3, "prefect": 3, "langgraph": 5, "asyncio": 5}
-# Runs inside one child for the in-process measure (the fastest is kept). Not Prefect: its first
-# flow run starts the ephemeral server, so a second one would measure something else.
-IN_PROCESS_REPEATS = {"langgraph": 3, "asyncio": 20}
+# Runs inside one child for the in-process measure (the fastest is kept). Prefect's first flow run
+# also starts its ephemeral server, whose seconds of jitter would swamp 200 steps: its second run,
+# on a 1-step flow as on an N-step one, has the server up.
+IN_PROCESS_REPEATS = {"prefect": 2, "langgraph": 3, "asyncio": 20}
 
 
 # ----------------------------------------------------------------------------- shapes
