@@ -143,13 +143,16 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
             "transitions_per_step": {
                 "ours": _get(co, "transitions_per_step", "ours"),
                 "layered": _get(co, "transitions_per_step", "layered"),
-                # Ours by step kind: the section's own key when it has one, else its per-kind aggregate.
-                **{kind: _first(_get(co, "transitions_per_step", kind),
-                                _get(co, "by_kind", kind, "ours", "transitions_per_step"))
-                   for kind in ("skill", "wait")},
+                # Ours by step kind: the section's own keys when it has them, else its per-kind
+                # aggregates. The cost section names its 0-second wait steps "wait0".
+                **{kind: _first(*(_get(co, *path) for name in names for path in (
+                                    ("transitions_per_step", name), ("transitions_per_step_by_kind", name),
+                                    ("by_kind", name, "ours", "transitions_per_step"))))
+                   for kind, names in (("skill", ("skill",)), ("wait", ("wait", "wait0")))},
             },
-            "lambda_per_wait_step": _first(_get(co, "lambda_per_wait_step"),
-                                           _get(co, "by_kind", "wait", "ours", "lambda_invocations_per_step")),
+            "lambda_per_wait_step": _first(
+                _get(co, "lambda_per_wait_step"), _get(co, "lambda_invocations_per_wait_step"),
+                *(_get(co, "by_kind", name, "ours", "lambda_invocations_per_step") for name in ("wait", "wait0"))),
             "detail": co,
         },
         "cold_start_ms": cold,

@@ -217,4 +217,10 @@ def test_results_document_reads_the_new_keys_from_the_sections() -> None:
     # A section's own top-level key wins over the per-kind aggregate.
     sections["cost"]["transitions_per_step"] = {"skill": 1.3}
     assert _dotted(bench.assemble(sections, args, {}), "cost.transitions_per_step.skill") == 1.3
+    # The cost section's own names: 0-second wait steps are "wait0", and its per-kind summaries.
+    renamed = {"cost": {"transitions_per_step_by_kind": {"skill": 1.5, "wait0": 1.2},
+                        "lambda_invocations_per_wait_step": 0.5}}
+    renamed_doc = bench.assemble(renamed, args, {})
+    assert [_dotted(renamed_doc, k) for k in ("cost.transitions_per_step.skill", "cost.transitions_per_step.wait",
+                                      "cost.lambda_per_wait_step")] == [1.5, 1.2, 0.5]
     assert "ours/asyncio" in bench.summary(doc)
