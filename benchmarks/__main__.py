@@ -1,7 +1,7 @@
 """``python -m benchmarks [--quick] [--out PATH] [--markdown PATH] [--only SECTION ...]``
 
-Runs the six sections (makespan, cost, cold start, scale, local engine, serve under load), prints a table per
-section and a summary, and writes the results as JSON (``benchmarks/results.json`` by default).
+Runs the seven sections (makespan, cost, cold start, scale, local engine, peers, serve under load), prints a
+table per section and a summary, and writes the results as JSON (``benchmarks/results.json`` by default).
 A section that fails is reported and recorded as ``{"error": ...}``; the command still exits 0
 (unless ``--strict``), so CI's ``--quick`` run proves the code works without being flaky.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("makespan", "cost", "coldstart", "scale", "local", "serve")
+SECTIONS = ("makespan", "cost", "coldstart", "scale", "local", "peers", "serve")
 
 
 def machine() -> dict[str, Any]:
@@ -71,7 +71,7 @@ def fn_with_log(fn: Callable[..., dict[str, Any]], lines: list[str]) -> dict[str
 
 
 def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    from benchmarks import coldstart, cost, local, makespan, scale, serveload
+    from benchmarks import coldstart, cost, local, makespan, peers, scale, serveload
 
     quick = args.quick
     texts: dict[str, str] = {}
@@ -85,6 +85,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
         "scale": lambda log: scale.run(quick=quick, log=log),
         # Last: the api trigger sets up the emulated cloud, whose patches stay on in this process.
         "local": lambda log: local.run(quick=quick, log=log),
+        # Child processes: `boternity run`, Prefect, LangGraph and asyncio on the same shapes.
+        "peers": lambda log: peers.run(quick=quick, log=log),
         # A child process: `boternity serve` as users start it, loaded over loopback.
         "serve": lambda log: serveload.run(quick=quick, log=log),
     }
@@ -108,8 +110,10 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
     co = sections.get("cost") or {}
     cs = sections.get("coldstart") or {}
     lo = sections.get("local") or {}
+    pe = sections.get("peers") or {}
     sv = sections.get("serve") or {}
     from benchmarks.coldstart import HANDLERS
+    from benchmarks.peers import RESULT_KEYS as PEER_KEYS
 
     cold = dict.fromkeys(("boto3", *HANDLERS))
     cold.update(_get(cs, "cold_start_ms") or {})
@@ -130,18 +134,41 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
                                     "max": _get(mk, "layered_vs_critical", "max")},
             "waves_vs_critical": {"mean": _get(mk, "waves_vs_critical", "mean"),
                                   "max": _get(mk, "waves_vs_critical", "max")},
+            # Real makespan (helper tasks timed as they run) over the critical path; null until the
+            # makespan section reports it.
+            "real_vs_critical": {"max": _get(mk, "real_vs_critical", "max")},
             "detail": mk,
         },
         "cost": {
-            "transitions_per_step": {"ours": _get(co, "transitions_per_step", "ours"),
-                                     "layered": _get(co, "transitions_per_step", "layered")},
+            "transitions_per_step": {
+                "ours": _get(co, "transitions_per_step", "ours"),
+                "layered": _get(co, "transitions_per_step", "layered"),
+                # Ours by step kind: the section's own keys when it has them, else its per-kind
+                # aggregates. The cost section names its 0-second wait steps "wait0".
+                **{kind: _first(*(_get(co, *path) for name in names for path in (
+                                    ("transitions_per_step", name), ("transitions_per_step_by_kind", name),
+                                    ("by_kind", name, "ours", "transitions_per_step"))))
+                   for kind, names in (("skill", ("skill",)), ("wait", ("wait", "wait0")))},
+            },
+            "lambda_per_wait_step": _first(
+                _get(co, "lambda_per_wait_step"), _get(co, "lambda_invocations_per_wait_step"),
+                *(_get(co, "by_kind", name, "ours", "lambda_invocations_per_step") for name in ("wait", "wait0"))),
             "detail": co,
         },
         "cold_start_ms": cold,
         "cold_start": cs,
         "local": {
             "ms_per_step": {n: ms.get(n) for n in ("10", "100", "500")},
+            # `boternity run` as a whole command (the peers section): a 1-step run's wall, and
+            # (wall(N) - wall(1)) / (N - 1) per shape.
+            "startup_s": _get(pe, "local", "startup_s"),
+            "per_step_ms": {k: _get(pe, "local", "per_step_ms", k) for k in PEER_KEYS}
+                           | {k: v for k, v in (_get(pe, "local", "per_step_ms") or {}).items() if v is not None},
             "detail": lo,
+        },
+        "peers": {
+            "ratios": _get(pe, "ratios"),
+            "detail": pe,
         },
         "api": {
             "trigger_ms": {"p50": api.get("p50"), "p99": api.get("p99")},
@@ -156,6 +183,21 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
             "detail": sv,
         },
     }
+
+
+def _snapstart_summary(verdicts: dict[str, Any]) -> str:
+    """"; SnapStart pays for agent (template agrees)" from the cold start section's verdicts."""
+    if not verdicts:
+        return ""
+    pays = [k for k, v in verdicts.items() if v.get("pays")]
+    disagree = [k for k, v in verdicts.items() if v.get("agrees") is False]
+    return (f"; SnapStart pays for {', '.join(pays) or 'none'} "
+            + (f"(template.yaml disagrees on {', '.join(disagree)})" if disagree else "(template.yaml agrees)"))
+
+
+def _first(*values: Any) -> Any:
+    """The first value that was measured (not None)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _sum(*values: Any) -> int | None:
@@ -188,8 +230,13 @@ def summary(res: dict[str, Any]) -> str:
         f"{f(res['cost']['transitions_per_step']['layered'])}",
         f"cold start: boto3 {f(boto3_ms, '{:.0f}')} ms"
         + (f"; slowest goal handler {worst_goal[0]} {worst_goal[1]:.2f}x boto3" if worst_goal else "")
-        + (f"; agent {f(cold.get('agent'), '{:.0f}')} ms" if cold.get("agent") else ""),
+        + (f"; agent {f(cold.get('agent'), '{:.0f}')} ms" if cold.get("agent") else "")
+        + _snapstart_summary(_get(res, "cold_start", "snapstart") or {}),
         "local engine ms/step: " + ", ".join(f"{n}: {f(v, '{:.1f}')}" for n, v in res["local"]["ms_per_step"].items()),
+        f"boternity run: start-up {f(res['local']['startup_s'], '{:.2f}')} s; ms/step "
+        + ", ".join(f"{k}: {f(v, '{:.1f}')}" for k, v in res["local"]["per_step_ms"].items())
+        + "".join(f"; ours/{k.removeprefix('ours_vs_')} " + ", ".join(f"{s} {f(r, '{:.1f}')}x" for s, r in v.items() if s != "basis")
+                  for k, v in (res["peers"]["ratios"] or {}).items()),
         f"api trigger: p50 {f(res['api']['trigger_ms']['p50'], '{:.1f}')} ms, p99 "
         f"{f(res['api']['trigger_ms']['p99'], '{:.1f}')} ms",
         f"largest wide DAG of skill steps that compiles: {wide if wide is not None else '-'} steps",

@@ -28,6 +28,16 @@ HANDLERS = ("api", "webhook", "agent", "skill", "http", "code", "approval", "con
 # The goal: these at most 1.5x a bare boto3 import. agent is reported on its own (it imports anthropic).
 GOAL_HANDLERS = ("api", "webhook", "http", "skill", "approval", "events", "control")
 GOAL_RATIO = 1.5
+# Lambda SnapStart (template.yaml): the functions whose init is worth a snapshot. The rule: a handler
+# import of at least SNAPSTART_MIN_RATIO x a bare boto3 import. Below that, a restore saves little
+# (every function imports boto3-sized code anyway) while each published version is billed for its
+# cached snapshot and each new environment for its restore. Measured: agent ~8x (anthropic); skill
+# and code ~0.4x at import, under 1.5x even with the SDK they load on first use (FIRST_USE below).
+SNAPSTART_MIN_RATIO = 3.0
+SNAPSTART = ("agent",)
+# SDKs a handler imports on its first step rather than at import (so a snapshot would not hold them
+# unless the handler imported them at init): measured with the handler to judge SnapStart fairly.
+FIRST_USE: dict[str, tuple[str, ...]] = {"skill": ("wasmtime",), "code": ("wasmtime", "py_mini_racer")}
 HEAVY = ("anthropic", "wasmtime", "pydantic", "requests", "boto3", "botocore", "moto", "yaml",
          "aws_lambda_powertools", "urllib3", "py_mini_racer", "httpx")
 NEVER = ("moto",)
@@ -88,12 +98,16 @@ def available(module: str) -> bool:
 
 def run(*, repeats: int = 10, handlers: Sequence[str] = HANDLERS, log: Callable[[str], None] = print
         ) -> dict[str, Any]:
+    # key -> the modules one probe imports (comma-separated, as `import a, b` takes them)
     targets: dict[str, str] = {"boto3": "boto3"}
     missing: list[str] = []
     for h in handlers:
         mod = f"boternity.handlers.{h}"
         if available(mod):
             targets[h] = mod
+            first_use = [m for m in FIRST_USE.get(h, ()) if available(m)]
+            if first_use:
+                targets[f"{h}+first_use"] = ", ".join([mod, *first_use])
         else:
             missing.append(h)
     # Warm the file system cache and write .pyc files before anything is timed.
@@ -129,7 +143,8 @@ def run(*, repeats: int = 10, handlers: Sequence[str] = HANDLERS, log: Callable[
     boto3_ms = statistics.median(samples["boto3"]) if samples["boto3"] else None
     per: dict[str, Any] = {}
     cold: dict[str, float | None] = {}
-    for key in ("boto3", *handlers):
+    extra = [k for k in targets if k.endswith("+first_use")]
+    for key in ("boto3", *handlers, *extra):
         if key in missing:
             per[key] = {"ms": None, "note": f"boternity.handlers.{key} does not exist yet"}
             cold[key] = None
@@ -150,7 +165,8 @@ def run(*, repeats: int = 10, handlers: Sequence[str] = HANDLERS, log: Callable[
             "goal": (f"<= {GOAL_RATIO}x boto3" if key in GOAL_HANDLERS else None),
             "meets_goal": (ms / boto3_ms <= GOAL_RATIO) if (boto3_ms and key in GOAL_HANDLERS) else None,
         }
-        cold[key] = round(ms, 1)
+        if key not in extra:
+            cold[key] = round(ms, 1)
     result: dict[str, Any] = {
         "method": f"python -X importtime, sum of cumulative top-level imports beyond a bare interpreter; "
                   f"median of {repeats}, interleaved; same rounds for boto3",
@@ -160,9 +176,26 @@ def run(*, repeats: int = 10, handlers: Sequence[str] = HANDLERS, log: Callable[
         "cold_start_ms": cold,
         "handlers": per,
         "missing": missing,
+        "snapstart": snapstart_verdicts(per),
     }
     log(_render(result))
     return result
+
+
+def snapstart_verdicts(per: dict[str, Any]) -> dict[str, Any]:
+    """Per handler: its init (the import, plus what it imports on first use), x boto3, whether the
+    rule says SnapStart pays, and whether template.yaml gives it SnapStart (SNAPSTART)."""
+    out: dict[str, Any] = {}
+    for key, p in per.items():
+        if key == "boto3" or key.endswith("+first_use") or p.get("ms") is None:
+            continue
+        with_first_use = per.get(f"{key}+first_use", {})
+        init = max(p["ms"], with_first_use.get("ms") or 0.0)
+        ratio = with_first_use.get("vs_boto3") or p["vs_boto3"]
+        pays = None if ratio is None else ratio >= SNAPSTART_MIN_RATIO
+        out[key] = {"init_ms": init, "vs_boto3": ratio, "pays": pays, "in_template": key in SNAPSTART,
+                    "agrees": None if pays is None else pays == (key in SNAPSTART)}
+    return out
 
 
 def _render(res: dict[str, Any]) -> str:
@@ -177,5 +210,12 @@ def _render(res: dict[str, Any]) -> str:
         rows.append([key, p["ms"], p["wall_minus_bare_ms"], p["vs_boto3"], goal, " ".join(p["heavy_modules"])])
     head = (f"3. Cold start: import time in a fresh interpreter, median of {res['repeats']} "
             f"(python {res['python']}; bare interpreter {res['bare_interpreter_ms']} ms)")
-    return head + "\n" + table(["module", "import ms", "wall-bare ms", "x boto3", f"<= {GOAL_RATIO}x", "heavy imports"],
-                               rows, digits=1)
+    out = head + "\n" + table(["module", "import ms", "wall-bare ms", "x boto3", f"<= {GOAL_RATIO}x", "heavy imports"],
+                              rows, digits=1)
+    verdicts = res.get("snapstart") or {}
+    heavy = [f"{k} {v['init_ms']:.0f} ms ({v['vs_boto3']:.1f}x)" for k, v in verdicts.items() if v["pays"]]
+    disagree = [k for k, v in verdicts.items() if v["agrees"] is False]
+    out += (f"\nSnapStart (init >= {SNAPSTART_MIN_RATIO:g}x boto3, first-use SDKs included): pays for "
+            + (", ".join(heavy) or "none") + f"; template.yaml: {', '.join(SNAPSTART)}"
+            + (f"; DISAGREES for {', '.join(disagree)}" if disagree else "; agrees"))
+    return out

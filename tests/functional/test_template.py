@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 FUNCTIONS = ("api", "webhook", "agent", "skill", "http", "code", "approval", "control", "events")
+# Functions with Lambda SnapStart (their init imports a heavy SDK; see benchmarks/coldstart.py).
+SNAPSTART = ("agent",)
 
 ROUTES = {
     ("put", "/workflows/{name}"), ("get", "/workflows/{name}"), ("delete", "/workflows/{name}"),
@@ -155,7 +157,15 @@ def test_api_function_gets_the_arn_of_every_step_function(resources: dict[str, A
                 "BOTERNITY_SCHEDULER_ROLE_ARN", "BOTERNITY_EVENT_BUS", "BOTERNITY_WEBHOOK_BASE_URL"):
         assert var in env, var
     arns = json.loads(_render(env["BOTERNITY_FUNCTION_ARNS"]))
-    assert arns == {k: FUNCTION_ARN + k for k in STEP_FUNCTIONS}
+    # SnapStart functions are invoked through their published alias, the others by name.
+    assert arns == {k: FUNCTION_ARN + k + (f":{SNAPSTART_ALIAS}" if k in SNAPSTART else "") for k in STEP_FUNCTIONS}
+
+
+def test_triggers_target_the_webhook_function_by_its_own_name(resources: dict[str, Any]) -> None:
+    # The library would derive it from the agent's ARN ("...-agent" -> "...-webhook"), which an alias
+    # ARN ("...-agent:live") defeats: cron, event and file triggers would have no target.
+    env = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert _render(env["BOTERNITY_TRIGGER_FUNCTION_ARN"]) == FUNCTION_ARN + "webhook"
 
 
 def test_function_names_match_the_arns_handed_out(resources: dict[str, Any]) -> None:
@@ -170,6 +180,86 @@ def test_state_machines_may_invoke_exactly_the_step_functions(resources: dict[st
     (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
     arns = {_render(r) for r in invoke["Resource"]}
     assert arns == {FUNCTION_ARN + k + suffix for k in STEP_FUNCTIONS for suffix in ("", ":*")}
+
+
+# ---------------------------------------------------------------------------- SnapStart
+
+SNAPSTART_ALIAS = "live"
+
+
+def _snapstart_functions(resources: dict[str, Any]) -> set[str]:
+    return {k.removesuffix("Function").lower() for k, r in _of_type(resources, "AWS::Lambda::Function").items()
+            if r["Properties"].get("SnapStart")}
+
+
+def test_snapstart_is_on_exactly_where_the_cold_start_benchmark_says_it_pays(resources: dict[str, Any]) -> None:
+    from benchmarks.coldstart import SNAPSTART as MEASURED_WORTH_IT
+
+    assert _snapstart_functions(resources) == set(SNAPSTART) == set(MEASURED_WORTH_IT)
+    for name in SNAPSTART:
+        assert resources[_fn_name(name)]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+
+
+@pytest.mark.parametrize("name", SNAPSTART)
+def test_a_snapstart_function_is_invoked_through_an_alias_of_a_published_version(
+        name: str, resources: dict[str, Any]) -> None:
+    # Lambda snapshots published versions only; $LATEST (the bare function name) always initialises.
+    (alias,) = [r["Properties"] for r in _of_type(resources, "AWS::Lambda::Alias").values()
+                if r["Properties"]["FunctionName"] == {"Ref": _fn_name(name)}]
+    assert alias["Name"] == SNAPSTART_ALIAS
+    version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
+    assert resources[version_id]["Type"] == "AWS::Lambda::Version"
+    # Replaced versions go: a retained one would keep its snapshot cached and billed.
+    assert resources[version_id]["DeletionPolicy"] == "Delete"
+    assert resources[version_id]["Properties"]["FunctionName"] == {"Ref": _fn_name(name)}
+    # ... and the state machines may invoke that alias (the role grants "<function>:*").
+    role_arns = {_render(r) for s in _statements(resources["StateMachineRole"])
+                 if s["Action"] == "lambda:InvokeFunction" for r in s["Resource"]}
+    assert FUNCTION_ARN + name + ":*" in role_arns
+
+
+def test_functions_without_snapstart_publish_no_versions(resources: dict[str, Any]) -> None:
+    # A version per deploy without a snapshot would only be clutter (and a 75 GB code-storage quota).
+    versioned = {r["Properties"]["FunctionName"]["Ref"] for r in _of_type(resources, "AWS::Lambda::Version").values()}
+    assert versioned == {_fn_name(n) for n in SNAPSTART}
+
+
+def test_snapstart_functions_use_nothing_snapstart_refuses(sam: dict[str, Any], resources: dict[str, Any]) -> None:
+    # https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html: Python 3.12 and later; no
+    # provisioned concurrency, no EFS, no ephemeral storage over 512 MB.
+    runtime = sam["Globals"]["Function"]["Runtime"]
+    assert re.fullmatch(r"python3\.(\d+)", runtime) and int(runtime.split(".")[1]) >= 12, runtime
+    for name in SNAPSTART:
+        props = resources[_fn_name(name)]["Properties"]
+        assert props.get("Runtime") == runtime, name
+        assert "FileSystemConfigs" not in props, name
+        assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512, name
+        assert "ProvisionedConcurrencyConfig" not in sam["Resources"][_fn_name(name)]["Properties"], name
+
+
+def test_a_configuration_change_publishes_a_new_version_and_so_a_new_snapshot(
+        resources: dict[str, Any], tmp_path: Path) -> None:
+    # Without AutoPublishAliasAllProperties SAM publishes only on a code change: a new memory size,
+    # environment or layer would keep being served from the old snapshot.
+    changed = tmp_path / "template.yaml"
+    text = TEMPLATE.read_text().replace("MemorySize: 1024              # more memory is more CPU for the SDK",
+                                        "MemorySize: 2048              # more memory is more CPU for the SDK", 1)
+    assert text != TEMPLATE.read_text()
+    changed.write_text(text)
+    before = {k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Version"}
+    after = {k for k, r in transform_template(changed)["Resources"].items() if r["Type"] == "AWS::Lambda::Version"}
+    assert before and after and not before & after
+
+
+def test_the_agent_handler_imports_its_sdk_at_init_so_the_snapshot_holds_it() -> None:
+    # SnapStart snapshots what init ran: an SDK imported inside the handler would be imported again
+    # after every restore. A fresh interpreter, so nothing is imported already.
+    import subprocess
+    import sys
+
+    code = "import sys, boternity.handlers.agent; print('anthropic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "True"
 
 
 def test_approval_function_may_publish_to_the_approval_topic_only(resources: dict[str, Any]) -> None:
