@@ -36,11 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 #: Cycles that exist only through imports inside functions, with why they are still here.
-KNOWN_LAZY_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"boternity.service.registry", "boternity.service.runs", "boternity.service.triggers"}):
-        "WorkflowService (deploy) lives in service/registry.py beside the registry storage that runs and "
-        "triggers read; it moves to its own module above runs and triggers with the store move (issue #11)",
-}
+KNOWN_LAZY_CYCLES: dict[frozenset[str], str] = {}
 
 LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

@@ -79,8 +79,9 @@ from boternity.service.approval_page import (
 )
 from boternity.service.config import Settings
 from boternity.service.links import api_base_url, run_links, webhook_base_url
-from boternity.service.registry import Registry, WorkflowService
+from boternity.service.registry import Registry
 from boternity.service.runs import RUN_PAYLOAD_MAX, RunService
+from boternity.service.workflows import WorkflowService
 
 # Powertools parses bodies itself for routes with a Body parameter (and app.current_event.json_body):
 # the same bounded parser as everywhere else, so no route can reach an unbounded json.loads. The

@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -42,6 +42,7 @@ from boternity.errors import (
     Unprocessable,
 )
 from boternity.runtime.log import logger
+from boternity.service.registry import Registry
 from boternity.service.store import (
     decode_token,
     encode_token,
@@ -62,9 +63,6 @@ from boternity.store.keys import KEY_ATTRIBUTES
 from boternity.store.queue import Dequeue, RunQueue
 from boternity.store.runs import RUN_FINAL, Reopen, RunStore, RunWrite, now_iso
 from boternity.store.slots import Slots
-
-if TYPE_CHECKING:
-    from boternity.service.registry import Registry
 
 # Step Functions refuses execution input over 256 KiB; refusing it here gives the caller a 413
 # instead of a run that fails to start.
@@ -149,9 +147,6 @@ class RunService:
 
     @property
     def registry(self) -> Registry:
-        # Imported here: registry.py also holds WorkflowService, which imports this module (issue #11).
-        from boternity.service.registry import Registry
-
         return Registry(self.table_name, resource=self._resource)
 
     @property
