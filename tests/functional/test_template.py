@@ -452,21 +452,23 @@ def test_the_unused_actions_really_are_unused() -> None:
             assert f".{call}(" not in text and f'"{call}"' not in text, (action, path)
 
 
-def test_the_layer_ships_neither_the_local_engine_nor_the_cli(sam: dict[str, Any]) -> None:
+def test_the_layer_ships_neither_the_local_engine_nor_the_cli_nor_the_console(sam: dict[str, Any]) -> None:
     assert sam["Resources"]["CoreLayer"]["Metadata"]["BuildMethod"] == "makefile"
     makefile = (ROOT / "layers" / "core" / "Makefile").read_text()
-    assert "--exclude=boternity/local" in makefile and "--exclude=boternity/cli" in makefile
+    left_out = ("local", "cli", "console")
+    assert all(f"--exclude=boternity/{unit}" in makefile for unit in left_out)
     assert '"$(ARTIFACTS_DIR)/python"' in makefile
     library = ROOT / "layers" / "core" / "boternity"
     for path in library.rglob("*.py"):
-        if {"local", "cli"} & set(path.relative_to(library).parts):
+        if set(left_out) & set(path.relative_to(library).parts):
             continue
         tree = ast.parse(path.read_text())
+        prefixes = tuple(f"boternity.{unit}" for unit in left_out)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
-                assert not node.module.startswith(("boternity.local", "boternity.cli")), path
+                assert not node.module.startswith(prefixes), path
             if isinstance(node, ast.Import):
-                assert not any(a.name.startswith(("boternity.local", "boternity.cli")) for a in node.names), path
+                assert not any(a.name.startswith(prefixes) for a in node.names), path
 
 
 def test_wildcard_resources_only_for_actions_iam_cannot_scope(resources: dict[str, Any]) -> None:
