@@ -583,7 +583,6 @@ _STATE_COPIERS = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service",
     "moto.stepfunctions.parser.asl.component.state.exec.state_parallel.state_parallel",
     "moto.stepfunctions.parser.asl.component.intrinsic.function.statesfunction.json_manipulation.json_merge",
-    "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
 )
 
 
@@ -597,6 +596,11 @@ def _patch_state_copies() -> None:
         if getattr(module, "copy", None) is not copy:
             raise RuntimeError(f"moto changed: {name} no longer imports copy as a module")
         module.copy = fast  # type: ignore[attr-defined]
+    # A task's evaluation thread gets its own stack (it pushes and pops there), holding the values
+    # of its state's stack: nothing on it is changed in place (parameters, results and paths build
+    # new values), so a list of the same values does, where moto deep-copied them all.
+    execute_state = importlib.import_module("moto.stepfunctions.parser.asl.component.state.exec.execute_state")
+    execute_state.copy = types.SimpleNamespace(deepcopy=list, copy=copy.copy)  # type: ignore[attr-defined]
 
 
 TESTED_MOTO = "5.2.5"
@@ -624,7 +628,12 @@ _READS_ONLY = {("asl/component/state/state.py", "_eval_body"),
                ("asl/component/state/state.py", "_get_state_entered_event_details"),
                ("asl/component/state/state.py", "_get_state_exited_event_details")}
 _HANDS_OVER = {("asl/component/state/state.py", "_eval_state_output"),
-               ("asl/component/state/exec/execute_state.py", "_evaluate_with_timeout")}
+               ("asl/component/state/exec/execute_state.py", "_evaluate_with_timeout"),
+               ("asl/component/common/path/output_path.py", "_eval_body")}
+# InputPath and OutputPath "$" (every state has both, by default) sample the whole value on the
+# stack: InputPath's was just copied by get_input, OutputPath's is the output the state just built.
+_WHOLE_VALUE_SAMPLERS = {("asl/component/common/path/input_path.py", "_eval_body"),
+                         ("asl/component/common/path/output_path.py", "_eval_body")}
 
 
 def _patch_state_reads() -> None:
@@ -666,6 +675,25 @@ def _patch_state_reads() -> None:
             raise RuntimeError(f"moto changed: CommonStateField.{name} is gone")
     States.get_input = get_input  # type: ignore[method-assign]
     States.reset = reset  # type: ignore[method-assign]
+
+    from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJsonPath
+
+    sample0 = StringJsonPath._eval_body
+    samplers: dict[Any, bool] = {}
+
+    def sample(self: Any, env: Any) -> None:
+        if self.json_path == "$" and type(self) is StringJsonPath:
+            code = sys._getframe(2).f_code   # StringJsonPath._eval_body <- EvalComponent.eval <- the path
+            whole = samplers.get(code)
+            if whole is None:
+                name = code.co_filename.replace("\\", "/")
+                whole = samplers[code] = any(name.endswith(f) and code.co_name == n for f, n in _WHOLE_VALUE_SAMPLERS)
+            if whole:
+                env.stack.append(env.stack[-1])
+                return
+        sample0(self, env)
+
+    StringJsonPath._eval_body = sample  # type: ignore[method-assign]
 
 
 def apply() -> None:
