@@ -626,7 +626,12 @@ def check_moto_version() -> None:
 # there. Each entry is (end of the file name, function name) of the calling function.
 _READS_ONLY = {("asl/component/state/state.py", "_eval_body"),
                ("asl/component/state/state.py", "_get_state_entered_event_details"),
-               ("asl/component/state/state.py", "_get_state_exited_event_details")}
+               ("asl/component/state/state.py", "_get_state_exited_event_details"),
+               # the input a state's Parameters (or a Pass, Choice or Wait) read, and the task
+               # thread's view of it: ResultPath, the one writer, takes its own copy
+               ("asl/component/common/path/input_path.py", "_eval_body"),
+               ("asl/component/state/state.py", "_eval_state_input"),
+               ("asl/component/state/exec/execute_state.py", "_evaluate_with_timeout")}
 _HANDS_OVER = {("asl/component/state/state.py", "_eval_state_output"),
                ("asl/component/state/exec/execute_state.py", "_evaluate_with_timeout"),
                ("asl/component/common/path/output_path.py", "_eval_body")}
