@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "core" / "boternity"
-EXEMPT = {"local/moto_patches.py", "local/cloud_patches.py"}
+EXEMPT = {"local/moto_patches.py", "local/cloud_patches.py", "local/fast_dynamodb.py"}
 
 # Table and client methods of the DynamoDB API (boto3 resource and low-level client spellings).
 DYNAMODB_METHODS = {

@@ -314,6 +314,9 @@ def status_event(execution: Any) -> dict[str, Any]:
             "status": str(getattr(status, "value", status)), "startDate": ms(d.get("startDate")),
             "stopDate": ms(d.get("stopDate")), "input": d.get("input"), "output": d.get("output"),
             "error": d.get("error"), "cause": d.get("cause"),
+            # As AWS: how many times this execution was redriven (the events function tells a late
+            # event of an earlier attempt by it).
+            "redriveCount": int(getattr(execution, "redrive_count", 0) or 0),
         },
     }
 

@@ -47,14 +47,24 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                 runs.step_ended(run_id, step_id, status=rec["status"], output=out, error=error,
                                 only_if_not_final=True)
     cause = readable_cause(None, detail.get("cause") or None)
+    # The end of an attempt the run was redriven past in the meantime (AWS counts redrives in the
+    # event) must not close what the redriven execution opened, nor end it.
+    attempt = detail.get("redriveCount") if isinstance(detail.get("redriveCount"), int) else None
+
+    def superseded() -> bool:
+        return attempt is not None and int((runs.get_run(run_id) or {}).get("redrive_count") or 0) > attempt
+
+    if superseded():
+        return {"run_id": run_id, "status": status, "updated": False, "stale": True}
     _close_what_is_open(run_id, status, runs, approvals, cause)
     # After the settling, so whoever reads the run as ended finds its steps settled too...
     updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None, cause=cause,
-                             output=output, ended_at=ended_at)
+                             output=output, ended_at=ended_at, attempt=attempt)
     # ...and once more after it: an approval function still running when the run stopped opens
     # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
     # before this write is closed here; whatever after, it closes itself.
-    _close_what_is_open(run_id, status, runs, approvals, cause)
+    if updated or not superseded():
+        _close_what_is_open(run_id, status, runs, approvals, cause)
     return {"run_id": run_id, "status": status, "updated": updated}
 
 

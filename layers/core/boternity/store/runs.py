@@ -150,8 +150,10 @@ class RunStore:
                 raise
 
     def run_ended(self, run_id: str, *, status: str, error: str | None = None, cause: str | None = None,
-                  output: Any = None, ended_at: str | None = None, workflow: str | None = None) -> bool:
-        """Record a final status once. Returns False if the run was already final."""
+                  output: Any = None, ended_at: str | None = None, workflow: str | None = None,
+                  attempt: int | None = None) -> bool:
+        """Record a final status once. Returns False if the run was already final, or (given the
+        execution ``attempt``, its redrive count) if the run has been redriven past that attempt."""
         fields: dict[str, Any] = {"status": status, "ended_at": ended_at or now_iso()}
         for key, val in (("error", error), ("cause", cause), ("workflow", workflow)):
             if val is not None:
@@ -161,10 +163,14 @@ class RunStore:
         expr, names, values = _set_expression(fields)
         finals = {f":f{i}": v for i, v in enumerate(RUN_FINAL)}
         values.update(finals)
+        condition = f"(attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)}))"
+        if attempt is not None:
+            names["#redrives"] = "redrive_count"
+            values[":attempt"] = attempt
+            condition += " AND (attribute_not_exists(#redrives) OR #redrives <= :attempt)"
         try:
             self.table.update_item(
-                Key=keys.run(run_id), UpdateExpression=expr,
-                ConditionExpression=f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})",
+                Key=keys.run(run_id), UpdateExpression=expr, ConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
             return True
