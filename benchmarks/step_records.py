@@ -30,7 +30,7 @@ def measure(steps: int = 200, rounds: int = 5) -> dict[str, Any]:
     from moto import mock_aws
 
     from boternity.local import fast_dynamodb
-    from boternity.store.runs import RunStore, table_definition, unwatch_steps, watch_steps
+    from boternity.store.run_records import RunStore, table_definition, unwatch_steps, watch_steps
 
     def watcher(run_id: str, record: dict[str, Any]) -> None:
         """The engine watches step records (its live progress): ReturnValues=ALL_NEW on every write."""

@@ -531,7 +531,7 @@ def test_an_approval_link_opens_the_page_and_decides_without_aws_credentials(clo
     import re
 
     from boternity.service.approval_page import link_key
-    from boternity.service.store import dynamodb
+    from boternity.store.dynamo import resource as dynamodb
 
     deploy(_approval_wf())
     rid = start("review", {"title": "Q4"})["run_id"]

@@ -426,7 +426,7 @@ def test_clients_made_before_enable_reach_it() -> None:
         early = boto3.client("dynamodb", region_name="us-east-1")
         fast_dynamodb.enable()
         try:
-            from boternity.store.runs import table_definition
+            from boternity.store.run_records import table_definition
 
             early.create_table(**table_definition("t"))
             early.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "b"}})

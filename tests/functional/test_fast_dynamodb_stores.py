@@ -59,7 +59,7 @@ def _without(item: dict[str, Any], wall_clock: tuple[str, ...]) -> dict[str, Any
 
 
 def test_run_store() -> None:
-    from boternity.store.runs import RunStore, unwatch_steps, watch_steps
+    from boternity.store.run_records import RunStore, unwatch_steps, watch_steps
 
     def scenario(table: str) -> list[Any]:
         store = RunStore(table, client=boto3.resource("dynamodb", region_name=REGION))

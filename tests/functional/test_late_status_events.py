@@ -17,7 +17,7 @@ def _end_event(run_id: str, *, status: str, redrives: int) -> dict:
 def _redriven_and_running(engine, run_id: str) -> None:
     engine.runs.run_started(run_id, workflow="w", trigger_type="manual")
     assert engine.runs.run_ended(run_id, status="ABORTED")
-    from boternity.store.runs import Reopen
+    from boternity.store.run_records import Reopen
 
     assert engine.runs.reopen_for_redrive(run_id, status="ABORTED", workflow="w", slot_limit=0,
                                           at="2026-12-01T00:00:00.000Z") is Reopen.REOPENED

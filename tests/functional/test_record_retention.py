@@ -35,7 +35,7 @@ def test_every_item_of_a_run_carries_an_expiry(engine):
 
 
 def test_the_retention_comes_from_the_environment():
-    code = "from boternity.store.runs import RECORD_TTL_SECS as t; print(t)"
+    code = "from boternity.store.run_records import RECORD_TTL_SECS as t; print(t)"
     for value, days in (("7", 7), ("", 90), ("zero", 90), ("0", 90), ("4000", 90)):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**os.environ, "BOTERNITY_RECORD_RETENTION_DAYS": value}).stdout

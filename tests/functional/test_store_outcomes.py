@@ -14,7 +14,7 @@ import pytest
 
 from boternity.store.approvals import ApprovalRecords
 from boternity.store.queue import Dequeue, RunQueue
-from boternity.store.runs import Reopen, RunStore, RunWrite
+from boternity.store.run_records import Reopen, RunStore, RunWrite
 from boternity.store.slots import Slots
 from boternity.store.workflows import WorkflowRecords
 

@@ -348,7 +348,7 @@ def test_data_tracing_is_off_and_access_logs_hold_no_request_path(resources: dic
 
 
 def test_table_matches_the_run_store(resources: dict[str, Any]) -> None:
-    from boternity.store.runs import table_definition
+    from boternity.store.run_records import table_definition
 
     props = resources["Table"]["Properties"]
     expected = table_definition("any")

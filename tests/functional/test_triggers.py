@@ -270,7 +270,7 @@ def test_foreign_bucket_notifications_are_kept(cloud):
 
 
 def test_resource_names_fit_64_characters():
-    from boternity.service.triggers import resource_name
+    from boternity.service.trigger_resources import resource_name
 
     assert resource_name("short", "cron-0") == "short-cron-0"
     long = "w" * 64
@@ -279,7 +279,7 @@ def test_resource_names_fit_64_characters():
 
 
 def test_minimal_prefixes():
-    from boternity.service.triggers import minimal_prefixes
+    from boternity.service.trigger_resources import minimal_prefixes
 
     assert minimal_prefixes(["inbox/sub/", "inbox/", "out/", "inbox/"]) == ["inbox/", "out/"]
     assert minimal_prefixes(["", "inbox/"]) == [""]

@@ -25,7 +25,7 @@ from boternity.handlers.events import lambda_handler as events
 from boternity.handlers.webhook import lambda_handler as hook
 from boternity.model import parse_workflow
 from boternity.service.runs import RunService
-from boternity.service.triggers import SCHEDULE_TRIGGER_KEY
+from boternity.service.trigger_resources import SCHEDULE_TRIGGER_KEY
 from boternity.validate import check_workflow
 from tests.support.apigw import Reply, call, local_cloud, rest_event, wait_for
 
@@ -176,7 +176,8 @@ def test_an_api_retry_after_the_deadline_takes_over_and_starts_exactly_one_run(c
     # The slot the dead start took was given back once: the workflow takes a new run.
     assert running_slots(once) == 0
     other = api_start(once, FakeContext(remaining_ms=20_000), key="order-2")
-    assert other.status == 202 and other.json["status"] == "RUNNING", other.text
+    # Started, not queued behind a leaked slot (a run this short may already be over when answered).
+    assert other.status == 202 and other.json["status"] in ("RUNNING", "SUCCEEDED"), other.text
 
 
 @pytest.mark.parametrize("where", DEATHS)
@@ -242,7 +243,7 @@ def test_a_schedule_invocation_that_died_is_retried_by_the_platform_and_starts_o
         hook(event, None)
     time.sleep(1.1)
     retried = hook(event, None)
-    assert retried["status"] == "RUNNING", retried
+    assert retried["status"] in ("RUNNING", "SUCCEEDED"), retried   # started (it may be over already)
     assert finished(retried["run_id"])["run"]["status"] == "SUCCEEDED"
     assert hook(event, None) == {"status": "duplicate", "run_id": retried["run_id"], "workflow": "nightly"}
     assert len(executions(cloud, "nightly")) == 1

@@ -13,7 +13,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from boternity.local import fast_dynamodb
-from boternity.store.runs import table_definition
+from boternity.store.run_records import table_definition
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -1,7 +1,7 @@
 """Boternity Workflows: AI-bot workflows as YAML DAGs, compiled to AWS Step Functions.
 
 The names below load on first use (PEP 562), so a Lambda handler that imports one small module
-(``boternity.webhooks``, ``boternity.store.runs``...) never pays for pydantic or the compiler.
+(``boternity.webhooks``, ``boternity.store.run_records``...) never pays for pydantic or the compiler.
 """
 
 from __future__ import annotations

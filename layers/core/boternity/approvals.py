@@ -31,7 +31,7 @@ from boternity import metrics
 from boternity.errors import Conflict, NotFound
 from boternity.store import dynamo
 from boternity.store.approvals import ApprovalRecords
-from boternity.store.runs import RECORD_TTL_SECS, RunStore, now_iso
+from boternity.store.run_records import RECORD_TTL_SECS, RunStore, now_iso
 
 PUBLIC_FIELDS = ("approval_id", "run_id", "step_id", "workflow", "prompt", "status", "created_at", "decide_by",
                  "approved", "approver", "comment", "decided_at", "closed_at", "reason")

@@ -9,7 +9,7 @@ from boternity.approvals import ApprovalStore
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import traced
 from boternity.runtime.step import Services
-from boternity.store.runs import RUN_FINAL, table_name_from_env
+from boternity.store.run_records import RUN_FINAL, table_name_from_env
 
 services = Services()
 _store: ApprovalStore | None = None

@@ -8,7 +8,7 @@ from boternity.approvals import ApprovalStore
 from boternity.runtime.finish import finish_run
 from boternity.runtime.log import traced
 from boternity.service.runs import on_status_change
-from boternity.store.runs import RunStore
+from boternity.store.run_records import RunStore
 
 _stores: tuple[RunStore, ApprovalStore] | None = None
 

@@ -25,7 +25,7 @@ from boternity.runtime.secrets import lookup_secret
 from boternity.service.links import api_base_url, run_links
 from boternity.service.registry import Registry
 from boternity.service.runs import RunService
-from boternity.service.triggers import (
+from boternity.service.trigger_resources import (
     EVENT_TRIGGER_KEY,
     SCHEDULE_TRIGGER_KEY,
     handle_event_trigger,

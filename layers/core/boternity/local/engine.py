@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from boternity.compiler import TaskTargets, compile_workflow
 from boternity.compiler.targets import FUNCTIONS
 from boternity.local import moto_patches
-from boternity.store.runs import RUN_FINAL, unwatch_steps, watch_steps
+from boternity.store.run_records import RUN_FINAL, unwatch_steps, watch_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -105,7 +105,7 @@ class LocalEngine:
         moto_patches.set_parse_cache_dir(str(self.parse_cache_dir) if self.parse_cache_dir else None)
         import boto3
 
-        from boternity.store.runs import RunStore, create_table
+        from boternity.store.run_records import RunStore, create_table
 
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.ddb = create_table(TABLE, region_name=REGION)   # kept for tests that read the whole table
@@ -203,7 +203,7 @@ class LocalEngine:
              on_step: Callable[[dict[str, Any]], None] | None = None, poll: float = 0.05,
              on_approval: Callable[[dict[str, Any]], tuple[bool, str | None] | None] | None = None) -> RunResult:
         """Wait for a run's end; its step records are pushed to ``on_step`` as they are written
-        (``store.runs.watch_steps``), not polled. The end is the status event the events function
+        (``store.run_records.watch_steps``), not polled. The end is the status event the events function
         handles (as EventBridge delivers it in the cloud); ``describe_execution`` is asked only
         every ``_CHECK_EVERY`` seconds, in case that event never comes."""
         t0 = time.monotonic()

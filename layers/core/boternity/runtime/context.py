@@ -152,7 +152,7 @@ class StepContext:
         if not self.run_id or not os.environ.get("BOTERNITY_TABLE"):
             return None
         # Only here: the skill and code functions otherwise never import boto3 (cold start).
-        from boternity.store.runs import RunStore
+        from boternity.store.run_records import RunStore
 
         return RunStore.from_env().step_record(self.run_id, step_id)
 

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from boternity.errors import readable_cause
-from boternity.store.runs import RUN_FINAL, STEP_FINAL, STEP_OPEN
+from boternity.store.run_records import RUN_FINAL, STEP_FINAL, STEP_OPEN
 
 
 def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class Services:
     @property
     def runs(self) -> Any:
         if self._runs is None:
-            from boternity.store.runs import RunStore
+            from boternity.store.run_records import RunStore
 
             self._runs = RunStore.from_env()
         return self._runs
@@ -40,7 +40,7 @@ class Services:
     @property
     def sync(self) -> Any:
         if self._sync is None:
-            from boternity.store.runs import table_name_from_env
+            from boternity.store.run_records import table_name_from_env
             from boternity.store.sync import SyncStore
 
             self._sync = SyncStore(table_name_from_env())

@@ -30,7 +30,8 @@ from boternity.errors import (
     WorkflowError,
 )
 from boternity.parsing import decode_utf8, loads_json
-from boternity.service.store import decode_token, encode_token, plain
+from boternity.service.pages import decode_token, encode_token
+from boternity.store.dynamo import plain
 from boternity.store.workflows import WorkflowRecords
 
 if TYPE_CHECKING:

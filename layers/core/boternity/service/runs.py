@@ -1,7 +1,7 @@
 """Run control: start (idempotent, concurrency-limited, queued), read, list, cancel and redrive.
 
 The items behind it (written only by ``boternity.store``: keys in ``store/keys.py``, the run
-record's writes in ``store/runs.py``, slots in ``store/slots.py``, the queue in ``store/queue.py``):
+record's writes in ``store/run_records.py``, slots in ``store/slots.py``, the queue in ``store/queue.py``):
 
 * ``RUN#<run>`` / ``RUN`` — the run record, the same shape ``RunStore.run_started`` writes, plus
   ``slot_held`` / ``slot_released`` (concurrency bookkeeping), ``queue_sk`` (while QUEUED),
@@ -42,15 +42,11 @@ from boternity.errors import (
     Unprocessable,
 )
 from boternity.runtime.log import logger
+from boternity.service.pages import decode_token, encode_token, short_hash
 from boternity.service.registry import Registry
-from boternity.service.store import (
-    decode_token,
-    encode_token,
-    plain,
-    short_hash,
-)
 from boternity.store import dynamo
 from boternity.store.blobs import execution_input
+from boternity.store.dynamo import plain
 from boternity.store.idempotency import (
     DELIVERY,
     IDEMPOTENCY_KEY,
@@ -61,7 +57,7 @@ from boternity.store.idempotency import (
 )
 from boternity.store.keys import KEY_ATTRIBUTES
 from boternity.store.queue import Dequeue, RunQueue
-from boternity.store.runs import RUN_FINAL, Reopen, RunStore, RunWrite, now_iso
+from boternity.store.run_records import RUN_FINAL, Reopen, RunStore, RunWrite, now_iso
 from boternity.store.slots import Slots
 
 # Step Functions refuses execution input over 256 KiB; refusing it here gives the caller a 413

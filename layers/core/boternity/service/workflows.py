@@ -16,9 +16,9 @@ from boternity.errors import NotFound, ServiceMisconfigured
 from boternity.runtime.log import logger
 from boternity.service.registry import Registry, _workflow, parse_body
 from boternity.service.runs import start_queued
-from boternity.service.triggers import TriggerResources, plan_triggers
+from boternity.service.trigger_resources import TriggerResources, plan_triggers
 from boternity.store.queue import RunQueue
-from boternity.store.runs import RunStore, now_iso
+from boternity.store.run_records import RunStore, now_iso
 from boternity.store.slots import Slots
 
 if TYPE_CHECKING:

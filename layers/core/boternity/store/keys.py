@@ -2,7 +2,7 @@
 
 ``pk`` / ``sk`` (and the ``gsi1`` index's ``gsi1pk`` / ``gsi1sk``):
 
-* ``RUN#<run>`` / ``RUN`` — a run (``store/runs.py``); ``gsi1pk = WF#<workflow>``,
+* ``RUN#<run>`` / ``RUN`` — a run (``store/run_records.py``); ``gsi1pk = WF#<workflow>``,
   ``gsi1sk = <started_at>#<run>`` lists a workflow's runs newest first.
 * ``RUN#<run>`` / ``STEP#<step>[#<iteration>]`` — a step; ``ATTEMPT#<step>#<iteration>#<nnn>`` — a
   failed attempt; ``SYNC#<step>[#<iteration>]`` — a cross-branch signal (``store/sync.py``);

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from boternity.store import dynamo, keys, slots
 from boternity.store.dynamo import cancellation_codes, is_conditional_failure
-from boternity.store.runs import RECORD_TTL_SECS, RunWrite, new_run_item, now_iso, put_new
+from boternity.store.run_records import RECORD_TTL_SECS, RunWrite, new_run_item, now_iso, put_new
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

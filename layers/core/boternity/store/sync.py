@@ -21,7 +21,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from boternity.store import dynamo, keys
-from boternity.store.runs import RECORD_TTL_SECS
+from boternity.store.run_records import RECORD_TTL_SECS
 
 # Errors meaning "this token was already answered or its task is gone": fine for a signal.
 _GONE = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}

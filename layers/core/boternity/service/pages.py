@@ -1,8 +1,5 @@
-"""Small helpers shared by the service modules: page tokens and key-safe hashes.
-
-DynamoDB itself is ``boternity.store``'s: the handles and value helpers once here live in
-``boternity.store.dynamo`` and are re-exported for the modules (and tests) that import them here.
-"""
+"""Page tokens of the API's listings (opaque, pinned to the listing they came from) and key-safe
+hashes of caller-chosen strings. DynamoDB itself is ``boternity.store``'s."""
 
 from __future__ import annotations
 
@@ -12,12 +9,10 @@ import hashlib
 import json
 from typing import Any
 
-from boternity.service.errors import BadRequest
-from boternity.store.dynamo import cancellation_codes, is_conditional_failure, plain
-from boternity.store.dynamo import resource as dynamodb
+from boternity.errors import BadRequest
+from boternity.store.dynamo import plain
 
-__all__ = ["cancellation_codes", "decode_token", "dynamodb", "encode_token", "is_conditional_failure", "plain",
-           "short_hash"]
+__all__ = ["decode_token", "encode_token", "short_hash"]
 
 
 def short_hash(text: str, n: int = 40) -> str:
