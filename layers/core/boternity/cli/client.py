@@ -257,8 +257,8 @@ def cmd_serve(args: Any) -> int:
         http = server.make_http_server()
         os.environ["BOTERNITY_WEBHOOK_BASE_URL"] = f"http://127.0.0.1:{server.port}/hooks"
         os.environ["BOTERNITY_APPROVAL_BASE_URL"] = f"http://127.0.0.1:{server.port}"
-        print(f"Boternity API on http://127.0.0.1:{server.port} (emulated AWS, in memory; Ctrl-C stops)",
-              file=sys.stderr)
+        print(f"Boternity API on http://127.0.0.1:{server.port} (emulated AWS, in memory; Ctrl-C stops)\n"
+              f"Console: http://127.0.0.1:{server.port}/console/", file=sys.stderr)
         threading.Thread(target=server._cron_loop, daemon=True).start()
         try:
             http.serve_forever(poll_interval=0.2)
