@@ -8,8 +8,6 @@ syntax in the path fields and Resource ARNs: an oracle written by other people t
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -17,22 +15,17 @@ import pytest
 from boternity import load_workflow
 from boternity.compiler import TaskTargets, compile_workflow
 from tests.conftest import EXAMPLES, ROOT
+from tests.support.node_tools import node_checker
 
-VALIDATOR = ROOT / "tests" / "support" / "asl-validator"
 GOLDEN = ROOT / "tests" / "golden"
 
 
 @pytest.fixture(scope="module")
 def asl_validate():
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run asl-validator")
-    if not (VALIDATOR / "node_modules" / "asl-validator").is_dir():
-        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=VALIDATOR, check=True, timeout=600)
+    check = node_checker("asl-validator", "asl-validator", "validate.mjs", what="asl-validator")
 
     def validate(definitions: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        out = subprocess.run(["node", "validate.mjs"], cwd=VALIDATOR, input=json.dumps(definitions),
-                             capture_output=True, text=True, timeout=120, check=True)
-        return json.loads(out.stdout)
+        return check(json.dumps(definitions))
 
     return validate
 

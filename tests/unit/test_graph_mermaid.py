@@ -6,34 +6,21 @@ on first use with `npm ci`).
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from boternity.graph import mermaid_ids, to_mermaid
 from boternity.validate import load_workflow, load_workflow_text
+from tests.support.node_tools import node_checker
 
 ROOT = Path(__file__).resolve().parents[2]
-MERMAID = ROOT / "tests" / "support" / "mermaid"
 
 
 @pytest.fixture(scope="module")
 def mermaid_parse():
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run Mermaid's parser")
-    if not (MERMAID / "node_modules" / "mermaid").is_dir():
-        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=MERMAID, check=True, timeout=600)
-
-    def parse(text: str) -> dict:
-        out = subprocess.run(["node", "parse.mjs"], cwd=MERMAID, input=text, capture_output=True, text=True,
-                             timeout=120, check=True)
-        return json.loads(out.stdout)
-
-    return parse
+    return node_checker("mermaid", "mermaid", "parse.mjs", what="Mermaid's parser")
 
 
 def wf(steps: str) -> str:
