@@ -1165,15 +1165,24 @@ def _query(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
                       if (tuple(_sort_key(i[a]) for a in order) > mark) == forward
                       and tuple(_sort_key(i[a]) for a in order) != mark]
 
+    return _page(candidates, limit=limit, key_attrs=key_attrs, size_of=_item_size,
+                 keep=lambda i: range_cond is None or (range_attr in i and _sort_matches(range_cond, i[range_attr])),
+                 exprs=exprs, projected=projected, select=select)
+
+
+def _page(candidates: list[dict[str, Any]], *, limit: Any, key_attrs: list[str], size_of: Any, keep: Any,
+          exprs: _Expressions, projected: Any, select: Any) -> dict[str, Any]:
+    """One page of a Query or Scan, as moto cuts it: up to ``limit`` kept items or 1 MB, the
+    filter applied to the page afterwards, the projection to what is returned."""
     results: list[dict[str, Any]] = []
     size = scanned = 0
     last_key = None
     for item in candidates:
-        item_bytes = _item_size(item)
+        item_bytes = size_of(item)
         if len(results) == limit or size + item_bytes > _PAGE_BYTES:
             last_key = {a: results[-1][a] for a in key_attrs}
             break
-        if range_cond is None or (range_attr in item and _sort_matches(range_cond, item[range_attr])):
+        if keep(item):
             results.append(item)
             size += item_bytes
             scanned += 1
@@ -1225,26 +1234,9 @@ def _scan(tables: dict[str, _Table], body: dict[str, Any]) -> dict[str, Any]:
             _check_value(start[name])
         mark = tuple(_sort_key(start[a]) for a in key_attrs)
         candidates = [i for i in candidates if tuple(_sort_key(i[a]) for a in key_attrs) > mark]
-    results: list[dict[str, Any]] = []
-    size = scanned = 0
-    last_key = None
-    for item in candidates:
-        item_bytes = table.sizes[table.key_of(item, exact=False)]
-        if len(results) == limit or size + item_bytes > _PAGE_BYTES:
-            last_key = {a: results[-1][a] for a in key_attrs}
-            break
-        results.append(item)
-        size += item_bytes
-        scanned += 1
-    filter_tree = exprs.trees.get("filter")
-    if filter_tree is not None:
-        results = [i for i in results if exprs.test(filter_tree, i)]
-    out: dict[str, Any] = {"Count": len(results), "ScannedCount": scanned}
-    if select != "COUNT":
-        out["Items"] = [_project(projected, i) for i in results]
-    if last_key is not None:
-        out["LastEvaluatedKey"] = last_key
-    return out
+    return _page(candidates, limit=limit, key_attrs=key_attrs,
+                 size_of=lambda i: table.sizes[table.key_of(i, exact=False)], keep=lambda i: True,
+                 exprs=exprs, projected=projected, select=select)
 
 
 def _key_condition(exprs: _Expressions, text: str, hash_attr: str, range_attr: str | None,
