@@ -644,63 +644,67 @@ _WHOLE_VALUE_SAMPLERS = {("asl/component/common/path/input_path.py", "_eval_body
                          ("asl/component/common/path/output_path.py", "_eval_body")}
 
 
+class _Callers:
+    """Whether a function of moto's (a frame's code) is one of ``places`` ((end of file name,
+    function name) pairs), remembered per code object: asked at every state."""
+
+    def __init__(self, places: set[tuple[str, str]]) -> None:
+        self.places = places
+        self._seen: dict[Any, bool] = {}
+
+    def __contains__(self, code: Any) -> bool:
+        known = self._seen.get(code)
+        if known is None:
+            file = code.co_filename.replace("\\", "/")
+            known = self._seen[code] = any(file.endswith(f) and code.co_name == n for f, n in self.places)
+        return known
+
+
+def _check_places(*places: set[tuple[str, str]]) -> None:
+    """Fail loudly when moto no longer has a function these patches recognise callers by."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("moto.stepfunctions.parser")
+    root = Path(next(iter(spec.submodule_search_locations or [])))   # type: ignore[union-attr]
+    for file, name in set().union(*places):
+        path = root / file
+        if not path.is_file() or f"def {name}(" not in path.read_text(encoding="utf-8"):
+            raise RuntimeError(f"moto changed: {file} has no {name}()")
+
+
 def _patch_state_reads() -> None:
     import sys
 
+    from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJsonPath
     from moto.stepfunctions.parser.asl.eval.states import States
 
-    verdicts: dict[Any, tuple[bool, bool]] = {}
-
-    def caller() -> tuple[bool, bool]:
-        code = sys._getframe(2).f_code
-        verdict = verdicts.get(code)
-        if verdict is None:
-            where = (code.co_filename.replace("\\", "/"), code.co_name)
-            verdict = (any(where[0].endswith(f) and where[1] == n for f, n in _READS_ONLY),
-                       any(where[0].endswith(f) and where[1] == n for f, n in _HANDS_OVER))
-            verdicts[code] = verdict
-        return verdict
-
-    get0, reset0 = States.get_input, States.reset
+    _check_places(_READS_ONLY, _HANDS_OVER, _WHOLE_VALUE_SAMPLERS)
+    reads_only, hands_over, samplers = _Callers(_READS_ONLY), _Callers(_HANDS_OVER), _Callers(_WHOLE_VALUE_SAMPLERS)
+    get0, reset0, sample0 = States.get_input, States.reset, StringJsonPath._eval_body
 
     def get_input(self: Any, query: str | None = None) -> Any:
-        if query is None and caller()[0]:
+        if query is None and sys._getframe(1).f_code in reads_only:
             return self._states_data["input"]
         return get0(self, query)
 
     def reset(self: Any, input_value: Any) -> None:
-        if caller()[1]:
+        if sys._getframe(1).f_code in hands_over:
             self._states_data["input"] = input_value
             self._states_data["result"] = None
             self._states_data["errorOutput"] = None
             return
         reset0(self, input_value)
 
-    for name in ("_eval_body", "_get_state_entered_event_details", "_get_state_exited_event_details"):
-        from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
-
-        if not hasattr(CommonStateField, name):
-            raise RuntimeError(f"moto changed: CommonStateField.{name} is gone")
-    States.get_input = get_input  # type: ignore[method-assign]
-    States.reset = reset  # type: ignore[method-assign]
-
-    from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJsonPath
-
-    sample0 = StringJsonPath._eval_body
-    samplers: dict[Any, bool] = {}
-
     def sample(self: Any, env: Any) -> None:
-        if self.json_path == "$" and type(self) is StringJsonPath:
-            code = sys._getframe(2).f_code   # StringJsonPath._eval_body <- EvalComponent.eval <- the path
-            whole = samplers.get(code)
-            if whole is None:
-                name = code.co_filename.replace("\\", "/")
-                whole = samplers[code] = any(name.endswith(f) and code.co_name == n for f, n in _WHOLE_VALUE_SAMPLERS)
-            if whole:
-                env.stack.append(env.stack[-1])
-                return
+        # StringJsonPath._eval_body <- EvalComponent.eval <- the path that samples
+        if self.json_path == "$" and type(self) is StringJsonPath and sys._getframe(2).f_code in samplers:
+            env.stack.append(env.stack[-1])
+            return
         sample0(self, env)
 
+    States.get_input = get_input  # type: ignore[method-assign]
+    States.reset = reset  # type: ignore[method-assign]
     StringJsonPath._eval_body = sample  # type: ignore[method-assign]
 
 
