@@ -34,7 +34,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import ValidationError
 
@@ -405,6 +404,9 @@ _document_every_operation()
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
+    # Only here: Powertools' OpenAPI models cost a cold start about 100 ms, and only this route needs them.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+
     doc = app.get_openapi_json_schema(
         title="Boternity Workflows API", version=__version__,
         description="Workflows (YAML DAGs compiled to AWS Step Functions), their runs and approvals. Requests are "
