@@ -355,3 +355,42 @@ def test_a_decision_for_a_run_stopped_before_its_end_event_says_cancelled(cloud:
                                   "there is nothing to decide")
     view = approval(aid)
     assert (view["status"], view["approved"], view["comment"]) == ("CANCELLED", None, None)
+
+
+def test_a_cancel_overtaking_a_decision_still_being_delivered_counts_the_approval(
+        cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving the race above hits now and then, forced: the decision claims the approval
+    (so the cancel finds nothing PENDING to close), the cancel stops the run, and only then does the
+    decision send its token, which the stopped run refuses. Both answers tell the same story: the
+    decision 409 ``approval_cancelled``, the cancel one cancelled approval."""
+    from boternity.store.approvals import ApprovalRecords
+
+    rid = start("gate")
+    aid = pending_approval(rid)
+    claimed, stopped = threading.Event(), threading.Event()
+    claim = ApprovalRecords.decide
+    settle = ApprovalStore.cancelled_by_cancel
+
+    def claim_then_hold(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = claim(self, *args, **kwargs)
+        claimed.set()
+        assert stopped.wait(30)
+        return item
+
+    def stop_then_settle(self: Any, *args: Any, **kwargs: Any) -> int:
+        stopped.set()
+        return settle(self, *args, **kwargs)
+
+    monkeypatch.setattr(ApprovalRecords, "decide", claim_then_hold)
+    monkeypatch.setattr(ApprovalStore, "cancelled_by_cancel", stop_then_settle)
+    replies: dict[str, Reply] = {}
+    decider = threading.Thread(target=lambda: replies.update(decided=decide_elsewhere(aid)))
+    decider.start()
+    assert claimed.wait(30)
+    replies["cancelled"] = cancel_elsewhere(rid)
+    decider.join(30)
+    assert (replies["decided"].status, replies["decided"].error["code"]) == (409, "approval_cancelled")
+    assert replies["cancelled"].json == {"run_id": rid, "status": "ABORTED", "cancelled_approvals": 1}
+    record = approval(aid)
+    assert record["status"] == "CANCELLED" and "delivering" not in record
+    assert finished(rid)["run"]["status"] == "ABORTED"

@@ -39,6 +39,10 @@ DECIDED = ("APPROVED", "REJECTED")
 # Runs whose end leaves an open approval EXPIRED rather than CANCELLED: they did not stop early,
 # the approval simply was not answered in time.
 _RUN_ENDS_THAT_EXPIRE = ("SUCCEEDED", "TIMED_OUT")
+CANCELLED_REASON = "the run was cancelled"
+# How long a cancel waits for a decision claimed just before it to reach the run or be undone
+# (one SendTaskSuccess call and one DynamoDB write; a decider that died leaves it unsettled).
+DELIVERY_SETTLE_S = 2.0
 # What Step Functions answers for a token whose task is gone (timed out, run stopped).
 _TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
@@ -142,7 +146,7 @@ class ApprovalStore:
         """Close every open approval of a run that ended (or is being cancelled). Returns how many
         this call cancelled (those past due expire instead, and are not counted)."""
         status = "EXPIRED" if run_status in _RUN_ENDS_THAT_EXPIRE else "CANCELLED"
-        reason = ("the run was cancelled" if run_status == "ABORTED"
+        reason = (CANCELLED_REASON if run_status == "ABORTED"
                   else f"the run ended ({run_status.lower().replace('_', ' ')}) before a decision")
         n = 0
         for a in self.for_run(run_id):
@@ -152,6 +156,26 @@ class ApprovalStore:
 
     def cancel_for_run(self, run_id: str) -> int:
         return self.close_for_run(run_id, "ABORTED")
+
+    def cancelled_by_cancel(self, run_id: str, since: str, *, settle_s: float = DELIVERY_SETTLE_S) -> int:
+        """How many of a cancelled run's approvals ended because it was cancelled.
+
+        Called after the execution was stopped. A decision claimed just before the cancel closed
+        the approvals is still being delivered; the stop either came after its token was accepted
+        (the decision stands) or before (the decision is undone, and the approval is cancelled).
+        Wait up to ``settle_s`` for such decisions to settle, so that the cancel's answer and the
+        decision's (409 ``approval_cancelled``) tell the same story. Only one cancel of a run can
+        win at a time, so every approval closed for that reason since it began (``since``, an
+        ISO time taken before it closed any; earlier ones were closed by an earlier attempt's
+        cancel) was closed by it.
+        """
+        deadline = time.monotonic() + settle_s
+        items = self.for_run(run_id)
+        while any(a.get("delivering") for a in items) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            items = self.for_run(run_id)
+        return sum(a.get("status") == "CANCELLED" and a.get("reason") == CANCELLED_REASON
+                   and str(a.get("closed_at") or "") >= since for a in items)
 
     # ------------------------------------------------------------------ deciding
     def decide(self, approval_id: str, *, approved: bool, approver: str | None = None,
@@ -176,6 +200,7 @@ class ApprovalStore:
                 # the decision changed nothing, so the record must not claim it did.
                 raise refusal(self._undo_decision(item)) from None
             raise
+        self.records.delivered(approval_id)
         RunStore(self.table_name, client=self.resource).step_ended(
             item["run_id"], item["step_id"], status="completed", output=output,
             iteration=str(item.get("iteration") or ""), step_type="approval")
@@ -187,7 +212,7 @@ class ApprovalStore:
         run = RunStore(self.table_name, client=self.resource).get_run(str(item["run_id"])) or {}
         run_status = str(run.get("status") or "")
         if run_status in ("ABORTED", "FAILED"):
-            status, reason = "CANCELLED", ("the run was cancelled" if run_status == "ABORTED"
+            status, reason = "CANCELLED", (CANCELLED_REASON if run_status == "ABORTED"
                                            else "the run ended (failed) before a decision")
         else:
             status, reason = "EXPIRED", "its step timed out before the decision"

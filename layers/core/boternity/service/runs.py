@@ -335,7 +335,9 @@ class RunService:
 
         # Approvals first: a decision landing while the run is being stopped then gets 409 instead
         # of resuming a run on its way out (and the count is ours, not the end event's).
-        cancelled = ApprovalStore(self.table_name, resource=self.resource, sfn=self.sfn).cancel_for_run(run_id)
+        approvals = ApprovalStore(self.table_name, resource=self.resource, sfn=self.sfn)
+        since = now_iso()
+        approvals.cancel_for_run(run_id)
         final = "ABORTED"
         arn = item.get("execution_arn")
         if arn:
@@ -365,6 +367,9 @@ class RunService:
         if final != "ABORTED":
             raise Conflict(f"run '{run_id}' ended ({final}) before it could be stopped; nothing was cancelled",
                                 code="run_ended", details={"status": final})
+        # Counted after the stop: a decision claimed just before the approvals were closed is
+        # undone if the stop overtook it, and its approval then ended because of this cancel too.
+        cancelled = approvals.cancelled_by_cancel(run_id, since)
         rec = self.runs.get_run(run_id) or {}
         return {"run_id": run_id, "status": rec.get("status", final), "cancelled_approvals": cancelled}
 

@@ -59,16 +59,20 @@ class ApprovalRecords:
     def decide(self, approval_id: str, *, approved: bool, approver: str | None, comment: str | None,
                decided_at: str, now: int) -> dict[str, Any] | None:
         """PENDING → APPROVED | REJECTED while ``decide_by`` is after ``now``. The item afterwards,
-        or None when the approval is missing, no longer PENDING, or past its deadline."""
+        or None when the approval is missing, no longer PENDING, or past its deadline.
+
+        The decision is marked ``delivering`` until :meth:`delivered` or :meth:`undo_decision`:
+        a cancel racing it waits for that to know whether the decision reached the run."""
         try:
             return self.table.update_item(
                 Key=keys.approval(approval_id),
-                UpdateExpression="SET #s = :s, approved = :a, approver = :by, #c = :c, decided_at = :t",
+                UpdateExpression="SET #s = :s, approved = :a, approver = :by, #c = :c, decided_at = :t, "
+                                 "delivering = :true",
                 ConditionExpression="attribute_exists(pk) AND #s = :pending AND decide_by > :now",
                 ExpressionAttributeNames={"#s": "status", "#c": "comment"},
                 ExpressionAttributeValues={":s": "APPROVED" if approved else "REJECTED", ":a": approved,
                                            ":by": approver, ":c": comment, ":t": decided_at, ":pending": "PENDING",
-                                           ":now": now},
+                                           ":now": now, ":true": True},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
         except ClientError as exc:
@@ -76,11 +80,16 @@ class ApprovalRecords:
                 raise
         return None
 
+    def delivered(self, approval_id: str) -> None:
+        """The decision reached the run (its task token was accepted)."""
+        self.table.update_item(Key=keys.approval(approval_id), UpdateExpression="REMOVE delivering")
+
     def undo_decision(self, approval_id: str, *, status: str, closed_at: str, reason: str) -> dict[str, Any]:
         """Replace a decision that resumed nothing by a close (``status``, ``reason``)."""
         return self.table.update_item(
             Key=keys.approval(approval_id),
-            UpdateExpression="SET #s = :s, closed_at = :t, reason = :r REMOVE approved, approver, #c, decided_at",
+            UpdateExpression="SET #s = :s, closed_at = :t, reason = :r "
+                             "REMOVE approved, approver, #c, decided_at, delivering",
             ExpressionAttributeNames={"#s": "status", "#c": "comment"},
             ExpressionAttributeValues={":s": status, ":t": closed_at, ":r": reason},
             ReturnValues="ALL_NEW")["Attributes"]
