@@ -276,3 +276,10 @@ def small_examples() -> list[Dag]:
                   {"v0": ["u1", "u2"], "v1": ["u0", "u2"], "v2": ["u0", "u1"]},
                   {"u0": 1, "u1": 2, "u2": 1, "v0": 2, "v1": 1, "v2": 1})
     return [n, w, fan_in, crown3]
+
+
+def lattice_example() -> Dag:
+    """Two chains of three with rungs both ways (a small lattice), hand-picked durations."""
+    return _dag("lattice-2x3", "ladders", ["a0", "b0", "a1", "b1", "a2", "b2"],
+                {"a1": ["a0", "b0"], "b1": ["b0"], "a2": ["a1", "b1"], "b2": ["b1", "a1"]},
+                {"a0": 1, "b0": 2, "a1": 1, "b1": 1, "a2": 2, "b2": 1})
