@@ -27,6 +27,13 @@ unless told otherwise; tests/functional/test_moto_patches.py fails loudly when m
    at all where moto copies a state's input only to read it (its history events, the 256 KiB
    quota) or copies a value nobody else holds (``_patch_state_reads``).
 10. moto's Step Functions interpreter is imported without moto.ec2 (half a second of start-up).
+11. A ResultPath of plain field names (``$.steps.fetch``) copies only the objects on its path and
+    shares the rest of the state with the input, and the whole-state input and output of a
+    state's entered and exited history events are serialised when the history is read, not at
+    every state, and the 256 KiB quota measures a state from the sizes of its parts (``json_size``). Both rest on what patch 9 already does: no state value is changed in place once
+    a state holds it. Each of these was a pass over the whole state at every state, so a step cost
+    more the more records the run held (``SHARED_STATES`` switches both off, for the
+    differential test that checks they change nothing a run or its history shows).
 """
 
 from __future__ import annotations
@@ -708,6 +715,173 @@ def _patch_state_reads() -> None:
     StringJsonPath._eval_body = sample  # type: ignore[method-assign]
 
 
+# Patch 11 on or off (tests/functional/test_shared_states.py runs workflows both ways).
+SHARED_STATES = True
+_PLAIN_PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)+$")
+
+
+def _patch_result_path_sharing() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path.result_path import ResultPath
+
+    original = ResultPath._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        src = self.result_path_src
+        if not SHARED_STATES or src is None or not _PLAIN_PATH.match(src):
+            return original(self, env)
+        state = env.states._states_data["input"]
+        if type(state) is not dict:
+            return original(self, env)
+        *parents, leaf = src[2:].split(".")
+        out = dict(state)
+        node = out
+        for key in parents:
+            child = node.get(key)
+            if child is None and key not in node:
+                child = {}
+            elif type(child) is not dict:
+                return original(self, env)   # moto's own rules (and errors) for anything else
+            node[key] = node = dict(child)
+        node[leaf] = json_copy(env.stack.pop())
+        env.stack.append(out)
+
+    ResultPath._eval_body = eval_body  # type: ignore[method-assign]
+
+
+_SIZES: dict[int, tuple[Any, int]] = {}
+_SIZES_MAX = 200_000
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_size(value: Any) -> int:
+    """``len(to_json_str(value).encode())``, moto's measure of a state for the 256 KiB quota,
+    without serialising what it measured before: the size of each object and list is kept (by
+    identity, holding the value) while the value lives in states, where nothing changes it in place
+    (see patch 9), so a new state costs only its new objects. Exact: checked against to_json_str."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        known = _SIZES.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        if kind is dict:
+            if not all(type(k) is str for k in value):
+                return _serialised_size(value)
+            n = 2 + sum(len(json.dumps(k)) + 2 + json_size(v) for k, v in value.items())
+        else:
+            n = 2 + sum(json_size(v) for v in value)
+        if len(value) > 1:
+            n += 2 * (len(value) - 1)
+        if len(_SIZES) >= _SIZES_MAX:
+            _SIZES.clear()
+        _SIZES[id(value)] = (value, n)
+        return n
+    if kind in _SCALARS:
+        return len(json.dumps(value).encode())
+    return _serialised_size(value)
+
+
+def _serialised_size(value: Any) -> int:
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    return len(to_json_str(value).encode())
+
+
+def _patch_size_quota() -> None:
+    import importlib
+
+    from moto.stepfunctions.parser import quotas
+
+    original = quotas.is_within_size_quota
+
+    def is_within_size_quota(value: Any) -> bool:
+        if not SHARED_STATES or isinstance(value, str):
+            return original(value)
+        return json_size(value) < quotas.MAX_STATE_SIZE_UTF8_BYTES
+
+    for name in _QUOTA_USERS:
+        module = importlib.import_module(name)
+        if getattr(module, "is_within_size_quota", None) is not original:
+            raise RuntimeError(f"moto changed: {name} no longer imports is_within_size_quota")
+        module.is_within_size_quota = is_within_size_quota  # type: ignore[attr-defined]
+
+
+_QUOTA_USERS = ("moto.stepfunctions.parser.asl.component.state.state",
+                "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service",
+                "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda")
+
+
+class _StateJson:
+    """A state's whole input or output in a history event, serialised when the history is read
+    (as moto would have at the state: the value is never changed afterwards, see patch 9)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _patch_lazy_history() -> None:
+    from moto.stepfunctions.parser.api import (
+        HistoryEventExecutionDataDetails,
+        StateEnteredEventDetails,
+        StateExitedEventDetails,
+    )
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    entered0 = CommonStateField._get_state_entered_event_details
+    exited0 = CommonStateField._get_state_exited_event_details
+    history0 = EventManager.get_event_history
+    log0 = EventManager._publish_history_log
+
+    # moto's own two functions, with the state's value kept instead of its JSON text.
+    def entered(self: Any, env: Any) -> Any:
+        if not SHARED_STATES:
+            return entered0(self, env)
+        return StateEnteredEventDetails(
+            name=self.name, input=_StateJson(env.states._states_data["input"]),
+            inputDetails=HistoryEventExecutionDataDetails(truncated=False))
+
+    def exited(self: Any, env: Any) -> Any:
+        if not SHARED_STATES:
+            return exited0(self, env)
+        details = StateExitedEventDetails(
+            name=self.name, output=_StateJson(env.states._states_data["input"]),
+            outputDetails=HistoryEventExecutionDataDetails(truncated=False))
+        assigned = env.variable_store.get_assigned_variables()
+        env.variable_store.reset_tracing()
+        if assigned:
+            details["assignedVariables"] = assigned  # type: ignore[typeddict-unknown-key]
+            details["assignedVariablesDetails"] = {"truncated": False}  # type: ignore[typeddict-unknown-key]
+        return details
+
+    def materialise(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            for details in event.values():
+                if type(details) is dict:
+                    for key in ("input", "output"):
+                        lazy = details.get(key)
+                        if type(lazy) is _StateJson:
+                            details[key] = to_json_str(lazy.value, separators=(",", ":"))
+
+    def get_event_history(self: Any) -> Any:
+        with self._mutex:
+            materialise(self._history_event_list)
+        return history0(self)
+
+    def publish_history_log(self: Any, *args: Any, **kwargs: Any) -> Any:
+        details = kwargs.get("event_details")
+        if details and self._cloud_watch_logging_session is not None:
+            materialise([details])
+        return log0(self, *args, **kwargs)
+
+    CommonStateField._get_state_entered_event_details = entered  # type: ignore[method-assign]
+    CommonStateField._get_state_exited_event_details = exited  # type: ignore[method-assign]
+    EventManager.get_event_history = get_event_history  # type: ignore[method-assign]
+    EventManager._publish_history_log = publish_history_log  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply every patch once per process."""
     global _applied
@@ -734,6 +908,9 @@ def apply() -> None:
         _patch_parse_once()
         _patch_state_copies()
         _patch_state_reads()
+        _patch_result_path_sharing()
+        _patch_lazy_history()
+        _patch_size_quota()
         _applied = True
 
 

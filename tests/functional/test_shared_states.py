@@ -1,0 +1,173 @@
+"""Patch 11 of boternity.local.moto_patches changes how the local engine holds states, not what a run
+shows: the same workflows run with it and without it give the same outputs, step records and
+execution history (every state's input and output as its events show them).
+
+ResultPath copies only the objects on its path and shares the rest of the state; the entered and
+exited events keep the state and serialise it when the history is read. Both are right only if no
+state value is changed in place after a state holds it: a change would show here as a history
+that differs from the one serialised at the time (``SHARED_STATES = False``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from boternity.local import moto_patches
+from boternity.validate import load_workflow
+from tests.conftest import EXAMPLES
+
+pytest.importorskip("py_mini_racer")
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)?$")
+_VARIES = {"duration_ms", "attempt_started_at", "token", "until"}
+
+
+def _js(step_id: str, deps: tuple[str, ...] = (), k: int = 0, **kw: Any) -> dict[str, Any]:
+    inputs = {d: f"{{{{ steps.{d}.output.output }}}}" for d in deps}
+    return {"id": step_id, "type": "code", "depends_on": list(deps),
+            "config": {"language": "javascript", "input": inputs,
+                       "source": f"Object.values(input).reduce((s, v) => s + Number(v), {k})"}, **kw}
+
+
+# Nested Parallels, awaits across chains, a loop, a for_each, continue_on_error and a skip: every
+# kind of state the compiler writes a ResultPath or an OutputPath for.
+MIXED = {"name": "mixed", "variables": {"items": [1, 2, 3]}, "steps": [
+    _js("a", k=1), _js("b", k=2), _js("c", ("a",), k=3), _js("d", ("a", "b"), k=4),
+    _js("e", ("c", "d"), k=5),
+    {"id": "bad", "type": "code", "continue_on_error": True,
+     "config": {"language": "javascript", "source": "throw new Error('no')"}},
+    {"id": "each", "type": "code", "depends_on": ["a"], "for_each": "{{ variables.items }}", "max_concurrency": 2,
+     "config": {"language": "javascript", "input": {"x": "{{ item }}"}, "source": "input.x * 2"}},
+    {"id": "again", "type": "loop", "depends_on": ["e"],
+     "config": {"condition": "loop.iteration < 3", "max_iterations": 5, "body_steps": ["inner"]}},
+    _js("inner", k=7),
+    {"id": "never", "type": "code", "depends_on": ["bad"], "condition": "steps.bad.status == 'completed'",
+     "config": {"language": "javascript", "source": "1"}},
+]}
+
+
+def _normal(value: Any, run_id: str) -> Any:
+    """The value with what differs between two runs of one workflow (times, ids, tokens) blanked."""
+    if isinstance(value, dict):
+        return {k: ("<varies>" if k in _VARIES else _normal(v, run_id)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v, run_id) for v in value]
+    if isinstance(value, str):
+        if _TIMESTAMP.match(value):
+            return "<time>"
+        if value.startswith("{") or value.startswith("["):
+            try:
+                return _normal(json.loads(value), run_id)
+            except ValueError:
+                pass
+        return value.replace(run_id, "<run>")
+    return value
+
+
+def _history(engine: Any, arn: str, run_id: str) -> Counter[str]:
+    """The events as a multiset (Parallel branches and Map items interleave differently per run)."""
+    out: Counter[str] = Counter()
+    for e in engine.history(arn):
+        kept = {k: v for k, v in e.items() if k not in ("id", "previousEventId", "timestamp")}
+        out[json.dumps(_normal(kept, run_id), sort_keys=True, default=str)] += 1
+    return out
+
+
+def _run(engine: Any, wf: Any, shared: bool) -> tuple[str, Any, Counter[str]]:
+    moto_patches.SHARED_STATES = shared
+    try:
+        r = engine.run(wf, {"topic": "agents", "amount": 42}, timeout=120)
+    finally:
+        moto_patches.SHARED_STATES = True
+    run_id = r.execution_arn.rsplit(":", 1)[1]
+    return r.status, _normal(r.output, run_id), _history(engine, r.execution_arn, run_id)
+
+
+@pytest.mark.parametrize("name", ["mixed", "fan-out", "n-shape", "conditional-join", "loop-and-for-each"])
+def test_shared_states_change_nothing_a_run_shows(engine: Any, name: str) -> None:
+    if name == "mixed":
+        from boternity.model import parse_workflow
+
+        wf = parse_workflow(MIXED)
+    else:
+        wf = load_workflow(EXAMPLES / f"{name}.yaml").workflow
+    status_copied, output_copied, history_copied = _run(engine, wf, shared=False)
+    status_shared, output_shared, history_shared = _run(engine, wf, shared=True)
+    assert status_copied == status_shared == "SUCCEEDED"
+    assert output_shared == output_copied
+    assert history_shared == history_copied
+    entered = [json.loads(k) for k in history_shared if '"stateEnteredEventDetails"' in k]
+    assert entered and all(isinstance(e["stateEnteredEventDetails"]["input"], dict | list) for e in entered), \
+        "every entered event carries the state's input as JSON text"
+
+
+def test_a_result_path_through_a_non_object_fails_as_moto_says(engine: Any) -> None:
+    """Only plain paths through objects are shared; anything else is moto's own ResultPath."""
+    definition = {"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Result": "text", "ResultPath": "$.steps", "Next": "Deeper"},
+        "Deeper": {"Type": "Pass", "Result": 1, "ResultPath": "$.steps.x", "End": True}}}
+    arn = engine.sfn.create_state_machine(name="non-object-path", definition=json.dumps(definition),
+                                          roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    outcomes = []
+    for shared in (False, True):
+        moto_patches.SHARED_STATES = shared
+        try:
+            ex = engine.sfn.start_execution(stateMachineArn=arn, name=f"shared-{shared}", input="{}")["executionArn"]
+            outcomes.append(_wait(engine, ex))
+        finally:
+            moto_patches.SHARED_STATES = True
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == "FAILED", outcomes
+
+
+def _wait(engine: Any, arn: str) -> tuple[str, Any]:
+    import time
+
+    for _ in range(200):
+        d = engine.sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d["status"], d.get("output") or d.get("error")
+        time.sleep(0.05)
+    raise AssertionError("the execution did not end")
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+               | st.text(max_size=20) | st.datetimes())
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=40)
+
+
+def test_json_size_is_the_length_moto_measures() -> None:
+    from hypothesis import given, settings
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    @settings(max_examples=300, deadline=None)
+    @given(_json_values())
+    def check(value: Any) -> None:
+        expected = len(to_json_str(value).encode())
+        assert moto_patches.json_size(value) == expected
+        assert moto_patches.json_size(value) == expected   # and again, from what it kept
+        shared = {"old": value, "new": {"x": 1}}
+        assert moto_patches.json_size(shared) == len(to_json_str(shared).encode())
+
+    check()
+
+
+def test_a_state_over_256_kib_still_fails_with_data_limit_exceeded(engine: Any) -> None:
+    big = "x" * (200 * 1024)
+    definition = {"StartAt": "One", "States": {
+        "One": {"Type": "Pass", "Result": big, "ResultPath": "$.a", "Next": "Two"},
+        "Two": {"Type": "Pass", "Result": big[: 60 * 1024], "ResultPath": "$.b", "End": True}}}
+    arn = engine.sfn.create_state_machine(name="too-big", definition=json.dumps(definition),
+                                          roleArn="arn:aws:iam::123456789012:role/x")["stateMachineArn"]
+    ex = engine.sfn.start_execution(stateMachineArn=arn, name="too-big", input="{}")["executionArn"]
+    status, error = _wait(engine, ex)
+    assert (status, error) == ("FAILED", "States.DataLimitExceeded")
