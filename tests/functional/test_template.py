@@ -32,7 +32,7 @@ ROUTES = {
     ("put", "/workflows/{name}"), ("get", "/workflows/{name}"), ("delete", "/workflows/{name}"),
     ("get", "/workflows"), ("post", "/workflows/{name}/runs"), ("get", "/workflows/{name}/runs"),
     ("get", "/runs/{run_id}"), ("post", "/runs/{run_id}/cancel"), ("post", "/runs/{run_id}/redrive"),
-    ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
+    ("get", "/approvals"), ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
     ("get", "/openapi.json"), ("post", "/hooks/{path+}"),
     ("get", "/approve/{approval_id}"), ("post", "/approve/{approval_id}"),
 }

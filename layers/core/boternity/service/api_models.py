@@ -183,6 +183,13 @@ class ApprovalView(_Open):
     links: dict[str, str | None] = Field(default_factory=dict)
 
 
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalView] = Field(description="by workflow name, then oldest first; never a task token")
+    next_token: str | None = Field(default=None, description="the next page's token; None at the end. A pending "
+                                   "page may hold fewer than `limit` approvals (those past their deadline are "
+                                   "closed as EXPIRED instead of listed) while more follow")
+
+
 class DecisionRequest(BaseModel):
     """``{approved, comment}``; the approval page's form also sends its ``csrf`` token."""
 
