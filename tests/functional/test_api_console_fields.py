@@ -1,0 +1,94 @@
+"""What the console needs from the API, through the api function on moto: the approvals listing,
+a run's input, a sub-workflow step's child run, and a workflow's source as it was sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from boternity.handlers.api import lambda_handler as api
+from tests.support.apigw import call, local_cloud, wait_for
+
+FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@pytest.fixture
+def cloud(engine):
+    with local_cloud(engine):
+        yield engine
+
+
+def deploy(doc: dict[str, Any] | str, name: str | None = None) -> dict[str, Any]:
+    if isinstance(doc, str):
+        r = call(api, "PUT", f"/workflows/{name}", body=doc, headers={"Content-Type": "application/yaml"})
+    else:
+        r = call(api, "PUT", f"/workflows/{doc['name']}", body=doc)
+    assert r.status in (200, 201), r.text
+    return r.json
+
+
+def start(name: str, payload: Any = None) -> str:
+    r = call(api, "POST", f"/workflows/{name}/runs", body=payload if payload is not None else {})
+    assert r.status == 202, r.text
+    return r.json["run_id"]
+
+
+def finished(run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        body = call(api, "GET", f"/runs/{run_id}").json
+        return body if body["run"]["status"] in FINAL else None
+
+    return wait_for(done, timeout)
+
+
+def gate(name: str) -> dict[str, Any]:
+    return {"name": name, "steps": [{"id": "ok", "type": "approval", "config": {"prompt": "ship {{ trigger.n }}?"}}]}
+
+
+def pending_ids(query: str = "") -> list[str]:
+    r = call(api, "GET", "/approvals" + query)
+    assert r.status == 200, r.text
+    return [a["approval_id"] for a in r.json["approvals"]]
+
+
+# ---------------------------------------------------------------------- approvals
+
+
+def test_the_approvals_listing_pages_filters_and_never_shows_a_token(cloud):
+    deploy(gate("gate-a"))
+    deploy(gate("gate-b"))
+    runs = [start("gate-a", {"n": 1}), start("gate-b", {"n": 2}), start("gate-a", {"n": 3})]
+    wait_for(lambda: len(pending_ids()) == 3 or None, 30)
+
+    listed = call(api, "GET", "/approvals?status=pending")
+    assert listed.status == 200 and "token" not in listed.text.replace("next_token", "")
+    assert [a["workflow"] for a in listed.json["approvals"]] == ["gate-a", "gate-a", "gate-b"]
+    assert {a["run_id"] for a in listed.json["approvals"]} == set(runs)
+    assert all(a["links"]["decision"].endswith(f"/approvals/{a['approval_id']}/decision")
+               for a in listed.json["approvals"])
+    assert len(pending_ids("?workflow=gate-b")) == 1
+
+    first = call(api, "GET", "/approvals?workflow=gate-a&limit=1").json
+    assert len(first["approvals"]) == 1 and first["next_token"]
+    second = call(api, "GET", f"/approvals?workflow=gate-a&limit=1&next_token={first['next_token']}").json
+    assert second["approvals"][0]["approval_id"] != first["approvals"][0]["approval_id"]
+    other = call(api, "GET", f"/approvals?workflow=gate-b&next_token={first['next_token']}")
+    assert other.status == 400 and other.json["error"]["code"] == "invalid_next_token"
+
+    decided = first["approvals"][0]["approval_id"]
+    assert call(api, "POST", f"/approvals/{decided}/decision", body={"approved": True}).status == 200
+    assert decided not in pending_ids() and decided in pending_ids("?status=approved")
+    cancelled_run = runs[1]
+    assert call(api, "POST", f"/runs/{cancelled_run}/cancel").status == 200
+    assert pending_ids("?workflow=gate-b") == [], "a cancelled run's approval is not pending"
+    assert len(pending_ids("?status=CANCELLED")) == 1
+
+
+@pytest.mark.parametrize(("query", "code"), [("?status=waiting", "invalid_request"),
+                                             ("?workflow=a%23b", "invalid_request"),
+                                             ("?limit=0", "invalid_request"),
+                                             ("?next_token=%21%21", "invalid_next_token")])
+def test_the_approvals_listing_refuses_bad_queries(cloud, query, code):
+    r = call(api, "GET", "/approvals" + query)
+    assert r.status in (400, 422) and r.json["error"]["code"] == code, r.text
