@@ -38,7 +38,11 @@ class FakeApi:
             "/workflows?limit=100": {"workflows": [{"name": "demo"}, {"name": "deleted-meanwhile"}]},
             "/workflows/demo": {"name": "demo", "version": 1, "definition": DEFINITION, "triggers": [{"type": "manual"}]},
             "/workflows/demo/runs?limit=5": {"runs": [{"run_id": "r1", "workflow": "demo", "status": "RUNNING"}]},
-            "/workflows/demo/runs?limit=50&status=RUNNING": {"runs": [{"run_id": "r1", "status": "RUNNING"}]},
+            "/approvals?status=pending&limit=100": {"approvals": [
+                {"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?", "run_id": "r1", "workflow": "demo",
+                 "step_id": "ask", "created_at": "2026-12-01T10:00:00.000Z", "decide_by": 1796000000,
+                 "links": {"self": "/approvals/" + "A" * 22}}], "next_token": "page2"},
+            "/approvals?status=pending&limit=100&next_token=page2": {"approvals": [], "next_token": None},
             "/runs/r1": {"run": {"run_id": "r1", "workflow": "demo", "status": "RUNNING"}, "steps": self.steps},
             "/approvals/" + "A" * 22: {"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?"},
         }
@@ -172,11 +176,14 @@ def test_items_are_listed_by_index_whatever_order_they_finished_in():
     assert [i["iteration"] for i in view["steps"]["each"]["iterations"]] == ["/i0", "/i1", "/i2", "/i10"]
 
 
-def test_pending_approvals_are_found_through_running_runs(app):
+def test_pending_approvals_come_from_the_apis_listing_without_reading_any_run(app, api):
     view = json.loads(get(app, "/console/data/approvals")[2])
-    assert view["approvals"] == [{"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?", "created_at": None,
-                                  "decide_by": None, "run_id": "r1", "workflow": "demo", "step_id": "ask",
-                                  "iteration": ""}]
+    assert view == {"approvals": [{"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?",
+                                   "created_at": "2026-12-01T10:00:00.000Z", "decide_by": 1796000000, "run_id": "r1",
+                                   "workflow": "demo", "step_id": "ask"}], "next_token": "page2"}
+    assert [c[1] for c in api.calls] == ["/approvals?status=pending&limit=100"], "one listing call, no run scan"
+    more = json.loads(get(app, "/console/data/approvals?next_token=page2")[2])
+    assert more == {"approvals": [], "next_token": None}
 
 
 def test_the_overview_lists_workflows_with_triggers_graph_and_last_runs(app):

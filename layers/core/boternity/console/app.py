@@ -44,9 +44,10 @@ CSRF_COOKIE = "boternity_console_csrf"
 CSRF_HEADER = "X-Boternity-CSRF"
 # How much of an output a step panel shows; the whole value is a download away.
 OUTPUT_PREVIEW_BYTES = 64 * 1024
-# The runs read per workflow for the overview and the approvals list.
+# The runs read per workflow for the overview.
 RECENT_PER_WORKFLOW = 5
-RUNNING_SCANNED_PER_WORKFLOW = 50
+# The approvals on one page of the approvals list (the API's largest page).
+APPROVALS_PER_PAGE = 100
 _GRAPH_CACHE_SIZE = 128
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -197,7 +198,8 @@ class ConsoleApp:
         if segments == ["home"]:
             return _json(self.home())
         if segments == ["approvals"]:
-            return _json({"approvals": self.pending_approvals()})
+            return _json(self.pending_approvals(next_token=query.get("next_token") or None,
+                                                workflow=query.get("workflow") or None))
         if len(segments) == 2 and segments[0] == "workflows":
             return _json(self.workflow(segments[1]))
         if len(segments) == 2 and segments[0] == "runs":
@@ -368,26 +370,18 @@ class ConsoleApp:
         return _json({"claim_checked": ref is not None, "resolved": True, "size": len(raw), "truncated": truncated,
                       "text": preview})
 
-    def pending_approvals(self) -> list[dict[str, Any]]:
-        """Every approval waiting for a decision, found through the running runs of each workflow
-        (the API has no list of approvals)."""
-        out = []
-        for summary in self._workflows():
-            name = str(summary["name"])
-            for r in self._runs(name, limit=RUNNING_SCANNED_PER_WORKFLOW, status="RUNNING"):
-                try:
-                    detail = self._get(f"/runs/{quote(str(r['run_id']), safe='')}")
-                except UpstreamError:
-                    continue   # ended and expired between the two reads
-                for rec in detail.get("steps") or []:
-                    if rec.get("status") != "waiting_approval":
-                        continue
-                    approval = self._approval_of(rec.get("output"))
-                    if approval and approval.get("status") == "PENDING":
-                        out.append({**approval, "run_id": r["run_id"], "workflow": name,
-                                    "step_id": rec.get("step_id"), "iteration": rec.get("iteration") or ""})
-        out.sort(key=lambda a: str(a.get("created_at") or ""))
-        return out
+    def pending_approvals(self, *, next_token: str | None = None, workflow: str | None = None) -> dict[str, Any]:
+        """One page of the approvals waiting for a decision (the API's ``GET /approvals``, one
+        index query: no run is read), and the token of the next page."""
+        query = f"?status=pending&limit={APPROVALS_PER_PAGE}"
+        if workflow:
+            query += f"&workflow={quote(workflow, safe='')}"
+        if next_token:
+            query += f"&next_token={quote(next_token, safe='')}"
+        page = self._get("/approvals" + query)
+        keep = ("approval_id", "status", "prompt", "created_at", "decide_by", "run_id", "workflow", "step_id")
+        return {"approvals": [{k: a.get(k) for k in keep} for a in page.get("approvals") or []],
+                "next_token": page.get("next_token")}
 
 
 # ---------------------------------------------------------------------- helpers

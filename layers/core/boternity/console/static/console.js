@@ -434,24 +434,44 @@
   }
 
   async function approvalsPage() {
-    const data = await getJSON("/console/data/approvals");
+    // One page of the API's approvals listing at a time; "More approvals" asks for the next.
+    const first = await getJSON("/console/data/approvals");
     clear(main);
     main.appendChild(el("h1", {}, "Approvals waiting for a decision"));
-    if (!data.approvals.length) { main.appendChild(el("p", { class: "muted" }, "Nothing is waiting.")); return; }
-    main.appendChild(table(["Workflow", "Run", "Step", "Prompt", "Since", "Decision"], data.approvals.map((a) => {
-      const comment = el("input", { type: "text", maxlength: 2000, placeholder: "comment", "aria-label": "comment" });
-      const said = el("span", { role: "status" });
-      async function decide(approved) {
-        try {
-          await post("/approvals/" + enc(a.approval_id) + "/decision", { approved, comment: comment.value.trim() || null });
-          said.textContent = approved ? "Approved." : "Rejected.";
-        } catch (err) { said.textContent = err.message; }
-      }
-      return el("tr", { "data-approval-id": a.approval_id }, el("td", {}, wfLink(a.workflow)), el("td", {}, runLink(a.run_id)),
-        el("td", { class: "mono" }, a.step_id), el("td", {}, a.prompt || ""), el("td", {}, when(a.created_at)),
-        el("td", {}, comment, el("button", { type: "button", class: "approve", onclick: () => decide(true) }, "Approve"),
-           el("button", { type: "button", class: "reject danger", onclick: () => decide(false) }, "Reject"), said));
-    })));
+    if (!first.approvals.length && !first.next_token) {
+      main.appendChild(el("p", { class: "muted" }, "Nothing is waiting."));
+      return;
+    }
+    const rows = el("tbody", {});
+    main.appendChild(el("table", { id: "approvals" }, el("thead", {}, el("tr", {},
+      ["Workflow", "Run", "Step", "Prompt", "Since", "Decision"].map((h) => el("th", {}, h)))), rows));
+    const more = el("button", { type: "button", id: "more-approvals", hidden: true }, "More approvals");
+    main.appendChild(more);
+    function show(page) {
+      for (const a of page.approvals) rows.appendChild(approvalRow(a));
+      more.hidden = !page.next_token;
+      more.onclick = async () => {
+        more.disabled = true;
+        try { show(await getJSON("/console/data/approvals?next_token=" + enc(page.next_token))); }
+        catch (err) { problem(main, err); }
+        more.disabled = false;
+      };
+    }
+    show(first);
+  }
+  function approvalRow(a) {
+    const comment = el("input", { type: "text", maxlength: 2000, placeholder: "comment", "aria-label": "comment" });
+    const said = el("span", { role: "status" });
+    async function decide(approved) {
+      try {
+        await post("/approvals/" + enc(a.approval_id) + "/decision", { approved, comment: comment.value.trim() || null });
+        said.textContent = approved ? "Approved." : "Rejected.";
+      } catch (err) { said.textContent = err.message; }
+    }
+    return el("tr", { "data-approval-id": a.approval_id }, el("td", {}, wfLink(a.workflow || "")), el("td", {}, runLink(a.run_id || "")),
+      el("td", { class: "mono" }, a.step_id || ""), el("td", {}, a.prompt || ""), el("td", {}, when(a.created_at)),
+      el("td", {}, comment, el("button", { type: "button", class: "approve", onclick: () => decide(true) }, "Approve"),
+         el("button", { type: "button", class: "reject danger", onclick: () => decide(false) }, "Reject"), said));
   }
 
   const pages = { home: homePage, workflow: workflowPage, run: runPage, approvals: approvalsPage };
