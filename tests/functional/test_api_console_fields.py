@@ -92,3 +92,34 @@ def test_the_approvals_listing_pages_filters_and_never_shows_a_token(cloud):
 def test_the_approvals_listing_refuses_bad_queries(cloud, query, code):
     r = call(api, "GET", "/approvals" + query)
     assert r.status in (400, 422) and r.json["error"]["code"] == code, r.text
+
+
+# ---------------------------------------------------------------------- sub-workflow child runs
+
+CHILD_OK = {"name": "kid", "steps": [{"id": "inner", "type": "wait", "config": {"seconds": 0}}]}
+CHILD_FAILS = {"name": "kid-fails", "steps": [
+    {"id": "boom", "type": "code", "config": {"language": "javascript", "source": "throw new Error('no')"}}]}
+
+
+def parent(name: str, child: str, **step: Any) -> dict[str, Any]:
+    return {"name": name, "steps": [{"id": "call", "type": "sub_workflow", **step,
+                                     "config": {"workflow_name": child, "input": {"x": 1}}}]}
+
+
+def call_step(run_id: str) -> dict[str, Any]:
+    return next(s for s in finished(run_id)["steps"] if s["step_id"] == "call")
+
+
+@pytest.mark.parametrize(("child", "extra", "status"), [
+    (CHILD_OK, {}, "completed"),
+    (CHILD_FAILS, {}, "failed"),
+    (CHILD_FAILS, {"continue_on_error": True}, "failed"),
+], ids=["succeeded", "failed", "failed-and-continued"])
+def test_a_sub_workflow_step_record_names_its_child_run(cloud, child, extra, status):
+    deploy(child)
+    deploy(parent("mom", child["name"], **extra))
+    step = call_step(start("mom"))
+    assert step["status"] == status, step
+    [kid] = call(api, "GET", f"/workflows/{child['name']}/runs").json["runs"]
+    assert step["child_run_id"] == kid["run_id"]
+    assert step["child_execution_arn"] == kid["execution_arn"]

@@ -131,6 +131,9 @@ class StepView(_Open):
     output: Any = Field(default=None, description="inline, or {\"$ref\": \"blob:<sha256>\", \"size\"} when claim-checked")
     error: str | None = None
     attempt_errors: list[dict[str, Any]] = Field(default_factory=list)
+    child_run_id: str | None = Field(default=None, description="a sub_workflow step (or item) that ended: the child "
+                                     "run it started (GET /runs/{child_run_id})")
+    child_execution_arn: str | None = Field(default=None, description="the child run's Step Functions execution")
 
 
 class RunDetail(BaseModel):

@@ -216,9 +216,14 @@ class RunStore:
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
-                   only_if_not_final: bool = False) -> bool:
+                   only_if_not_final: bool = False, child_execution_arn: str | None = None) -> bool:
+        """``child_execution_arn``: a sub_workflow step's child execution; the record names it
+        and the child's run id (the execution's name, the last part of its ARN)."""
         fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration,
                                   "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        if child_execution_arn:
+            fields["child_execution_arn"] = child_execution_arn
+            fields["child_run_id"] = child_execution_arn.rsplit(":", 1)[-1]
         if output is not None:
             fields["output"] = json.dumps(output)
         if error is not None:
