@@ -58,6 +58,9 @@ CHILD = {"name": "console-child", "steps": [
     {"id": "inner", "type": "skill", "config": {"skill": "echo-prompt", "input": "inside"}}]}
 PARENT = {"name": "console-parent", "steps": [
     {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-child", "input": {"x": 1}}}]}
+SLOW_CHILD = {"name": "console-slow-child", "steps": [{"id": "nap", "type": "wait", "config": {"seconds": 2}}]}
+SLOW_PARENT = {"name": "console-slow-parent", "steps": [
+    {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-slow-child", "input": {}}}]}
 APPROVAL = {
     "name": "console-approval",
     "description": "Draft, check, ask a human, ship",
@@ -80,7 +83,7 @@ APPROVAL = {
 
 @pytest.fixture(scope="module")
 def base(serve: str) -> str:
-    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE):
+    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE, SLOW_CHILD, SLOW_PARENT):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
     return serve
 
@@ -240,6 +243,23 @@ def test_a_sub_workflow_step_links_to_its_child_run(base, page):
     page.click('[data-step-id="call"]')
     page.click(f'.children a[href="/console/runs/{child["run_id"]}"]')
     page.wait_for_selector(node(page, "inner", "completed"))
+
+
+def test_a_sub_workflow_step_links_to_its_own_child_even_when_another_run_of_the_child_overlaps(base, page):
+    run_id = start(base, "console-slow-parent")
+    bystander = start(base, "console-slow-child")   # started while the parent's step runs its child
+    assert finished(base, run_id)["run"]["status"] == "SUCCEEDED"
+    finished(base, bystander)
+    step = next(s for s in run_detail(base, run_id)["steps"] if s["step_id"] == "call")
+    children = {r["run_id"] for r in api_call(base, "GET", "/workflows/console-slow-child/runs")["runs"]}
+    assert children == {step["child_run_id"], bystander}, "two runs of the child overlapped the step"
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click('[data-step-id="call"]')
+    page.wait_for_selector(".children a[href^='/console/runs/']")
+    links = page.locator(".children a[href^='/console/runs/']")
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
+        f"/console/runs/{step['child_run_id']}"]
 
 
 def test_a_failed_run_shows_the_failed_step_its_error_and_a_redrive_button(base, page):

@@ -344,31 +344,29 @@
         panel.appendChild(el("h3", {}, step.type === "loop" ? "Iterations" : "Items and iterations"));
         const box = el("div", { class: "iter-output" });
         panel.appendChild(table(["Iteration", "Status", "Attempts", "Duration", ""], entry.iterations.map((it) =>
-          el("tr", { "data-iteration": it.iteration }, el("td", { class: "mono" }, it.iteration), el("td", {}, badge(it.status)),
+          el("tr", { "data-iteration": it.iteration }, el("td", { class: "mono" }, it.iteration), el("td", {}, badge(it.status),
+             it.child_run_id ? [" ", el("a", { href: "/console/runs/" + enc(it.child_run_id), class: "child-run" }, "child run")] : null),
              el("td", {}, it.attempts || "—"), el("td", {}, duration(it.started_at, it.ended_at)),
              el("td", {}, el("button", { type: "button", onclick: () => { clear(box); box.appendChild(outputBox(selected, it.iteration, it)); } }, "Output"))))));
         panel.appendChild(box);
       }
-      if (step.type === "sub_workflow" && step.config && step.config.workflow_name && rec.started_at) {
+      if (step.type === "sub_workflow" && step.config && step.config.workflow_name && entry.record) {
         panel.appendChild(childRuns(step.config.workflow_name, rec));
       }
       if (step.config) panel.appendChild(el("div", {}, el("h3", {}, "Config"), pre(pretty(step.config))));
       if (step.unknown) panel.appendChild(el("p", { class: "muted" }, "This step is not in the workflow as registered now."));
     }
-    // The API records no link from a sub_workflow step to its child run: the runs of the child
-    // workflow started while the step ran are its candidates (exact unless runs overlap).
+    // A sub_workflow step's record names its child run once the child ended (the API's
+    // child_run_id); while it runs, the child workflow's page lists its running runs.
     function childRuns(child, rec) {
-      const box = el("div", { class: "children" }, el("h3", {}, "Child runs"),
-        el("p", { class: "muted" }, "Runs of ", wfLink(child), " started while this step ran:"));
-      const list = el("ul", {}, el("li", { class: "muted" }, "Loading…"));
-      box.appendChild(list);
-      getJSON("/console/api/workflows/" + enc(child) + "/runs?limit=50").then((page) => {
-        const from = rec.started_at, to = rec.ended_at || "~";
-        const found = page.runs.filter((r) => r.started_at >= from && r.started_at <= to);
-        clear(list);
-        if (!found.length) list.appendChild(el("li", { class: "muted" }, "none found"));
-        for (const r of found) list.appendChild(el("li", {}, runLink(r.run_id), " ", badge(r.status)));
-      }).catch((err) => problem(list, err));
+      const box = el("div", { class: "children" }, el("h3", {}, "Child run"));
+      if (rec.child_run_id) {
+        box.appendChild(el("p", {}, el("a", { href: "/console/runs/" + enc(rec.child_run_id), class: "mono child-run" },
+                                        rec.child_run_id), " of ", wfLink(child)));
+      } else {
+        box.appendChild(el("p", { class: "muted" }, "Not recorded yet: the step names its child run when the child ends. ",
+                           "Runs of ", wfLink(child), " are on its page."));
+      }
       return box;
     }
     function dd(term, value) { return [el("dt", {}, term), el("dd", {}, value)]; }
