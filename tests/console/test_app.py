@@ -264,3 +264,24 @@ def test_a_step_with_only_iteration_records_shows_the_status_that_matters_most(s
     api = FakeApi([{"step_id": "body", "status": st, "iteration": str(i)} for i, st in enumerate(statuses)])
     view = json.loads(get(ConsoleApp(api, csrf_token=TOKEN), "/console/data/runs/r1")[2])
     assert view["steps"]["body"]["status"] == shown
+
+
+def test_the_workflow_view_shows_the_source_as_written_with_its_comments():
+    written = "# why this flow exists\nname: demo\nsteps:  # three of them\n  - {id: fetch, type: skill}\n"
+
+    class WithSource(FakeApi):
+        def __call__(self, method, target, headers, body):
+            status, hdrs, data = super().__call__(method, target, headers, body)
+            if target == "/workflows/demo":
+                data = json.dumps({**json.loads(data), "source": written, "source_format": "yaml"}).encode()
+            return status, hdrs, data
+
+    view = json.loads(get(ConsoleApp(WithSource(), csrf_token=TOKEN), "/console/data/workflows/demo")[2])
+    assert (view["yaml"], view["as_written"]) == (written, True)
+    assert "source" not in view["workflow"]
+
+
+def test_a_workflow_without_its_source_is_shown_re_serialised(app):
+    view = json.loads(get(app, "/console/data/workflows/demo")[2])
+    assert view["as_written"] is False
+    assert view["yaml"].startswith("name: demo\nsteps:\n- id: fetch\n")

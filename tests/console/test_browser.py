@@ -61,6 +61,14 @@ PARENT = {"name": "console-parent", "steps": [
 SLOW_CHILD = {"name": "console-slow-child", "steps": [{"id": "nap", "type": "wait", "config": {"seconds": 2}}]}
 SLOW_PARENT = {"name": "console-slow-parent", "steps": [
     {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-slow-child", "input": {}}}]}
+WRITTEN = """\
+# Why this workflow exists: the console shows this comment.
+name: console-written
+steps:
+  - id: nap   # <b>markup in a comment</b> stays text
+    config: {seconds: 0}
+    type: wait
+"""
 APPROVAL = {
     "name": "console-approval",
     "description": "Draft, check, ask a human, ship",
@@ -85,6 +93,7 @@ APPROVAL = {
 def base(serve: str) -> str:
     for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE, SLOW_CHILD, SLOW_PARENT):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
+    api_call(serve, "PUT", "/workflows/console-written", WRITTEN.encode(), content_type="application/yaml")
     return serve
 
 
@@ -200,6 +209,14 @@ def test_the_start_form_refuses_invalid_json_and_starts_a_run_with_valid_json(ba
     page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=WAIT_MS)
     page.click('[data-step-id="greet"]')
     assert "hello the form" in page.locator(".output-text").inner_text()
+
+
+def test_the_workflow_page_shows_the_yaml_as_written_with_its_comments(base, page):
+    page.goto(f"{base}/console/workflows/console-written")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.locator("pre.definition").text_content() == WRITTEN
+    assert page.locator("pre.definition b").count() == 0, "the comment's markup is text"
+    assert "As written" in page.locator("#definition-origin").inner_text()
 
 
 def test_cancel_stops_a_run_and_redrive_resumes_it(base, page):

@@ -123,3 +123,34 @@ def test_a_sub_workflow_step_record_names_its_child_run(cloud, child, extra, sta
     [kid] = call(api, "GET", f"/workflows/{child['name']}/runs").json["runs"]
     assert step["child_run_id"] == kid["run_id"]
     assert step["child_execution_arn"] == kid["execution_arn"]
+
+
+# ---------------------------------------------------------------------- the workflow as written
+
+WRITTEN = """\
+# Ship a post: comments, key order and quoting as the author wrote them.
+name: written
+description: 'as written'
+steps:
+  - id: nap          # a short pause
+    config: {seconds: 0}
+    type: wait
+"""
+
+
+def test_get_returns_the_workflow_as_written_and_the_listing_only_summaries(cloud):
+    put = deploy(WRITTEN, name="written")
+    assert put.get("source") is None, "a PUT's answer does not echo its body"
+    got = call(api, "GET", "/workflows/written").json
+    assert got["source"] == WRITTEN and got["source_format"] == "yaml"
+    assert got["definition"]["steps"][0]["id"] == "nap"
+    listed = call(api, "GET", "/workflows").json["workflows"]
+    assert [w["name"] for w in listed] == ["written"] and "source" not in listed[0]
+
+
+def test_a_json_workflow_comes_back_as_the_json_sent(cloud):
+    text = '{"steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}'
+    r = call(api, "PUT", "/workflows/plain", body=text.encode())
+    assert r.status == 201, r.text
+    got = call(api, "GET", "/workflows/plain").json
+    assert (got["source"], got["source_format"]) == (text, "json")

@@ -251,12 +251,18 @@ class ConsoleApp:
     def workflow(self, name: str) -> dict[str, Any]:
         view = self._get(f"/workflows/{quote(name, safe='')}")
         definition = view.get("definition")
-        # The API returns the definition parsed, not the file as sent: shown as YAML again.
-        text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100) \
-            if definition is not None else ""
-        return {"workflow": {k: v for k, v in view.items() if k != "definition"},
+        source = view.get("source")
+        if isinstance(source, str):
+            # The file as sent, comments and key order included.
+            text, as_written = source, True
+        else:
+            # An API without the source (older than it): the parsed definition, as YAML again.
+            text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100) \
+                if definition is not None else ""
+            as_written = False
+        return {"workflow": {k: v for k, v in view.items() if k not in ("definition", "source")},
                 "triggers": [_trigger_text(t) for t in view.get("triggers") or []],
-                "yaml": text, "graph": self._workflow_graph(view)}
+                "yaml": text, "as_written": as_written, "graph": self._workflow_graph(view)}
 
     def _workflow_graph(self, view: dict[str, Any]) -> dict[str, Any]:
         steps, edges = step_graph(view.get("definition"))

@@ -154,11 +154,12 @@ def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
     return _json_response(200, WorkflowList(workflows=items, next_token=token))
 
 
-@app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",
+@app.get("/workflows/<name>", tags=["workflows"],
+         summary="A workflow: its source as sent, the definition, state machine ARN, triggers",
          responses=_responses(200, "the workflow", (404, "no such workflow")))
 def get_workflow(name: str) -> Response[WorkflowView]:
     item = WorkflowService(_settings()).describe(name)
-    return _json_response(200, WorkflowView(**_workflow_view(_request(), item)))
+    return _json_response(200, WorkflowView(**_workflow_view(_request(), item, with_source=True)))
 
 
 @app.delete("/workflows/<name>", tags=["workflows"],
@@ -168,8 +169,9 @@ def delete_workflow(name: str) -> Response[WorkflowDeleted]:
     return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
 
 
-def _workflow_view(req: Request, item: dict[str, Any]) -> dict[str, Any]:
-    return workflow_view(item, api_base=api_base_url(req.event), hooks_base=webhook_base_url(req.event))
+def _workflow_view(req: Request, item: dict[str, Any], *, with_source: bool = False) -> dict[str, Any]:
+    return workflow_view(item, api_base=api_base_url(req.event), hooks_base=webhook_base_url(req.event),
+                         with_source=with_source)
 
 
 # ---------------------------------------------------------------------- runs

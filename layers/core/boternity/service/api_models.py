@@ -51,6 +51,8 @@ class WorkflowSummary(_Open):
 class WorkflowView(WorkflowSummary):
     source_format: str
     definition: Any = Field(description="the workflow as sent (YAML or JSON), parsed")
+    source: str | None = Field(default=None, description="GET /workflows/{name} only: the workflow exactly as sent "
+                               "to PUT (YAML with its comments and key order, or JSON), at most 256 KiB")
     triggers: list[TriggerView] = Field(default_factory=list)
     links: dict[str, str | None] = Field(default_factory=dict)
 
@@ -60,8 +62,9 @@ class WorkflowPutResult(WorkflowView):
     warnings: list[str] = Field(default_factory=list)
 
 
-def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str) -> dict[str, Any]:
-    """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
+def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str, with_source: bool = False) -> dict[str, Any]:
+    """A registry item as the API shows it: the definition parsed, webhook URLs, links; and the
+    text as sent when ``with_source`` (GET only: a PUT's answer need not echo its body)."""
     source = item.get("source")
     # Stored after validation, but parsed within the limits anyway: they may have been lowered since.
     try:
@@ -79,6 +82,8 @@ def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str) -> di
     triggers = [{**t, "url": hooks_base + t["path"]} if t.get("type") == "webhook" else dict(t)
                 for t in item.get("triggers") or []]
     out = {k: v for k, v in item.items() if k not in ("source", "triggers")}
+    if with_source and isinstance(source, str):
+        out["source"] = source
     out.update(definition=definition, triggers=triggers,
                links={"self": f"{api_base}/workflows/{item['name']}", "runs": f"{api_base}/workflows/{item['name']}/runs"})
     return out

@@ -212,7 +212,10 @@
       filters.appendChild(el("button", { type: "button", "data-status": s, onclick: () => load(s) }, s || "All"));
     }
     main.appendChild(section("Runs", filters, runsBox));
-    main.appendChild(section("Definition", pre(data.yaml)));
+    main.appendChild(section("Definition", el("p", { class: "muted", id: "definition-origin" }, data.as_written
+      ? "As written (" + (wf.source_format || "yaml").toUpperCase() + "), comments included."
+      : "Re-serialised from the parsed definition: the API did not return the file as written."),
+      pre(data.yaml, "code definition")));
     load("");
   }
 
