@@ -3,11 +3,14 @@ a run's input, a sub-workflow step's child run, and a workflow's source as it wa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from boternity.handlers.api import lambda_handler as api
+from boternity.store.blobs import blob_store_from_env, read_ref
+from boternity.store.run_records import RUN_INPUT_INLINE_BYTES, RUN_INPUT_PREVIEW_BYTES
 from tests.support.apigw import call, local_cloud, wait_for
 
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -154,3 +157,67 @@ def test_a_json_workflow_comes_back_as_the_json_sent(cloud):
     assert r.status == 201, r.text
     got = call(api, "GET", "/workflows/plain").json
     assert (got["source"], got["source_format"]) == (text, "json")
+
+
+# ---------------------------------------------------------------------- the run's input
+
+QUICK = {"name": "quick", "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}
+
+
+def test_a_run_shows_the_input_it_started_with_and_the_listing_leaves_it_out(cloud):
+    deploy(QUICK)
+    payload = {"title": "<script>alert(1)</script>", "n": [1, 2.5, None], "ünï": "cödé"}
+    run = finished(start("quick", payload))["run"]
+    assert run["input"] == payload
+    assert run["input_size"] == len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    assert run["input_preview"] is None
+    [listed] = call(api, "GET", "/workflows/quick/runs").json["runs"]
+    assert not {"input", "input_preview", "input_size"} & set(listed), "a listing carries no inputs"
+
+
+def test_a_large_input_is_a_reference_to_the_claim_checked_copy_and_a_preview(cloud):
+    deploy(QUICK)
+    payload = {"text": "é" + "x" * 40_000}
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    run = finished(start("quick", payload))["run"]
+    assert run["input_size"] == len(text.encode()) > RUN_INPUT_INLINE_BYTES
+    assert text.startswith(run["input_preview"]) and len(run["input_preview"].encode()) <= RUN_INPUT_PREVIEW_BYTES
+    ref = run["input"]
+    assert set(ref) == {"$ref", "size"} and ref["size"] == len(text.encode())
+    # The reference is the copy the execution started from: it resolves to the payload.
+    assert json.loads(read_ref(blob_store_from_env(), ref)) == payload
+
+
+def test_a_queued_run_shows_its_input_before_it_starts(cloud):
+    deploy({**QUICK, "name": "one-at-a-time", "concurrency": 1,
+            "steps": [{"id": "a", "type": "wait", "config": {"seconds": 3}}]})
+    first = start("one-at-a-time", {"first": True})
+    second = start("one-at-a-time", {"second": True})
+    queued = call(api, "GET", f"/runs/{second}").json["run"]
+    assert (queued["status"], queued["input"]) == ("QUEUED", {"second": True})
+    call(api, "POST", f"/runs/{first}/cancel")
+    call(api, "POST", f"/runs/{second}/cancel")
+
+
+def test_a_child_run_shows_the_input_its_parent_gave_it(cloud):
+    deploy(CHILD_OK)
+    deploy(parent("mom", "kid"))
+    step = call_step(start("mom"))
+    assert finished(step["child_run_id"])["run"]["input"] == {"x": 1}
+
+
+@pytest.mark.parametrize(("run", "line"), [
+    ({"input": {"who": "ada"}, "input_size": 13}, '  input: {"who":"ada"}'),
+    ({"input": {"t": "x" * 300}, "input_size": 310}, '  input: {"t":"' + "x" * 194 + "… (310 bytes)"),
+    ({"input": {"$ref": "blob:" + "0" * 64, "size": 40_000}, "input_preview": '{"big":"yy', "input_size": 40_000},
+     '  input: {"big":"yy… (40,000 bytes)'),
+    ({"input": None, "input_size": 4}, "  input: null"),
+], ids=["small", "long", "claim-checked", "null"])
+def test_boternity_logs_prints_the_runs_input_on_one_line(monkeypatch, capsys, run, line):
+    from boternity.cli import client
+    from boternity.cli.main import main
+
+    detail = {"run": {"run_id": "r1", "workflow": "w", "status": "SUCCEEDED", **run}, "steps": []}
+    monkeypatch.setattr(client.Client, "request", lambda self, method, path, **kw: detail)
+    assert main(["logs", "r1", "--api", "http://127.0.0.1:9"]) == 0
+    assert line in capsys.readouterr().out.splitlines()

@@ -125,6 +125,17 @@ class RunRecord(_Open):
     output: Any = None
 
 
+class RunView(RunRecord):
+    """``GET /runs/{run_id}``'s run: the record and the input it started with (the listings leave
+    the input out)."""
+
+    input: Any = Field(default=None, description="the trigger payload the run started with, up to 32 KiB; above "
+                       "that its claim-check reference {\"$ref\": \"blob:<sha256>\", \"size\"} (absent when "
+                       "Step Functions started the run with a large input itself)")
+    input_preview: str | None = Field(default=None, description="an input over 32 KiB: its first 4 KiB as text")
+    input_size: int | None = Field(default=None, description="the input's size in bytes (UTF-8 JSON)")
+
+
 class StepView(_Open):
     step_id: str
     status: str | None = None
@@ -142,7 +153,7 @@ class StepView(_Open):
 
 
 class RunDetail(BaseModel):
-    run: RunRecord
+    run: RunView
     steps: list[StepView]
     links: dict[str, str | None]
 

@@ -87,9 +87,15 @@ def payload_text(payload: Any) -> str:
     return text
 
 
-def public_run(item: dict[str, Any]) -> dict[str, Any]:
+def public_run(item: dict[str, Any], *, with_input: bool = True) -> dict[str, Any]:
+    """A run item as the API shows it. ``with_input`` False (the listings) leaves out the input,
+    which may be 32 KiB a run."""
     out = {k: v for k, v in plain(item).items() if k not in _INTERNAL and k not in KEY_ATTRIBUTES}
-    for k in ("output", "trigger"):
+    if not with_input:
+        out.pop("input", None)
+        out.pop("input_preview", None)
+        out.pop("input_size", None)
+    for k in ("output", "trigger", "input"):
         if isinstance(out.get(k), str):
             try:
                 out[k] = json.loads(out[k])
@@ -237,7 +243,7 @@ class RunService:
         exec_arn = execution_arn_for(sm_arn, run_id)
         limit = int(record.get("concurrency") or 0)
         created = self.runs.create_run(run_id, workflow, trigger_type=trigger_type, execution_arn=exec_arn,
-                                       trigger=trigger, slot_limit=limit)
+                                       trigger=trigger, slot_limit=limit, input_text=text)
         if created is RunWrite.DUPLICATE:
             return self._duplicate(run_id, workflow)
         if created is RunWrite.SLOT_TAKEN:
@@ -313,7 +319,7 @@ class RunService:
         """A workflow's runs, newest first, optionally of one status; paged by ``next_token``."""
         start = decode_token(next_token, expect=RunStore.runs_listing(workflow))
         items, last = self.runs.page_of_runs(workflow, status=status, limit=limit, start=start)
-        return [public_run(item) for item in items], encode_token(last)
+        return [public_run(item, with_input=False) for item in items], encode_token(last)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, run_id: str, *, by: str | None = None) -> dict[str, Any]:
@@ -546,5 +552,7 @@ def _record_external_start(runs: RunStore, run_id: str, workflow: str, detail: d
             kind = "cron"
         elif "detail-type" in payload and "source" in payload:
             kind = "event"
+    text = detail.get("input")
     runs.record_external_start(run_id, workflow=workflow, trigger_type=kind, started_at=started,
-                               execution_arn=detail.get("executionArn"))
+                               execution_arn=detail.get("executionArn"),
+                               input_text=text if isinstance(text, str) and payload is not None else None)
