@@ -285,3 +285,52 @@ def test_a_workflow_without_its_source_is_shown_re_serialised(app):
     view = json.loads(get(app, "/console/data/workflows/demo")[2])
     assert view["as_written"] is False
     assert view["yaml"].startswith("name: demo\nsteps:\n- id: fetch\n")
+
+
+def input_api(run: dict[str, Any]) -> FakeApi:
+    """A scripted API whose run r1 carries ``run`` (its input fields)."""
+
+    class WithInput(FakeApi):
+        def __call__(self, method, target, headers, body):
+            status, hdrs, data = super().__call__(method, target, headers, body)
+            if target == "/runs/r1":
+                detail = json.loads(data)
+                data = json.dumps({**detail, "run": {**detail["run"], **run}}).encode()
+            return status, hdrs, data
+
+    return WithInput()
+
+
+def test_the_run_view_leaves_the_input_to_its_own_view():
+    app = ConsoleApp(input_api({"input": {"who": "<b>ada</b>"}, "input_size": 20}), csrf_token=TOKEN)
+    run = json.loads(get(app, "/console/data/runs/r1")[2])["run"]
+    assert "input" not in run and run["input_size"] == 20, "a poll does not carry the input"
+    shown = json.loads(get(app, "/console/data/runs/r1/input")[2])
+    assert (shown["resolved"], shown["truncated"], json.loads(shown["text"])) == (True, False, {"who": "<b>ada</b>"})
+    status, headers, whole = get(app, "/console/data/runs/r1/input?download=1")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="r1-input.json"'
+    assert json.loads(whole) == {"who": "<b>ada</b>"}
+
+
+def test_a_claim_checked_input_is_read_from_the_blob_store(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    payload = {"rows": list(range(9000))}
+    ref = claim_check(payload, limit=100, store=store)
+    app = ConsoleApp(input_api({"input": ref, "input_preview": '{"rows":[0,1', "input_size": ref["size"]}),
+                     csrf_token=TOKEN, blobs=lambda: store)
+    shown = json.loads(get(app, "/console/data/runs/r1/input")[2])
+    assert (shown["claim_checked"], shown["resolved"], shown["truncated"]) == (True, True, False)
+    assert json.loads(shown["text"]) == payload
+    without_bucket = json.loads(get(ConsoleApp(app.upstream, csrf_token=TOKEN), "/console/data/runs/r1/input")[2])
+    assert (without_bucket["resolved"], without_bucket["preview"]) == (False, '{"rows":[0,1')
+    assert "--bucket" in without_bucket["message"]
+
+
+@pytest.mark.parametrize(("run", "resolved", "text"), [
+    ({"input": None, "input_preview": '{"big":', "input_size": 50_000}, True, '{"big":'),
+    ({"input": None, "input_preview": None, "input_size": None}, False, None),
+], ids=["started-by-step-functions", "recorded-before-inputs"])
+def test_an_input_without_its_whole_value_says_what_there_is(run, resolved, text):
+    shown = json.loads(get(ConsoleApp(input_api(run), csrf_token=TOKEN), "/console/data/runs/r1/input")[2])
+    assert shown["resolved"] is resolved and shown.get("text") == text
+    assert shown.get("downloadable") is not True

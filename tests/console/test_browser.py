@@ -8,6 +8,7 @@ the run-page screenshot the README shows (written to docs/console-run.png with -
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -209,6 +210,19 @@ def test_the_start_form_refuses_invalid_json_and_starts_a_run_with_valid_json(ba
     page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=WAIT_MS)
     page.click('[data-step-id="greet"]')
     assert "hello the form" in page.locator(".output-text").inner_text()
+
+
+def test_the_run_page_shows_the_input_the_run_started_with_as_text(base, page):
+    payload = {"who": "<img src=x onerror=window.__pwned=3>", "note": "<b>bold?</b>"}
+    run_id = start(base, "console-finished", payload)
+    assert finished(base, run_id)["run"]["status"] == "SUCCEEDED"
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("#run-input-box .input-text")
+    assert json.loads(page.locator("#run-input-box .input-text").inner_text()) == payload
+    assert page.locator("#run-input-box img, #run-input-box b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    download = page.locator("#run-input-box a[download]").get_attribute("href")
+    assert download == f"/console/data/runs/{run_id}/input?download=1"
 
 
 def test_the_workflow_page_shows_the_yaml_as_written_with_its_comments(base, page):

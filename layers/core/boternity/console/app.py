@@ -204,6 +204,8 @@ class ConsoleApp:
             return _json(self.workflow(segments[1]))
         if len(segments) == 2 and segments[0] == "runs":
             return _json(self.run(segments[1]))
+        if len(segments) == 3 and segments[0] == "runs" and segments[2] == "input":
+            return self.run_input(segments[1], download=query.get("download") == "1")
         if len(segments) == 3 and segments[0] == "runs" and segments[2] == "output":
             return self.step_output(segments[1], query.get("step", ""), query.get("iteration", ""),
                                     download=query.get("download") == "1")
@@ -300,6 +302,9 @@ class ConsoleApp:
         shows), the graph, and the pending approval of each waiting step."""
         detail = self._get(f"/runs/{quote(run_id, safe='')}")
         run = dict(detail.get("run") or {})
+        # The input is fetched once by the page (run_input), not carried by every poll.
+        run.pop("input", None)
+        run.pop("input_preview", None)
         run["error_text"] = readable_cause(run.get("error"), run.get("cause")) if run.get("error") or \
             run.get("cause") else None
         grouped: dict[str, dict[str, Any]] = {}
@@ -344,27 +349,49 @@ class ConsoleApp:
         else:
             return error_answer(404, "not_found", f"run '{run_id}' has no record of step '{step_id}'"
                           + (f" iteration '{iteration}'" if iteration else ""))
-        value = rec.get("output")
+        name = f"{run_id}-{step_id}{'-' + iteration if iteration else ''}"
+        return self._value(rec.get("output"), name=name, download=download, what="output")
+
+    def run_input(self, run_id: str, *, download: bool) -> Answer:
+        """The payload the run started with, as :meth:`step_output` shows an output. A run
+        started by Step Functions with a large input has only the API's preview."""
+        run = self._get(f"/runs/{quote(run_id, safe='')}").get("run") or {}
+        value = run.get("input")
+        if value is None and run.get("input_size") is None:
+            return _json({"claim_checked": False, "resolved": False, "size": None,
+                          "message": "no input is recorded for this run (it started before runs kept theirs)"})
+        if value is None and run.get("input_preview"):
+            # Started by Step Functions with a large input: the API kept its beginning only.
+            return _json({"claim_checked": False, "resolved": True, "size": run.get("input_size"), "truncated": True,
+                          "downloadable": False, "text": str(run["input_preview"])})
+        return self._value(value, name=f"{run_id}-input", download=download, what="input",
+                           fallback=run.get("input_preview"))
+
+    def _value(self, value: Any, *, name: str, download: bool, what: str, fallback: Any = None) -> Answer:
+        """A recorded value, claim-checked references resolved: a preview of at most
+        OUTPUT_PREVIEW_BYTES, or the whole value as a download."""
         ref = None
         if isinstance(value, dict) and isinstance(value.get("$ref"), str):
             ref = {"size": value.get("size")}
             store = self._blobs() if self._blobs else None
             if store is None:
                 return _json({"claim_checked": True, "resolved": False, "size": value.get("size"),
-                              "message": "this output is claim-checked to the project bucket, which this console "
+                              "preview": fallback,
+                              "message": f"this {what} is claim-checked to the project bucket, which this console "
                                          "cannot read (start `boternity console` with --bucket <BucketName>)"})
             try:
                 data = read_ref(store, value)
             except Exception as exc:  # noqa: BLE001 - missing, expired or corrupt: say so in the panel
                 return _json({"claim_checked": True, "resolved": False, "size": value.get("size"),
-                              "message": f"the claim-checked output could not be read: {type(exc).__name__}"})
+                              "preview": fallback,
+                              "message": f"the claim-checked {what} could not be read: {type(exc).__name__}"})
             text = data.decode("utf-8", "replace")
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False)
         if download:
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{step_id}{'-' + iteration if iteration else ''}")
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
             return 200, {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
-                         "Content-Disposition": f'attachment; filename="{name}.json"', **_SAFE_HEADERS}, text.encode()
+                         "Content-Disposition": f'attachment; filename="{safe}.json"', **_SAFE_HEADERS}, text.encode()
         raw = text.encode()
         truncated = len(raw) > OUTPUT_PREVIEW_BYTES
         if ref is not None and not truncated:
@@ -374,7 +401,7 @@ class ConsoleApp:
                 pass
         preview = raw[:OUTPUT_PREVIEW_BYTES].decode("utf-8", "ignore") if truncated else text
         return _json({"claim_checked": ref is not None, "resolved": True, "size": len(raw), "truncated": truncated,
-                      "text": preview})
+                      "downloadable": True, "text": preview})
 
     def pending_approvals(self, *, next_token: str | None = None, workflow: str | None = None) -> dict[str, Any]:
         """One page of the approvals waiting for a decision (the API's ``GET /approvals``, one

@@ -267,6 +267,10 @@
     main.append(head, actions, notice, el("div", { class: "run-body" }, el("div", { class: "graph" }, drawn.svg), panel), io);
     let selected = null;
     let panelKey = "";
+    // The input never changes: read once, kept across repaints of the head.
+    const inputUrl = "/console/data/runs/" + enc(runId) + "/input";
+    const inputBox = el("section", { id: "run-input-box" }, el("h2", {}, "Run input"));
+    valueInto(inputBox, inputUrl, "input");
 
     function renderHead() {
       const r = data.run;
@@ -288,6 +292,7 @@
           act("/runs/" + enc(runId) + "/redrive", "Redrive this run from the step that failed?") }, "Redrive"));
       }
       clear(io);
+      io.appendChild(inputBox);
       io.appendChild(section("Run trigger", pre(pretty(r.trigger === undefined ? null : r.trigger))));
       io.appendChild(section("Run output", pre(r.output === undefined || r.output === null ? "—" : pretty(r.output))));
     }
@@ -377,18 +382,29 @@
       const box = el("div", { class: "output" }, el("h3", {}, "Output"));
       if (!rec.output_size && !rec.output_claim_checked) { box.appendChild(pre("null")); return box; }
       const q = "?step=" + enc(stepId) + "&iteration=" + enc(iteration);
-      const url = "/console/data/runs/" + enc(runId) + "/output" + q;
+      valueInto(box, "/console/data/runs/" + enc(runId) + "/output" + q, "output");
+      return box;
+    }
+    // Fetches a recorded value (an output, the run's input) into box: a preview as text, and the
+    // whole value as a download.
+    function valueInto(box, url, what) {
       const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
       box.appendChild(body);
       getJSON(url).then((out) => {
         clear(body);
-        if (!out.resolved) { body.appendChild(el("p", { class: "muted" }, out.message)); return; }
-        if (out.claim_checked) body.appendChild(el("p", { class: "muted" }, "Claim-checked output (" + out.size + " bytes), read from storage."));
-        body.appendChild(pre(out.text, "code output-text"));
+        if (!out.resolved) {
+          body.appendChild(el("p", { class: "muted" }, out.message));
+          if (out.preview) body.appendChild(pre(out.preview, "code " + what + "-text"));
+          return;
+        }
+        if (out.claim_checked) body.appendChild(el("p", { class: "muted" }, "Claim-checked " + what + " (" + out.size + " bytes), read from storage."));
+        body.appendChild(pre(out.text, "code " + what + "-text"));
         if (out.truncated) body.appendChild(el("p", { class: "muted" }, "Shown: the first " + out.text.length + " characters of " + out.size + " bytes."));
-        body.appendChild(el("a", { href: url + "&download=1", download: "" }, "Download the whole output"));
+        if (out.downloadable !== false) {
+          const sep = url.includes("?") ? "&" : "?";
+          body.appendChild(el("a", { href: url + sep + "download=1", download: "" }, "Download the whole " + what));
+        }
       }).catch((err) => problem(body, err));
-      return box;
     }
     function approvalBox(approval) {
       const box = el("div", { class: "approval", "data-approval-id": approval.approval_id });
