@@ -221,3 +221,18 @@ def test_boternity_logs_prints_the_runs_input_on_one_line(monkeypatch, capsys, r
     monkeypatch.setattr(client.Client, "request", lambda self, method, path, **kw: detail)
     assert main(["logs", "r1", "--api", "http://127.0.0.1:9"]) == 0
     assert line in capsys.readouterr().out.splitlines()
+
+
+# ---------------------------------------------------------------------- the OpenAPI document
+
+
+def test_the_openapi_document_describes_the_new_fields_and_the_listing(cloud):
+    doc = call(api, "GET", "/openapi.json").json
+    listing = doc["paths"]["/approvals"]["get"]
+    assert listing["operationId"] == "listApprovals" and "security" not in listing, "IAM, like the other routes"
+    assert {p["name"] for p in listing["parameters"]} == {"status", "workflow", "limit", "next_token"}
+    schemas = doc["components"]["schemas"]
+    assert {"approvals", "next_token"} <= set(schemas["ApprovalList"]["properties"])
+    assert {"input", "input_preview", "input_size"} <= set(schemas["RunView"]["properties"])
+    assert {"child_run_id", "child_execution_arn"} <= set(schemas["StepView"]["properties"])
+    assert "source" in schemas["WorkflowView"]["properties"]
