@@ -28,7 +28,9 @@ class ApprovalRecords:
         self.table = (resource or dynamo.resource()).Table(table_name)
 
     def create(self, approval_id: str, fields: dict[str, Any], *, expires_at: int) -> dict[str, Any]:
-        """Store a new approval (refusing to overwrite one) and its pointer under the run."""
+        """Store a new approval (refusing to overwrite one) and its pointer under the run.
+        ``fields`` must hold ``run_id``, ``workflow``, ``status`` and ``created_at``: the status
+        listing sorts by the last three."""
         item = {**keys.approval(approval_id), "approval_id": approval_id, **fields, "expires_at": expires_at,
                 **keys.approval_index(str(fields["status"]), str(fields["workflow"]), str(fields["created_at"]),
                                       approval_id)}
