@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from boternity.compiler.limits import TRIGGER_INLINE_BYTES
 from boternity.handlers.api import lambda_handler as api
 from boternity.store.blobs import blob_store_from_env, read_ref
-from boternity.store.run_records import RUN_INPUT_INLINE_BYTES, RUN_INPUT_PREVIEW_BYTES
+from boternity.store.run_records import RUN_INPUT_PREVIEW_BYTES
 from tests.support.apigw import call, local_cloud, wait_for
 
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -180,7 +181,7 @@ def test_a_large_input_is_a_reference_to_the_claim_checked_copy_and_a_preview(cl
     payload = {"text": "é" + "x" * 40_000}
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     run = finished(start("quick", payload))["run"]
-    assert run["input_size"] == len(text.encode()) > RUN_INPUT_INLINE_BYTES
+    assert run["input_size"] == len(text.encode()) > TRIGGER_INLINE_BYTES
     assert text.startswith(run["input_preview"]) and len(run["input_preview"].encode()) <= RUN_INPUT_PREVIEW_BYTES
     ref = run["input"]
     assert set(ref) == {"$ref", "size"} and ref["size"] == len(text.encode())

@@ -25,7 +25,6 @@ import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from boternity.compiler.limits import TRIGGER_INLINE_BYTES
 from boternity.store import dynamo, keys, slots
 from boternity.store.blobs import reference_to
 from boternity.store.dynamo import cancellation_codes, is_conditional_failure
@@ -57,10 +56,9 @@ def _tell_watchers(run_id: str, attributes: dict[str, Any] | None) -> None:
         watcher(run_id, record)
 
 # A run's input (its trigger payload) is kept in its record up to the size an execution starts
-# with inline; above it, the record keeps the claim-check reference the execution starts with
-# (store/blobs.py: the same content, the same reference) and the first RUN_INPUT_PREVIEW_BYTES
-# of the text, so a reader without the bucket still sees how it begins.
-RUN_INPUT_INLINE_BYTES = TRIGGER_INLINE_BYTES
+# with inline (compiler.limits.TRIGGER_INLINE_BYTES); above it, the record keeps the claim-check
+# reference the execution starts with (store/blobs.py: the same content, the same reference) and
+# the first RUN_INPUT_PREVIEW_BYTES of the text, so a reader without the bucket sees how it begins.
 RUN_INPUT_PREVIEW_BYTES = 4 * 1024
 # Attributes of a run item that hold JSON text (decoded on the way out).
 _JSON_FIELDS = ("output", "trigger", "extra", "input")
@@ -511,13 +509,17 @@ class Reopen(Enum):
 
 def input_fields(text: str, *, claim_checked: bool = True) -> dict[str, Any]:
     """The run item's record of its input: ``input_size`` (bytes), and ``input`` (JSON text: the
-    payload itself up to RUN_INPUT_INLINE_BYTES). Above that, ``input_preview`` (the first
+    payload itself up to TRIGGER_INLINE_BYTES). Above that, ``input_preview`` (the first
     RUN_INPUT_PREVIEW_BYTES, cut at a character boundary) and, when the execution started from a
     claim-checked copy (``claim_checked``: every start through the API), ``input`` is that copy's
     reference; a run started elsewhere with a large input keeps only the preview."""
+    # Here, not at the top: the compiler package stays out of the webhook function's cold start
+    # (execution_input, which every start calls too, imports it the same way).
+    from boternity.compiler.limits import TRIGGER_INLINE_BYTES
+
     data = text.encode()
     out: dict[str, Any] = {"input_size": len(data)}
-    if len(data) <= RUN_INPUT_INLINE_BYTES:
+    if len(data) <= TRIGGER_INLINE_BYTES:
         out["input"] = text
         return out
     out["input_preview"] = data[:RUN_INPUT_PREVIEW_BYTES].decode("utf-8", "ignore")
