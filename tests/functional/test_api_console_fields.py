@@ -129,6 +129,23 @@ def test_a_sub_workflow_step_record_names_its_child_run(cloud, child, extra, sta
     assert step["child_execution_arn"] == kid["execution_arn"]
 
 
+def test_a_running_sub_workflow_step_names_its_child_while_the_child_runs(cloud):
+    deploy({"name": "slow-kid", "steps": [{"id": "nap", "type": "wait", "config": {"seconds": 3}}]})
+    deploy(parent("mom", "slow-kid"))
+    run_id = start("mom")
+
+    def running_step() -> dict[str, Any] | None:
+        steps = call(api, "GET", f"/runs/{run_id}").json["steps"]
+        step = next((s for s in steps if s["step_id"] == "call"), None)
+        return step if step and step["status"] == "running" and step.get("child_run_id") else None
+
+    step = wait_for(running_step, 20)
+    kid = call(api, "GET", f"/runs/{step['child_run_id']}").json["run"]
+    assert (kid["workflow"], kid["status"]) == ("slow-kid", "RUNNING"), "named while the child runs"
+    assert kid["execution_arn"] == step["child_execution_arn"]
+    assert call_step(run_id)["child_run_id"] == step["child_run_id"], "its end names the same child"
+
+
 # ---------------------------------------------------------------------- the workflow as written
 
 WRITTEN = """\

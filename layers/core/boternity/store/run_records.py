@@ -258,6 +258,23 @@ class RunStore:
         _tell_watchers(run_id, resp.get("Attributes"))
         return True
 
+    def note_child(self, run_id: str, step_id: str, *, iteration: str, execution_arn: str) -> bool:
+        """Name the child run of a sub_workflow step record that is still running and names none
+        yet (its end names it anyway). False when the record is no longer so."""
+        try:
+            self.table.update_item(
+                Key=self._step_key(run_id, step_id, iteration),
+                UpdateExpression="SET child_execution_arn = :arn, child_run_id = :id",
+                ConditionExpression="#s = :running AND attribute_not_exists(child_run_id)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":arn": execution_arn, ":id": execution_arn.rsplit(":", 1)[-1],
+                                           ":running": "running"})
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            return False
+        return True
+
     def end_open_steps(self, run_id: str, *, status: str, error: str) -> int:
         """End every step record still open (running, or waiting for an approval) of a run that
         ended without them: a stopped run's Lambdas never report back. Returns how many."""

@@ -364,15 +364,15 @@
       if (step.config) panel.appendChild(el("div", {}, el("h3", {}, "Config"), pre(pretty(step.config))));
       if (step.unknown) panel.appendChild(el("p", { class: "muted" }, "This step is not in the workflow as registered now."));
     }
-    // A sub_workflow step's record names its child run once the child ended (the API's
-    // child_run_id); while it runs, the child workflow's page lists its running runs.
+    // A sub_workflow step's record names its child run (the API's child_run_id): from the
+    // parent's history while the child runs, from the step's end otherwise.
     function childRuns(child, rec) {
       const box = el("div", { class: "children" }, el("h3", {}, "Child run"));
       if (rec.child_run_id) {
         box.appendChild(el("p", {}, el("a", { href: "/console/runs/" + enc(rec.child_run_id), class: "mono child-run" },
                                         rec.child_run_id), " of ", wfLink(child)));
       } else {
-        box.appendChild(el("p", { class: "muted" }, "Not recorded yet: the step names its child run when the child ends. ",
+        box.appendChild(el("p", { class: "muted" }, "Not named yet (a for_each item names its child when it ends). ",
                            "Runs of ", wfLink(child), " are on its page."));
       }
       return box;
