@@ -230,7 +230,8 @@ def test_a_child_run_shows_the_input_its_parent_gave_it(cloud):
     ({"input": {"$ref": "blob:" + "0" * 64, "size": 40_000}, "input_preview": '{"big":"yy', "input_size": 40_000},
      '  input: {"big":"yy… (40,000 bytes)'),
     ({"input": None, "input_size": 4}, "  input: null"),
-], ids=["small", "long", "claim-checked", "null"])
+    ({"input": {"t": "\x1b[2J"}, "input_size": 15}, '  input: {"t":"\\u001b[2J"}'),
+], ids=["small", "long", "claim-checked", "null", "terminal-escape"])
 def test_boternity_logs_prints_the_runs_input_on_one_line(monkeypatch, capsys, run, line):
     from boternity.cli import client
     from boternity.cli.main import main
