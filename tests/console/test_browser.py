@@ -91,10 +91,15 @@ APPROVAL = {
 
 
 @pytest.fixture(scope="module")
-def base(serve: str) -> str:
+def base(serve: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from boternity.cli.main import main
+
     for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE, SLOW_CHILD, SLOW_PARENT):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
-    api_call(serve, "PUT", "/workflows/console-written", WRITTEN.encode(), content_type="application/yaml")
+    # Registered as users do: `boternity deploy` sends the file's bytes, comments included.
+    written = tmp_path_factory.mktemp("written") / "console-written.yaml"
+    written.write_text(WRITTEN)
+    assert main(["deploy", str(written), "--api", serve]) == 0
     return serve
 
 

@@ -130,8 +130,9 @@ class RunView(RunRecord):
     the input out)."""
 
     input: Any = Field(default=None, description="the trigger payload the run started with, up to 32 KiB; above "
-                       "that its claim-check reference {\"$ref\": \"blob:<sha256>\", \"size\"} (absent when "
-                       "Step Functions started the run with a large input itself)")
+                       "that its claim-check reference {\"$ref\": \"blob:<sha256>\", \"size\"}; null for a run "
+                       "recorded before inputs were kept, or one Step Functions started with a large input itself "
+                       "(then `input_preview` holds its beginning)")
     input_preview: str | None = Field(default=None, description="an input over 32 KiB: its first 4 KiB as text")
     input_size: int | None = Field(default=None, description="the input's size in bytes (UTF-8 JSON)")
 
