@@ -43,6 +43,8 @@ class FakeApi:
                  "step_id": "ask", "created_at": "2026-12-01T10:00:00.000Z", "decide_by": 1796000000,
                  "links": {"self": "/approvals/" + "A" * 22}}], "next_token": "page2"},
             "/approvals?status=pending&limit=100&next_token=page2": {"approvals": [], "next_token": None},
+            "/approvals?status=pending&limit=100&workflow=de%20mo&next_token=p%2B2": {"approvals": [],
+                                                                                     "next_token": None},
             "/runs/r1": {"run": {"run_id": "r1", "workflow": "demo", "status": "RUNNING"}, "steps": self.steps},
             "/approvals/" + "A" * 22: {"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?"},
         }
@@ -184,6 +186,12 @@ def test_pending_approvals_come_from_the_apis_listing_without_reading_any_run(ap
     assert [c[1] for c in api.calls] == ["/approvals?status=pending&limit=100"], "one listing call, no run scan"
     more = json.loads(get(app, "/console/data/approvals?next_token=page2")[2])
     assert more == {"approvals": [], "next_token": None}
+
+
+def test_the_approvals_view_passes_a_workflow_and_a_page_token_on_quoted(app, api):
+    status, _, body = get(app, "/console/data/approvals?workflow=de%20mo&next_token=p%2B2")
+    assert status == 200 and json.loads(body) == {"approvals": [], "next_token": None}
+    assert [c[1] for c in api.calls] == ["/approvals?status=pending&limit=100&workflow=de%20mo&next_token=p%2B2"]
 
 
 def test_the_overview_lists_workflows_with_triggers_graph_and_last_runs(app):

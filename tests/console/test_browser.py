@@ -193,6 +193,21 @@ def test_the_approvals_page_lists_a_waiting_approval_and_rejects_it(base, page):
     page.wait_for_selector("body[data-loaded=true]")
     row = page.locator("tr", has=page.locator(f'a[href="/console/runs/{run_id}"]'))
     assert "Publish the post about nothing?" in row.inner_text()
+    page.goto(f"{base}/console/workflows/console-approval")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click("#workflow-approvals")
+    page.wait_for_url("**/console/approvals?workflow=console-approval")
+    page.wait_for_selector("body[data-loaded=true]")
+    # Only console-approval's approvals, this run's among them.
+    assert page.locator("#approvals tbody tr", has=page.locator(f'a[href="/console/runs/{run_id}"]')).count() == 1
+    assert page.locator("#approvals tbody tr").count() == page.locator(
+        "#approvals tbody tr", has=page.locator('a[href="/console/workflows/console-approval"]')).count()
+    page.goto(f"{base}/console/approvals?workflow=console-finished")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.get_by_text("Nothing is waiting.").count() == 1
+    page.goto(f"{base}/console/approvals")
+    page.wait_for_selector("body[data-loaded=true]")
+    row = page.locator("tr", has=page.locator(f'a[href="/console/runs/{run_id}"]'))
     row.locator("button.reject").click()
     row.get_by_text("Rejected.").wait_for()
     detail = finished(base, run_id)

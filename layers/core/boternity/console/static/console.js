@@ -173,7 +173,9 @@
     main.appendChild(el("h1", {}, "Workflow ", el("span", { class: "mono" }, wf.name)));
     if (wf.description) main.appendChild(el("p", {}, wf.description));
     main.appendChild(el("p", { class: "muted" }, "Triggers: ", data.triggers.length ? data.triggers.join(", ") : "API only",
-                        " · version ", String(wf.version), " · updated ", when(wf.updated_at)));
+                        " · version ", String(wf.version), " · updated ", when(wf.updated_at), " · ",
+                        el("a", { href: "/console/approvals?workflow=" + enc(wf.name), id: "workflow-approvals" },
+                           "approvals waiting")));
     const stepBox = el("div", { class: "step-config", id: "step-config" });
     const graph = drawGraph(data.graph, (id) => {
       const step = data.graph.steps[id];
@@ -452,9 +454,13 @@
 
   async function approvalsPage() {
     // One page of the API's approvals listing at a time; "More approvals" asks for the next.
-    const first = await getJSON("/console/data/approvals");
+    // ?workflow=<name> keeps one workflow's (the workflow page links here so).
+    const only = new URLSearchParams(window.location.search).get("workflow");
+    const query = only ? "workflow=" + enc(only) + "&" : "";
+    const first = await getJSON("/console/data/approvals?" + query);
     clear(main);
-    main.appendChild(el("h1", {}, "Approvals waiting for a decision"));
+    main.appendChild(el("h1", {}, "Approvals waiting for a decision", only ? [" in ", wfLink(only)] : null));
+    if (only) main.appendChild(el("p", {}, el("a", { href: "/console/approvals" }, "All workflows")));
     if (!first.approvals.length && !first.next_token) {
       main.appendChild(el("p", { class: "muted" }, "Nothing is waiting."));
       return;
@@ -469,7 +475,7 @@
       more.hidden = !page.next_token;
       more.onclick = async () => {
         more.disabled = true;
-        try { show(await getJSON("/console/data/approvals?next_token=" + enc(page.next_token))); }
+        try { show(await getJSON("/console/data/approvals?" + query + "next_token=" + enc(page.next_token))); }
         catch (err) { problem(main, err); }
         more.disabled = false;
       };
