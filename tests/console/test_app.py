@@ -38,7 +38,13 @@ class FakeApi:
             "/workflows?limit=100": {"workflows": [{"name": "demo"}, {"name": "deleted-meanwhile"}]},
             "/workflows/demo": {"name": "demo", "version": 1, "definition": DEFINITION, "triggers": [{"type": "manual"}]},
             "/workflows/demo/runs?limit=5": {"runs": [{"run_id": "r1", "workflow": "demo", "status": "RUNNING"}]},
-            "/workflows/demo/runs?limit=50&status=RUNNING": {"runs": [{"run_id": "r1", "status": "RUNNING"}]},
+            "/approvals?status=pending&limit=100": {"approvals": [
+                {"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?", "run_id": "r1", "workflow": "demo",
+                 "step_id": "ask", "created_at": "2026-12-01T10:00:00.000Z", "decide_by": 1796000000,
+                 "links": {"self": "/approvals/" + "A" * 22}}], "next_token": "page2"},
+            "/approvals?status=pending&limit=100&next_token=page2": {"approvals": [], "next_token": None},
+            "/approvals?status=pending&limit=100&workflow=de%20mo&next_token=p%2B2": {"approvals": [],
+                                                                                     "next_token": None},
             "/runs/r1": {"run": {"run_id": "r1", "workflow": "demo", "status": "RUNNING"}, "steps": self.steps},
             "/approvals/" + "A" * 22: {"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?"},
         }
@@ -172,11 +178,20 @@ def test_items_are_listed_by_index_whatever_order_they_finished_in():
     assert [i["iteration"] for i in view["steps"]["each"]["iterations"]] == ["/i0", "/i1", "/i2", "/i10"]
 
 
-def test_pending_approvals_are_found_through_running_runs(app):
+def test_pending_approvals_come_from_the_apis_listing_without_reading_any_run(app, api):
     view = json.loads(get(app, "/console/data/approvals")[2])
-    assert view["approvals"] == [{"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?", "created_at": None,
-                                  "decide_by": None, "run_id": "r1", "workflow": "demo", "step_id": "ask",
-                                  "iteration": ""}]
+    assert view == {"approvals": [{"approval_id": "A" * 22, "status": "PENDING", "prompt": "Ship?",
+                                   "created_at": "2026-12-01T10:00:00.000Z", "decide_by": 1796000000, "run_id": "r1",
+                                   "workflow": "demo", "step_id": "ask"}], "next_token": "page2"}
+    assert [c[1] for c in api.calls] == ["/approvals?status=pending&limit=100"], "one listing call, no run scan"
+    more = json.loads(get(app, "/console/data/approvals?next_token=page2")[2])
+    assert more == {"approvals": [], "next_token": None}
+
+
+def test_the_approvals_view_passes_a_workflow_and_a_page_token_on_quoted(app, api):
+    status, _, body = get(app, "/console/data/approvals?workflow=de%20mo&next_token=p%2B2")
+    assert status == 200 and json.loads(body) == {"approvals": [], "next_token": None}
+    assert [c[1] for c in api.calls] == ["/approvals?status=pending&limit=100&workflow=de%20mo&next_token=p%2B2"]
 
 
 def test_the_overview_lists_workflows_with_triggers_graph_and_last_runs(app):
@@ -257,3 +272,73 @@ def test_a_step_with_only_iteration_records_shows_the_status_that_matters_most(s
     api = FakeApi([{"step_id": "body", "status": st, "iteration": str(i)} for i, st in enumerate(statuses)])
     view = json.loads(get(ConsoleApp(api, csrf_token=TOKEN), "/console/data/runs/r1")[2])
     assert view["steps"]["body"]["status"] == shown
+
+
+def test_the_workflow_view_shows_the_source_as_written_with_its_comments():
+    written = "# why this flow exists\nname: demo\nsteps:  # three of them\n  - {id: fetch, type: skill}\n"
+
+    class WithSource(FakeApi):
+        def __call__(self, method, target, headers, body):
+            status, hdrs, data = super().__call__(method, target, headers, body)
+            if target == "/workflows/demo":
+                data = json.dumps({**json.loads(data), "source": written, "source_format": "yaml"}).encode()
+            return status, hdrs, data
+
+    view = json.loads(get(ConsoleApp(WithSource(), csrf_token=TOKEN), "/console/data/workflows/demo")[2])
+    assert (view["yaml"], view["as_written"]) == (written, True)
+    assert "source" not in view["workflow"]
+
+
+def test_a_workflow_without_its_source_is_shown_re_serialised(app):
+    view = json.loads(get(app, "/console/data/workflows/demo")[2])
+    assert view["as_written"] is False
+    assert view["yaml"].startswith("name: demo\nsteps:\n- id: fetch\n")
+
+
+def input_api(run: dict[str, Any]) -> FakeApi:
+    """A scripted API whose run r1 carries ``run`` (its input fields)."""
+
+    class WithInput(FakeApi):
+        def __call__(self, method, target, headers, body):
+            status, hdrs, data = super().__call__(method, target, headers, body)
+            if target == "/runs/r1":
+                detail = json.loads(data)
+                data = json.dumps({**detail, "run": {**detail["run"], **run}}).encode()
+            return status, hdrs, data
+
+    return WithInput()
+
+
+def test_the_run_view_leaves_the_input_to_its_own_view():
+    app = ConsoleApp(input_api({"input": {"who": "<b>ada</b>"}, "input_size": 20}), csrf_token=TOKEN)
+    run = json.loads(get(app, "/console/data/runs/r1")[2])["run"]
+    assert "input" not in run and run["input_size"] == 20, "a poll does not carry the input"
+    shown = json.loads(get(app, "/console/data/runs/r1/input")[2])
+    assert (shown["resolved"], shown["truncated"], json.loads(shown["text"])) == (True, False, {"who": "<b>ada</b>"})
+    status, headers, whole = get(app, "/console/data/runs/r1/input?download=1")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="r1-input.json"'
+    assert json.loads(whole) == {"who": "<b>ada</b>"}
+
+
+def test_a_claim_checked_input_is_read_from_the_blob_store(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    payload = {"rows": list(range(9000))}
+    ref = claim_check(payload, limit=100, store=store)
+    app = ConsoleApp(input_api({"input": ref, "input_preview": '{"rows":[0,1', "input_size": ref["size"]}),
+                     csrf_token=TOKEN, blobs=lambda: store)
+    shown = json.loads(get(app, "/console/data/runs/r1/input")[2])
+    assert (shown["claim_checked"], shown["resolved"], shown["truncated"]) == (True, True, False)
+    assert json.loads(shown["text"]) == payload
+    without_bucket = json.loads(get(ConsoleApp(app.upstream, csrf_token=TOKEN), "/console/data/runs/r1/input")[2])
+    assert (without_bucket["resolved"], without_bucket["preview"]) == (False, '{"rows":[0,1')
+    assert "--bucket" in without_bucket["message"]
+
+
+@pytest.mark.parametrize(("run", "resolved", "text"), [
+    ({"input": None, "input_preview": '{"big":', "input_size": 50_000}, True, '{"big":'),
+    ({"input": None, "input_preview": None, "input_size": None}, False, None),
+], ids=["started-by-step-functions", "recorded-before-inputs"])
+def test_an_input_without_its_whole_value_says_what_there_is(run, resolved, text):
+    shown = json.loads(get(ConsoleApp(input_api(run), csrf_token=TOKEN), "/console/data/runs/r1/input")[2])
+    assert shown["resolved"] is resolved and shown.get("text") == text
+    assert shown.get("downloadable") is not True

@@ -8,6 +8,7 @@ the run-page screenshot the README shows (written to docs/console-run.png with -
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -58,6 +59,17 @@ CHILD = {"name": "console-child", "steps": [
     {"id": "inner", "type": "skill", "config": {"skill": "echo-prompt", "input": "inside"}}]}
 PARENT = {"name": "console-parent", "steps": [
     {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-child", "input": {"x": 1}}}]}
+SLOW_CHILD = {"name": "console-slow-child", "steps": [{"id": "nap", "type": "wait", "config": {"seconds": 2}}]}
+SLOW_PARENT = {"name": "console-slow-parent", "steps": [
+    {"id": "call", "type": "sub_workflow", "config": {"workflow_name": "console-slow-child", "input": {}}}]}
+WRITTEN = """\
+# Why this workflow exists: the console shows this comment.
+name: console-written
+steps:
+  - id: nap   # <b>markup in a comment</b> stays text
+    config: {seconds: 0}
+    type: wait
+"""
 APPROVAL = {
     "name": "console-approval",
     "description": "Draft, check, ask a human, ship",
@@ -79,9 +91,15 @@ APPROVAL = {
 
 
 @pytest.fixture(scope="module")
-def base(serve: str) -> str:
-    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE):
+def base(serve: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from boternity.cli.main import main
+
+    for wf in (FINISHED, LIVE, SLOW, APPROVAL, CHILD, PARENT, FAILING, WIDE, LARGE, SLOW_CHILD, SLOW_PARENT):
         api_call(serve, "PUT", f"/workflows/{wf['name']}", wf)
+    # Registered as users do: `boternity deploy` sends the file's bytes, comments included.
+    written = tmp_path_factory.mktemp("written") / "console-written.yaml"
+    written.write_text(WRITTEN)
+    assert main(["deploy", str(written), "--api", serve]) == 0
     return serve
 
 
@@ -175,6 +193,21 @@ def test_the_approvals_page_lists_a_waiting_approval_and_rejects_it(base, page):
     page.wait_for_selector("body[data-loaded=true]")
     row = page.locator("tr", has=page.locator(f'a[href="/console/runs/{run_id}"]'))
     assert "Publish the post about nothing?" in row.inner_text()
+    page.goto(f"{base}/console/workflows/console-approval")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click("#workflow-approvals")
+    page.wait_for_url("**/console/approvals?workflow=console-approval")
+    page.wait_for_selector("body[data-loaded=true]")
+    # Only console-approval's approvals, this run's among them.
+    assert page.locator("#approvals tbody tr", has=page.locator(f'a[href="/console/runs/{run_id}"]')).count() == 1
+    assert page.locator("#approvals tbody tr").count() == page.locator(
+        "#approvals tbody tr", has=page.locator('a[href="/console/workflows/console-approval"]')).count()
+    page.goto(f"{base}/console/approvals?workflow=console-finished")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.get_by_text("Nothing is waiting.").count() == 1
+    page.goto(f"{base}/console/approvals")
+    page.wait_for_selector("body[data-loaded=true]")
+    row = page.locator("tr", has=page.locator(f'a[href="/console/runs/{run_id}"]'))
     row.locator("button.reject").click()
     row.get_by_text("Rejected.").wait_for()
     detail = finished(base, run_id)
@@ -197,6 +230,27 @@ def test_the_start_form_refuses_invalid_json_and_starts_a_run_with_valid_json(ba
     page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=WAIT_MS)
     page.click('[data-step-id="greet"]')
     assert "hello the form" in page.locator(".output-text").inner_text()
+
+
+def test_the_run_page_shows_the_input_the_run_started_with_as_text(base, page):
+    payload = {"who": "<img src=x onerror=window.__pwned=3>", "note": "<b>bold?</b>"}
+    run_id = start(base, "console-finished", payload)
+    assert finished(base, run_id)["run"]["status"] == "SUCCEEDED"
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("#run-input-box .input-text")
+    assert json.loads(page.locator("#run-input-box .input-text").inner_text()) == payload
+    assert page.locator("#run-input-box img, #run-input-box b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    download = page.locator("#run-input-box a[download]").get_attribute("href")
+    assert download == f"/console/data/runs/{run_id}/input?download=1"
+
+
+def test_the_workflow_page_shows_the_yaml_as_written_with_its_comments(base, page):
+    page.goto(f"{base}/console/workflows/console-written")
+    page.wait_for_selector("body[data-loaded=true]")
+    assert page.locator("pre.definition").text_content() == WRITTEN
+    assert page.locator("pre.definition b").count() == 0, "the comment's markup is text"
+    assert "As written" in page.locator("#definition-origin").inner_text()
 
 
 def test_cancel_stops_a_run_and_redrive_resumes_it(base, page):
@@ -240,6 +294,23 @@ def test_a_sub_workflow_step_links_to_its_child_run(base, page):
     page.click('[data-step-id="call"]')
     page.click(f'.children a[href="/console/runs/{child["run_id"]}"]')
     page.wait_for_selector(node(page, "inner", "completed"))
+
+
+def test_a_sub_workflow_step_links_to_its_own_child_even_when_another_run_of_the_child_overlaps(base, page):
+    run_id = start(base, "console-slow-parent")
+    bystander = start(base, "console-slow-child")   # started while the parent's step runs its child
+    assert finished(base, run_id)["run"]["status"] == "SUCCEEDED"
+    finished(base, bystander)
+    step = next(s for s in run_detail(base, run_id)["steps"] if s["step_id"] == "call")
+    children = {r["run_id"] for r in api_call(base, "GET", "/workflows/console-slow-child/runs")["runs"]}
+    assert children == {step["child_run_id"], bystander}, "two runs of the child overlapped the step"
+    page.goto(f"{base}/console/runs/{run_id}")
+    page.wait_for_selector("body[data-loaded=true]")
+    page.click('[data-step-id="call"]')
+    page.wait_for_selector(".children a[href^='/console/runs/']")
+    links = page.locator(".children a[href^='/console/runs/']")
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
+        f"/console/runs/{step['child_run_id']}"]
 
 
 def test_a_failed_run_shows_the_failed_step_its_error_and_a_redrive_button(base, page):

@@ -615,7 +615,7 @@ def test_openapi_lists_every_route(cloud):
         ("PUT", "/workflows/{name}"), ("GET", "/workflows"), ("GET", "/workflows/{name}"),
         ("DELETE", "/workflows/{name}"), ("POST", "/workflows/{name}/runs"), ("GET", "/workflows/{name}/runs"),
         ("GET", "/runs/{run_id}"), ("POST", "/runs/{run_id}/cancel"), ("POST", "/runs/{run_id}/redrive"),
-        ("GET", "/approvals/{approval_id}"), ("POST", "/approvals/{approval_id}/decision"),
+        ("GET", "/approvals"), ("GET", "/approvals/{approval_id}"), ("POST", "/approvals/{approval_id}/decision"),
         ("GET", "/approve/{approval_id}"), ("POST", "/approve/{approval_id}"),
     }
     start_op = doc["paths"]["/workflows/{name}/runs"]["post"]

@@ -146,6 +146,53 @@ def test_approval_store(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [a["status"] for a in result[-1]] == ["APPROVED", "CANCELLED", "EXPIRED", "EXPIRED", "CANCELLED"]
 
 
+def test_approval_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status listing is one index query on both back ends: each approval under its current
+    status, one workflow's by key prefix, paged by token, a past-due one closed instead of listed."""
+    import boternity.approvals as approvals
+    from boternity.service.approvals import list_approvals
+
+    def scenario(table: str) -> list[Any]:
+        ids = itertools.count()
+        monkeypatch.setattr(approvals.secrets, "token_urlsafe", lambda n: f"approval{next(ids):014d}")
+        store = approvals.ApprovalStore(table, resource=boto3.resource("dynamodb", region_name=REGION),
+                                        sfn=FakeStepFunctions())
+        made = [store.create(token=f"tok-{i}", run_id=run, step_id=f"s{i}", workflow=wf, prompt="ok?",
+                             timeout_secs=timeout)
+                for i, (run, wf, timeout) in enumerate((("r1", "wf-a", 600), ("r2", "wf-b", 600), ("r3", "wf-a", 0),
+                                                        ("r4", "wf-a", 600), ("r5", "wf-ab", 600)))]
+        a0, b1, _due, a3, ab4 = (m["approval_id"] for m in made)
+        store.decide(a3, approved=False, comment="no")
+        store.close_for_run("r2", "ABORTED")
+
+        def ids_of(**kw: Any) -> list[Any]:
+            page, token = list_approvals(store, **kw)
+            return [[a["approval_id"] for a in page], token is not None]
+
+        first, token = list_approvals(store, workflow="wf-a", limit=1)
+        out = [ids_of(), ids_of(workflow="wf-a"), ids_of(workflow="wf-ab"), ids_of(status="rejected"),
+               ids_of(status="cancelled"), ids_of(status="expired"),
+               [a["approval_id"] for a in first], ids_of(workflow="wf-a", limit=1, next_token=token),
+               _observe(lambda: list_approvals(store, workflow="wf-b", next_token=token)),
+               _observe(lambda: list_approvals(store, status="later")),
+               json.dumps(list_approvals(store, status="pending")[0] + list_approvals(store, status="rejected")[0])]
+        assert [a0, ab4, b1] and out
+        return out
+
+    result = _same_on_both(scenario)
+    a0, b1, due, a3, ab4 = (f"approval{i:014d}" for i in range(5))
+    # wf-a before wf-ab ("wf-a#" < "wf-ab#"); the past-due one is closed as the first listing reads it.
+    assert result[0] == [[a0, ab4], False]
+    assert result[1] == [[a0], False], "decided, cancelled and expired approvals are not pending"
+    assert result[2] == [[ab4], False], "wf-a's prefix does not match wf-ab's approvals"
+    assert result[3] == [[a3], False] and result[4] == [[b1], False] and result[5] == [[due], False]
+    assert result[6] == [a0]
+    assert result[7][0] == [], "the second page of wf-a's pending approvals is empty"
+    assert result[8] == ["BadRequest", "next_token belongs to another listing"]
+    assert result[9][0] == "BadRequest"
+    assert "tok-" not in result[10], "a listing never carries a task token"
+
+
 def test_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     from boternity.service.registry import Registry
 

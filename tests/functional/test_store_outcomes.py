@@ -113,7 +113,8 @@ def test_a_queued_run_is_dequeued_once_and_never_once_cancelled(runs: RunStore) 
 def test_an_approval_leaves_pending_once(engine: Any) -> None:
     records = ApprovalRecords(TABLE)
     now = int(time.time())
-    records.create("a" * 22, {"run_id": "r1", "status": "PENDING", "decide_by": now + 60, "token": "tok"},
+    records.create("a" * 22, {"run_id": "r1", "workflow": "wf", "status": "PENDING", "created_at": "t0",
+                   "decide_by": now + 60, "token": "tok"},
                    expires_at=now + 120)
     assert records.ids_for_run("r1") == ["a" * 22]
     assert records.decide("a" * 22, approved=True, approver="x", comment=None, decided_at="t",

@@ -32,7 +32,7 @@ ROUTES = {
     ("put", "/workflows/{name}"), ("get", "/workflows/{name}"), ("delete", "/workflows/{name}"),
     ("get", "/workflows"), ("post", "/workflows/{name}/runs"), ("get", "/workflows/{name}/runs"),
     ("get", "/runs/{run_id}"), ("post", "/runs/{run_id}/cancel"), ("post", "/runs/{run_id}/redrive"),
-    ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
+    ("get", "/approvals"), ("get", "/approvals/{approval_id}"), ("post", "/approvals/{approval_id}/decision"),
     ("get", "/openapi.json"), ("post", "/hooks/{path+}"),
     ("get", "/approve/{approval_id}"), ("post", "/approve/{approval_id}"),
 }
@@ -428,7 +428,7 @@ def test_the_api_function_may_touch_only_run_blobs_in_the_bucket(resources: dict
 
 
 # Granted once, called by no code path (checked by grepping the library for the boto3 calls).
-UNUSED_ACTIONS = {"states:ListExecutions", "states:GetExecutionHistory", "scheduler:GetSchedule",
+UNUSED_ACTIONS = {"states:ListExecutions", "scheduler:GetSchedule",
                   "events:DescribeRule", "events:ListTargetsByRule", "states:SendTaskFailure"}
 
 
@@ -439,8 +439,7 @@ def test_no_function_holds_a_grant_its_code_never_uses(name: str, resources: dic
 
 
 def test_the_unused_actions_really_are_unused() -> None:
-    calls = {"states:ListExecutions": "list_executions", "states:GetExecutionHistory": "get_execution_history",
-             "scheduler:GetSchedule": "get_schedule", "events:DescribeRule": "describe_rule",
+    calls = {"states:ListExecutions": "list_executions", "scheduler:GetSchedule": "get_schedule", "events:DescribeRule": "describe_rule",
              "events:ListTargetsByRule": "list_targets_by_rule",
              "states:SendTaskFailure": "send_task_failure"}
     library = ROOT / "layers" / "core" / "boternity"

@@ -185,8 +185,29 @@ def test_a_webhook_run_keeps_the_callers_token_and_the_secret_out_of_every_recor
                                 != "RUNNING" and r, timeout=60))
         replies.append(call(api, "GET", "/workflows/leaky/runs"))
         assert replies[2].json["run"]["status"] == "SUCCEEDED", replies[2].text
+        assert replies[2].json["run"]["input"] == {"n": 1}, "the run's input is in the reply the scan reads"
         assert web.requests[0].headers["authorization"] == f"Bearer {secret}"
         table, _ = table_text(engine)
         history = json.dumps(engine.history(replies[2].json["run"]["execution_arn"]), default=str)
     assert_absent([secret, HOOK], table=table, blobs=blob_text(tmp_path / "blobs"), history=history,
                   logs="\n".join(logs.lines), api="\n".join(r.text for r in replies))
+
+
+def test_the_approvals_listing_and_a_runs_input_carry_no_task_token(engine: Any, tokens: list[str]) -> None:
+    """The replies the console reads for its approvals page and run page: the listing of every
+    status and the run with its input, while the approval waits and after it was decided."""
+    from boternity.handlers.api import lambda_handler as api
+
+    doc = {"name": "asks", "steps": [{"id": "ok", "type": "approval", "config": {"prompt": "{{ trigger.q }}"}}]}
+    with local_cloud(engine):
+        assert call(api, "PUT", "/workflows/asks", body=doc).status == 201
+        run_id = call(api, "POST", "/workflows/asks/runs", body={"q": "ship?"}).json["run_id"]
+        pending = wait_for(lambda: call(api, "GET", "/approvals").json["approvals"] or None, timeout=60)
+        replies = [call(api, "GET", "/approvals?workflow=asks"), call(api, "GET", f"/runs/{run_id}")]
+        assert replies[1].json["run"]["input"] == {"q": "ship?"}
+        decided = call(api, "POST", f"/approvals/{pending[0]['approval_id']}/decision", body={"approved": True})
+        assert decided.status == 200, decided.text
+        replies += [call(api, "GET", f"/approvals?status={s}") for s in ("approved", "pending", "expired")]
+        assert [a["approval_id"] for a in replies[2].json["approvals"]] == [pending[0]["approval_id"]]
+    assert len(tokens) == 1
+    assert_absent(tokens, api="\n".join(r.text for r in replies))

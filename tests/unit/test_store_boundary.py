@@ -23,7 +23,7 @@ DYNAMODB_METHODS = {
     "execute_transaction", "create_table", "Table",
 }
 # The first part of every partition or sort key the store writes (store/keys.py).
-KEY_PREFIXES = ("RUN#", "STEP#", "ATTEMPT#", "SYNC#", "APPROVAL#", "CONC#", "QUEUE#", "WF#", "HOOK#", "IDEM#")
+KEY_PREFIXES = ("RUN#", "STEP#", "ATTEMPT#", "SYNC#", "APPROVAL#", "APPROVALS#", "CONC#", "QUEUE#", "WF#", "HOOK#", "IDEM#")
 KEY_CONSTANTS = {"FILEWATCH", "WORKFLOWS"}
 
 

@@ -193,6 +193,8 @@ def cmd_logs(args: Any) -> int:
           f"(started {run.get('started_at')}, ended {run.get('ended_at') or '-'})")
     if run.get("error"):
         print(f"  error: {run.get('error')}: {run.get('cause')}")
+    if run.get("input_size") is not None:
+        print(f"  input: {_input_line(run)}")
     for s in data.get("steps", []) if isinstance(data, dict) else []:
         it = f" [{s['iteration']}]" if s.get("iteration") else ""
         line = f"  {s.get('status', '?'):>10}  {s.get('step_id')}{it}  attempts={s.get('attempts') or 0}"
@@ -200,6 +202,22 @@ def cmd_logs(args: Any) -> int:
             line += f"  error: {s['error']}"
         print(line)
     return 0
+
+
+# How much of a run's input `boternity logs` prints on its one line (`--json` prints it whole).
+INPUT_LINE_CHARS = 200
+
+
+def _input_line(run: dict[str, Any]) -> str:
+    """A run's input on one line: compact JSON, or the preview of a claim-checked one, cut."""
+    size = int(run.get("input_size") or 0)
+    value = run.get("input")
+    claim_checked = isinstance(value, dict) and "$ref" in value
+    whole = not claim_checked and "input" in run
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False) if whole else str(run.get("input_preview") or "")
+    if len(text) > INPUT_LINE_CHARS or not whole:
+        text = text[:INPUT_LINE_CHARS] + f"… ({size:,} bytes)"
+    return text
 
 
 def cmd_cancel(args: Any) -> int:

@@ -44,9 +44,10 @@ CSRF_COOKIE = "boternity_console_csrf"
 CSRF_HEADER = "X-Boternity-CSRF"
 # How much of an output a step panel shows; the whole value is a download away.
 OUTPUT_PREVIEW_BYTES = 64 * 1024
-# The runs read per workflow for the overview and the approvals list.
+# The runs read per workflow for the overview.
 RECENT_PER_WORKFLOW = 5
-RUNNING_SCANNED_PER_WORKFLOW = 50
+# The approvals on one page of the approvals list (the API's largest page).
+APPROVALS_PER_PAGE = 100
 _GRAPH_CACHE_SIZE = 128
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -197,11 +198,14 @@ class ConsoleApp:
         if segments == ["home"]:
             return _json(self.home())
         if segments == ["approvals"]:
-            return _json({"approvals": self.pending_approvals()})
+            return _json(self.pending_approvals(next_token=query.get("next_token") or None,
+                                                workflow=query.get("workflow") or None))
         if len(segments) == 2 and segments[0] == "workflows":
             return _json(self.workflow(segments[1]))
         if len(segments) == 2 and segments[0] == "runs":
             return _json(self.run(segments[1]))
+        if len(segments) == 3 and segments[0] == "runs" and segments[2] == "input":
+            return self.run_input(segments[1], download=query.get("download") == "1")
         if len(segments) == 3 and segments[0] == "runs" and segments[2] == "output":
             return self.step_output(segments[1], query.get("step", ""), query.get("iteration", ""),
                                     download=query.get("download") == "1")
@@ -249,12 +253,18 @@ class ConsoleApp:
     def workflow(self, name: str) -> dict[str, Any]:
         view = self._get(f"/workflows/{quote(name, safe='')}")
         definition = view.get("definition")
-        # The API returns the definition parsed, not the file as sent: shown as YAML again.
-        text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100) \
-            if definition is not None else ""
-        return {"workflow": {k: v for k, v in view.items() if k != "definition"},
+        source = view.get("source")
+        if isinstance(source, str):
+            # The file as sent, comments and key order included.
+            text, as_written = source, True
+        else:
+            # An API without the source (older than it): the parsed definition, as YAML again.
+            text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100) \
+                if definition is not None else ""
+            as_written = False
+        return {"workflow": {k: v for k, v in view.items() if k not in ("definition", "source")},
                 "triggers": [_trigger_text(t) for t in view.get("triggers") or []],
-                "yaml": text, "graph": self._workflow_graph(view)}
+                "yaml": text, "as_written": as_written, "graph": self._workflow_graph(view)}
 
     def _workflow_graph(self, view: dict[str, Any]) -> dict[str, Any]:
         steps, edges = step_graph(view.get("definition"))
@@ -292,6 +302,9 @@ class ConsoleApp:
         shows), the graph, and the pending approval of each waiting step."""
         detail = self._get(f"/runs/{quote(run_id, safe='')}")
         run = dict(detail.get("run") or {})
+        # The input is fetched once by the page (run_input), not carried by every poll.
+        run.pop("input", None)
+        run.pop("input_preview", None)
         run["error_text"] = readable_cause(run.get("error"), run.get("cause")) if run.get("error") or \
             run.get("cause") else None
         grouped: dict[str, dict[str, Any]] = {}
@@ -336,27 +349,49 @@ class ConsoleApp:
         else:
             return error_answer(404, "not_found", f"run '{run_id}' has no record of step '{step_id}'"
                           + (f" iteration '{iteration}'" if iteration else ""))
-        value = rec.get("output")
+        name = f"{run_id}-{step_id}{'-' + iteration if iteration else ''}"
+        return self._value(rec.get("output"), name=name, download=download, what="output")
+
+    def run_input(self, run_id: str, *, download: bool) -> Answer:
+        """The payload the run started with, as :meth:`step_output` shows an output. A run
+        started by Step Functions with a large input has only the API's preview."""
+        run = self._get(f"/runs/{quote(run_id, safe='')}").get("run") or {}
+        value = run.get("input")
+        if value is None and run.get("input_size") is None:
+            return _json({"claim_checked": False, "resolved": False, "size": None,
+                          "message": "no input is recorded for this run (it started before runs kept theirs)"})
+        if value is None and run.get("input_preview"):
+            # Started by Step Functions with a large input: the API kept its beginning only.
+            return _json({"claim_checked": False, "resolved": True, "size": run.get("input_size"), "truncated": True,
+                          "downloadable": False, "text": str(run["input_preview"])})
+        return self._value(value, name=f"{run_id}-input", download=download, what="input",
+                           fallback=run.get("input_preview"))
+
+    def _value(self, value: Any, *, name: str, download: bool, what: str, fallback: Any = None) -> Answer:
+        """A recorded value, claim-checked references resolved: a preview of at most
+        OUTPUT_PREVIEW_BYTES, or the whole value as a download."""
         ref = None
         if isinstance(value, dict) and isinstance(value.get("$ref"), str):
             ref = {"size": value.get("size")}
             store = self._blobs() if self._blobs else None
             if store is None:
                 return _json({"claim_checked": True, "resolved": False, "size": value.get("size"),
-                              "message": "this output is claim-checked to the project bucket, which this console "
+                              "preview": fallback,
+                              "message": f"this {what} is claim-checked to the project bucket, which this console "
                                          "cannot read (start `boternity console` with --bucket <BucketName>)"})
             try:
                 data = read_ref(store, value)
             except Exception as exc:  # noqa: BLE001 - missing, expired or corrupt: say so in the panel
                 return _json({"claim_checked": True, "resolved": False, "size": value.get("size"),
-                              "message": f"the claim-checked output could not be read: {type(exc).__name__}"})
+                              "preview": fallback,
+                              "message": f"the claim-checked {what} could not be read: {type(exc).__name__}"})
             text = data.decode("utf-8", "replace")
         else:
             text = json.dumps(value, indent=2, ensure_ascii=False)
         if download:
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{step_id}{'-' + iteration if iteration else ''}")
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
             return 200, {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
-                         "Content-Disposition": f'attachment; filename="{name}.json"', **_SAFE_HEADERS}, text.encode()
+                         "Content-Disposition": f'attachment; filename="{safe}.json"', **_SAFE_HEADERS}, text.encode()
         raw = text.encode()
         truncated = len(raw) > OUTPUT_PREVIEW_BYTES
         if ref is not None and not truncated:
@@ -366,28 +401,20 @@ class ConsoleApp:
                 pass
         preview = raw[:OUTPUT_PREVIEW_BYTES].decode("utf-8", "ignore") if truncated else text
         return _json({"claim_checked": ref is not None, "resolved": True, "size": len(raw), "truncated": truncated,
-                      "text": preview})
+                      "downloadable": True, "text": preview})
 
-    def pending_approvals(self) -> list[dict[str, Any]]:
-        """Every approval waiting for a decision, found through the running runs of each workflow
-        (the API has no list of approvals)."""
-        out = []
-        for summary in self._workflows():
-            name = str(summary["name"])
-            for r in self._runs(name, limit=RUNNING_SCANNED_PER_WORKFLOW, status="RUNNING"):
-                try:
-                    detail = self._get(f"/runs/{quote(str(r['run_id']), safe='')}")
-                except UpstreamError:
-                    continue   # ended and expired between the two reads
-                for rec in detail.get("steps") or []:
-                    if rec.get("status") != "waiting_approval":
-                        continue
-                    approval = self._approval_of(rec.get("output"))
-                    if approval and approval.get("status") == "PENDING":
-                        out.append({**approval, "run_id": r["run_id"], "workflow": name,
-                                    "step_id": rec.get("step_id"), "iteration": rec.get("iteration") or ""})
-        out.sort(key=lambda a: str(a.get("created_at") or ""))
-        return out
+    def pending_approvals(self, *, next_token: str | None = None, workflow: str | None = None) -> dict[str, Any]:
+        """One page of the approvals waiting for a decision (the API's ``GET /approvals``, one
+        index query: no run is read), and the token of the next page."""
+        query = f"?status=pending&limit={APPROVALS_PER_PAGE}"
+        if workflow:
+            query += f"&workflow={quote(workflow, safe='')}"
+        if next_token:
+            query += f"&next_token={quote(next_token, safe='')}"
+        page = self._get("/approvals" + query)
+        keep = ("approval_id", "status", "prompt", "created_at", "decide_by", "run_id", "workflow", "step_id")
+        return {"approvals": [{k: a.get(k) for k in keep} for a in page.get("approvals") or []],
+                "next_token": page.get("next_token")}
 
 
 # ---------------------------------------------------------------------- helpers

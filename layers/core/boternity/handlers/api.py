@@ -12,6 +12,7 @@ Routes (template.yaml puts IAM auth on every one):
     GET    /runs/{run_id}                    200 the run and its steps
     POST   /runs/{run_id}/cancel             200
     POST   /runs/{run_id}/redrive            202 (501 where RedriveExecution does not exist)
+    GET    /approvals                        200 ?status=&workflow=&limit=&next_token=
     GET    /approvals/{approval_id}          200 JSON, or an HTML page with Approve/Reject
     POST   /approvals/{approval_id}/decision 200 {approved, comment}
     GET    /openapi.json                     200
@@ -53,6 +54,7 @@ from boternity.handlers.rest import (
 from boternity.parsing import loads_json
 from boternity.runtime.log import logger, traced
 from boternity.service.api_models import (
+    ApprovalList,
     ApprovalView,
     CancelResult,
     DecisionRequest,
@@ -76,6 +78,7 @@ from boternity.service.approval_page import (
     render_approval,
     render_decided,
 )
+from boternity.service.approvals import list_approvals as approvals_page
 from boternity.service.config import Settings
 from boternity.service.links import api_base_url, run_links, webhook_base_url
 from boternity.service.registry import Registry
@@ -94,6 +97,8 @@ app = APIGatewayRestResolver(enable_validation=True, response_validation_error_h
 
 HTML = "text/html; charset=utf-8"
 RUN_STATUS = r"^(?i:queued|running|succeeded|failed|timed_out|aborted)$"
+APPROVAL_STATUS = r"^(?i:pending|approved|rejected|expired|cancelled)$"
+WORKFLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9-]*$"   # boternity.model.workflow.WORKFLOW_NAME_PATTERN
 CSRF_FAILED = "the form's CSRF token is missing or wrong; reload the approval page"
 
 
@@ -149,11 +154,12 @@ def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
     return _json_response(200, WorkflowList(workflows=items, next_token=token))
 
 
-@app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",
+@app.get("/workflows/<name>", tags=["workflows"],
+         summary="A workflow: its source as sent, the definition, state machine ARN, triggers",
          responses=_responses(200, "the workflow", (404, "no such workflow")))
 def get_workflow(name: str) -> Response[WorkflowView]:
     item = WorkflowService(_settings()).describe(name)
-    return _json_response(200, WorkflowView(**_workflow_view(_request(), item)))
+    return _json_response(200, WorkflowView(**_workflow_view(_request(), item, with_source=True)))
 
 
 @app.delete("/workflows/<name>", tags=["workflows"],
@@ -163,8 +169,9 @@ def delete_workflow(name: str) -> Response[WorkflowDeleted]:
     return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
 
 
-def _workflow_view(req: Request, item: dict[str, Any]) -> dict[str, Any]:
-    return workflow_view(item, api_base=api_base_url(req.event), hooks_base=webhook_base_url(req.event))
+def _workflow_view(req: Request, item: dict[str, Any], *, with_source: bool = False) -> dict[str, Any]:
+    return workflow_view(item, api_base=api_base_url(req.event), hooks_base=webhook_base_url(req.event),
+                         with_source=with_source)
 
 
 # ---------------------------------------------------------------------- runs
@@ -278,6 +285,22 @@ def _decided(approval_id: str, decision: DecisionRequest, *, approver: str, via:
     logger.info("approval decided", extra={"approval_id": approval_id, "approved": decision.approved,
                                            "run_id": result.get("run_id"), "via": via})
     return result
+
+
+@app.get("/approvals", tags=["approvals"], summary="Approvals of one status (default pending), by workflow",
+         description="One page of approvals in one status, by workflow name then oldest first; `workflow` keeps "
+                     "one workflow's. A pending approval past its deadline is closed (EXPIRED) instead of listed, "
+                     "so a page may be shorter than `limit` while `next_token` says more follow. Never returns "
+                     "a task token.",
+         responses=_responses(200, "a page of approvals", (400, "bad next_token")))
+def list_approvals(status: Annotated[str, Query(pattern=APPROVAL_STATUS)] = "pending",
+                         workflow: Annotated[str | None, Query(max_length=64, pattern=WORKFLOW_NAME)] = None,
+                         limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                         next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[ApprovalList]:
+    req = _request()
+    items, token = approvals_page(_approvals(), status=status, workflow=workflow, limit=limit, next_token=next_token)
+    return _json_response(200, ApprovalList(approvals=[_approval_view(req, a) for a in items], next_token=token),
+                          {"Cache-Control": "no-store"})
 
 
 @app.get("/approvals/<approval_id>", tags=["approvals"],

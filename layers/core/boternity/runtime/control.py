@@ -147,16 +147,19 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
     sc = StepContext(spec=event["step"], state=event.get("state", {}))
     current = sc.steps.get(sc.step_id) or {}
     iteration = sc.iteration_key()
+    child: str | None = None
     if sc.spec.get("for_each") and isinstance(current.get("results"), list):
         output = _gather_items(sc, services, current["results"], iteration)
     elif current.get("execution"):
-        output = _child_output(str(current["execution"]))
+        # A sub-workflow's child: its record names the child run, so the console links to it.
+        child = str(current["execution"])
+        output = _child_output(child)
     else:
         # A wait step's result is what prepare computed.
         output = current.get("data") if current.get("status") == "running" else current.get("output")
     stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)), store=sc.blobs)
     services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
-                             step_type=sc.spec.get("type"))
+                             step_type=sc.spec.get("type"), child_execution_arn=child)
     result = record("completed", stored)
     if sc.spec.get("signal"):
         services.sync.signal(sc.run_id, sc.step_id, iteration, result)

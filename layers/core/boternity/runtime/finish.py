@@ -36,8 +36,9 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                    if "step_id" in r and not r.get("iteration") and r.get("status") in STEP_FINAL}
         for step_id, rec in output.items():
             if (isinstance(rec, dict) and rec.get("status") in STEP_FINAL and step_id not in settled):
-                out, error = rec.get("output"), None
+                out, error, child = rec.get("output"), None, None
                 if rec["status"] == "failed" and isinstance(out, dict) and "cause" in out:
+                    child = child_execution(out.get("cause"))
                     # A step failed inside Step Functions (a sub-workflow, a Map) and went on
                     # (continue_on_error): its cause is the service's JSON; the record says it
                     # as a sentence.
@@ -45,8 +46,9 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                     out = {**out, "cause": reduced}
                     error = f"{out.get('error')}: {reduced}" if out.get("error") else reduced
                 runs.step_ended(run_id, step_id, status=rec["status"], output=out, error=error,
-                                only_if_not_final=True)
-    cause = readable_cause(None, detail.get("cause") or None)
+                                only_if_not_final=True, child_execution_arn=child)
+    raw_cause = detail.get("cause") or None
+    cause = readable_cause(None, raw_cause)
     # The end of an attempt the run was redriven past in the meantime (AWS counts redrives in the
     # event) must not close what the redriven execution opened, nor end it.
     attempt = detail.get("redriveCount") if isinstance(detail.get("redriveCount"), int) else None
@@ -56,7 +58,7 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
 
     if superseded():
         return {"run_id": run_id, "status": status, "updated": False, "stale": True}
-    _close_what_is_open(run_id, status, runs, approvals, cause)
+    _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause)
     # After the settling, so whoever reads the run as ended finds its steps settled too...
     updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None, cause=cause,
                              output=output, ended_at=ended_at, attempt=attempt)
@@ -64,11 +66,12 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
     # before this write is closed here; whatever after, it closes itself.
     if updated or not superseded():
-        _close_what_is_open(run_id, status, runs, approvals, cause)
+        _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause)
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
-def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cause: str | None) -> None:
+def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cause: str | None,
+                        raw_cause: str | None = None) -> None:
     if approvals is not None:
         # A decision can no longer resume anything: no approval of an ended run stays PENDING
         # (a succeeded run can still hold one whose step timed out and went on).
@@ -80,8 +83,13 @@ def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cau
             continue
         iteration = str(rec.get("iteration") or "")
         end, error = open_step_end(status, cause, step_id=str(rec["step_id"]), iteration=iteration)
+        child = None
+        if end == "failed" and rec.get("step_type") == "sub_workflow":
+            # The sub-workflow whose child failed the run: the run's cause carries the child's ARN.
+            failed = _STEP_FAILED.match(raw_cause or "")
+            child = child_execution(failed["cause"]) if failed else None
         runs.step_ended(run_id, str(rec["step_id"]), iteration=iteration, status=end, error=error,
-                        only_if_not_final=True)
+                        only_if_not_final=True, child_execution_arn=child)
 
 
 # The cause a step's failure gives its run (the compiler's `<id>.failed` Fail state).
@@ -111,6 +119,16 @@ def open_step_end(run_status: str, run_cause: str | None, *, step_id: str, itera
         if not iteration:
             return "failed", f"{failed['error']}: {cause}"
     return "aborted", f"stopped: step {failed['step']} failed ({failed['error']})"
+
+
+def child_execution(cause: Any) -> str | None:
+    """The child execution a failed sub-workflow task names: Step Functions puts the child's
+    DescribeExecution (``{"ExecutionArn": ..., "Error": ..., "Cause": ...}``) in the task's cause."""
+    if not isinstance(cause, str) or not cause.lstrip().startswith("{"):
+        return None
+    payload = _json(cause)
+    arn = payload.get("ExecutionArn") if isinstance(payload, dict) else None
+    return arn if isinstance(arn, str) and ":execution:" in arn else None
 
 
 def _json(value: Any) -> Any:

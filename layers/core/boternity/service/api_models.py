@@ -51,6 +51,8 @@ class WorkflowSummary(_Open):
 class WorkflowView(WorkflowSummary):
     source_format: str
     definition: Any = Field(description="the workflow as sent (YAML or JSON), parsed")
+    source: str | None = Field(default=None, description="GET /workflows/{name} only: the workflow exactly as sent "
+                               "to PUT (YAML with its comments and key order, or JSON), at most 256 KiB")
     triggers: list[TriggerView] = Field(default_factory=list)
     links: dict[str, str | None] = Field(default_factory=dict)
 
@@ -60,8 +62,9 @@ class WorkflowPutResult(WorkflowView):
     warnings: list[str] = Field(default_factory=list)
 
 
-def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str) -> dict[str, Any]:
-    """A registry item as the API shows it: the definition parsed, webhook URLs, links."""
+def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str, with_source: bool = False) -> dict[str, Any]:
+    """A registry item as the API shows it: the definition parsed, webhook URLs, links; and the
+    text as sent when ``with_source`` (GET only: a PUT's answer need not echo its body)."""
     source = item.get("source")
     # Stored after validation, but parsed within the limits anyway: they may have been lowered since.
     try:
@@ -79,6 +82,8 @@ def workflow_view(item: dict[str, Any], *, api_base: str, hooks_base: str) -> di
     triggers = [{**t, "url": hooks_base + t["path"]} if t.get("type") == "webhook" else dict(t)
                 for t in item.get("triggers") or []]
     out = {k: v for k, v in item.items() if k not in ("source", "triggers")}
+    if with_source and isinstance(source, str):
+        out["source"] = source
     out.update(definition=definition, triggers=triggers,
                links={"self": f"{api_base}/workflows/{item['name']}", "runs": f"{api_base}/workflows/{item['name']}/runs"})
     return out
@@ -120,6 +125,18 @@ class RunRecord(_Open):
     output: Any = None
 
 
+class RunView(RunRecord):
+    """``GET /runs/{run_id}``'s run: the record and the input it started with (the listings leave
+    the input out)."""
+
+    input: Any = Field(default=None, description="the trigger payload the run started with, up to 32 KiB; above "
+                       "that its claim-check reference {\"$ref\": \"blob:<sha256>\", \"size\"}; null for a run "
+                       "recorded before inputs were kept, or one Step Functions started with a large input itself "
+                       "(then `input_preview` holds its beginning)")
+    input_preview: str | None = Field(default=None, description="an input over 32 KiB: its first 4 KiB as text")
+    input_size: int | None = Field(default=None, description="the input's size in bytes (UTF-8 JSON)")
+
+
 class StepView(_Open):
     step_id: str
     status: str | None = None
@@ -131,10 +148,13 @@ class StepView(_Open):
     output: Any = Field(default=None, description="inline, or {\"$ref\": \"blob:<sha256>\", \"size\"} when claim-checked")
     error: str | None = None
     attempt_errors: list[dict[str, Any]] = Field(default_factory=list)
+    child_run_id: str | None = Field(default=None, description="a sub_workflow step (or item) that ended: the child "
+                                     "run it started (GET /runs/{child_run_id})")
+    child_execution_arn: str | None = Field(default=None, description="the child run's Step Functions execution")
 
 
 class RunDetail(BaseModel):
-    run: RunRecord
+    run: RunView
     steps: list[StepView]
     links: dict[str, str | None]
 
@@ -181,6 +201,13 @@ class ApprovalView(_Open):
     closed_at: str | None = Field(default=None, description="EXPIRED or CANCELLED: when")
     reason: str | None = Field(default=None, description="EXPIRED or CANCELLED: why, in a sentence")
     links: dict[str, str | None] = Field(default_factory=dict)
+
+
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalView] = Field(description="by workflow name, then oldest first; never a task token")
+    next_token: str | None = Field(default=None, description="the next page's token; None at the end. A pending "
+                                   "page may hold fewer than `limit` approvals (those past their deadline are "
+                                   "closed as EXPIRED instead of listed) while more follow")
 
 
 class DecisionRequest(BaseModel):

@@ -74,6 +74,41 @@ REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 _INTERNAL = ("slot_held", "slot_released", "queue_sk", "expires_at", "payload_sha256", "cancel_claim_until")
 
 
+# A for_each item's iteration key (``i<n>``, or ``<loops>/i<n>``: store/keys.item_records_prefix).
+_ITEM_ITERATION = re.compile(r"(?:^|/)i\d+$")
+# The history read for running children: one page, newest first (a running child was submitted
+# recently; a page holds 1,000 events, the most GetExecutionHistory returns at once).
+CHILD_HISTORY_EVENTS = 1000
+
+
+def running_children(sfn: Any, execution_arn: str) -> dict[str, str]:
+    """The latest child execution each state of an execution started (``startExecution.sync``),
+    by state name (a sub_workflow step's state is named after its step id), from one page of its
+    history."""
+    events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True,
+                                       maxResults=CHILD_HISTORY_EVENTS)["events"]
+    by_id = {e["id"]: e for e in events}
+    found: dict[str, tuple[int, str]] = {}
+    for e in events:
+        details = e.get("taskSubmittedEventDetails") or {}
+        if e.get("type") != "TaskSubmitted" or not str(details.get("resource", "")).startswith("startExecution"):
+            continue
+        try:
+            arn = json.loads(details.get("output") or "{}").get("ExecutionArn")
+        except (ValueError, AttributeError):
+            continue
+        # TaskSubmitted -> TaskStarted -> TaskScheduled -> TaskStateEntered, which names the state.
+        prev = by_id.get(e.get("previousEventId"))
+        while prev is not None and prev.get("type") != "TaskStateEntered":
+            prev = by_id.get(prev.get("previousEventId"))
+        if prev is None or not isinstance(arn, str):
+            continue
+        state = str((prev.get("stateEnteredEventDetails") or {}).get("name") or "")
+        if state and (state not in found or found[state][0] < e["id"]):
+            found[state] = (e["id"], arn)
+    return {state: arn for state, (_, arn) in found.items()}
+
+
 def execution_arn_for(state_machine_arn: str, run_id: str) -> str:
     """The ARN Step Functions gives an execution named ``run_id`` (fixed by AWS's naming)."""
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + run_id
@@ -87,9 +122,15 @@ def payload_text(payload: Any) -> str:
     return text
 
 
-def public_run(item: dict[str, Any]) -> dict[str, Any]:
+def public_run(item: dict[str, Any], *, with_input: bool = True) -> dict[str, Any]:
+    """A run item as the API shows it. ``with_input`` False (the listings) leaves out the input,
+    which may be 32 KiB a run."""
     out = {k: v for k, v in plain(item).items() if k not in _INTERNAL and k not in KEY_ATTRIBUTES}
-    for k in ("output", "trigger"):
+    if not with_input:
+        out.pop("input", None)
+        out.pop("input_preview", None)
+        out.pop("input_size", None)
+    for k in ("output", "trigger", "input"):
         if isinstance(out.get(k), str):
             try:
                 out[k] = json.loads(out[k])
@@ -237,7 +278,7 @@ class RunService:
         exec_arn = execution_arn_for(sm_arn, run_id)
         limit = int(record.get("concurrency") or 0)
         created = self.runs.create_run(run_id, workflow, trigger_type=trigger_type, execution_arn=exec_arn,
-                                       trigger=trigger, slot_limit=limit)
+                                       trigger=trigger, slot_limit=limit, input_text=text)
         if created is RunWrite.DUPLICATE:
             return self._duplicate(run_id, workflow)
         if created is RunWrite.SLOT_TAKEN:
@@ -306,14 +347,40 @@ class RunService:
             if s["step_id"] in errors:
                 s["attempt_errors"] = errors[s["step_id"]]
         steps.sort(key=lambda s: (str(s.get("started_at") or s.get("ended_at") or "~"), str(s.get("step_id"))))
+        self._name_running_children(run_id, str(item.get("execution_arn") or ""), steps)
         return {"run": public_run(item), "steps": steps}
+
+    def _name_running_children(self, run_id: str, execution_arn: str, steps: list[dict[str, Any]]) -> None:
+        """Name the child run of each running sub_workflow step whose record names none yet.
+
+        The parent's state machine names its child itself (``States.UUID()``), and the step's
+        record is told only when the child ends; meanwhile the child's ARN is in the parent's
+        history (the task's ``TaskSubmitted`` event). Read once, then written into the record, so
+        later reads find it there. ``for_each`` items run side by side under one state name and
+        are left to their ends."""
+        waiting = [s for s in steps if s.get("step_type") == "sub_workflow" and s.get("status") == "running"
+                   and not s.get("child_run_id") and not _ITEM_ITERATION.search(str(s.get("iteration") or ""))]
+        if not waiting or not execution_arn:
+            return
+        try:
+            children = running_children(self.sfn, execution_arn)
+        except ClientError as exc:
+            # The answer does without the link (the record names it when the child ends).
+            logger.warning("child runs not read", extra={"run_id": run_id,
+                                                         "code": exc.response.get("Error", {}).get("Code")})
+            return
+        for s in waiting:
+            arn = children.get(str(s["step_id"]))
+            if arn and self.runs.note_child(run_id, str(s["step_id"]), iteration=str(s.get("iteration") or ""),
+                                            execution_arn=arn):
+                s["child_execution_arn"], s["child_run_id"] = arn, arn.rsplit(":", 1)[-1]
 
     def list(self, workflow: str, *, status: str | None = None, limit: int = 20,
              next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """A workflow's runs, newest first, optionally of one status; paged by ``next_token``."""
         start = decode_token(next_token, expect=RunStore.runs_listing(workflow))
         items, last = self.runs.page_of_runs(workflow, status=status, limit=limit, start=start)
-        return [public_run(item) for item in items], encode_token(last)
+        return [public_run(item, with_input=False) for item in items], encode_token(last)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, run_id: str, *, by: str | None = None) -> dict[str, Any]:
@@ -551,5 +618,7 @@ def _record_external_start(runs: RunStore, run_id: str, workflow: str, detail: d
             kind = "cron"
         elif "detail-type" in payload and "source" in payload:
             kind = "event"
+    text = detail.get("input")
     runs.record_external_start(run_id, workflow=workflow, trigger_type=kind, started_at=started,
-                               execution_arn=detail.get("executionArn"))
+                               execution_arn=detail.get("executionArn"),
+                               input_text=text if isinstance(text, str) and payload is not None else None)

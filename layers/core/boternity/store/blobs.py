@@ -111,9 +111,15 @@ def execution_input(text: str, store: BlobStore | None = None) -> str:
     data = text.encode()
     if len(data) <= TRIGGER_INLINE_BYTES:
         return text
-    digest = hashlib.sha256(data).hexdigest()
-    (store or blob_store_from_env()).put(blob_key(digest), data)
-    return json.dumps({"$ref": SCHEME + digest, "size": len(data)})
+    ref = reference_to(data)
+    (store or blob_store_from_env()).put(blob_key(str(ref["$ref"])[len(SCHEME):]), data)
+    return json.dumps(ref)
+
+
+def reference_to(data: bytes) -> dict[str, Any]:
+    """The claim-check reference of ``data`` (content-addressed: the same bytes, the same reference),
+    without storing anything."""
+    return {"$ref": SCHEME + hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 def read_ref(store: BlobStore, ref: dict[str, Any]) -> bytes:

@@ -7,7 +7,9 @@
 * ``RUN#<run>`` / ``STEP#<step>[#<iteration>]`` — a step; ``ATTEMPT#<step>#<iteration>#<nnn>`` — a
   failed attempt; ``SYNC#<step>[#<iteration>]`` — a cross-branch signal (``store/sync.py``);
   ``APPROVAL#<approval>`` — a pointer to one of the run's approvals.
-* ``APPROVAL#<approval>`` / ``APPROVAL`` — an approval and its task token (``store/approvals.py``).
+* ``APPROVAL#<approval>`` / ``APPROVAL`` — an approval and its task token (``store/approvals.py``);
+  ``gsi1pk = APPROVALS#<status>``, ``gsi1sk = <workflow>#<created_at>#<approval>`` lists the
+  approvals of one status (``PENDING`` ...) by workflow, oldest first; a status change moves it.
 * ``CONC#<workflow>`` / ``CONC`` — the workflow's concurrency counter (``store/slots.py``).
 * ``QUEUE#<workflow>`` / ``<queued_at>#<run>`` — a run waiting for a slot (``store/queue.py``).
 * ``WF#<name>`` / ``WF`` — a registered workflow, ``gsi1pk = WORKFLOWS``; ``HOOK#<path>`` /
@@ -82,6 +84,23 @@ def approval(approval_id: str) -> ItemKey:
 
 def approval_pointer(run_id: str, approval_id: str) -> ItemKey:
     return {"pk": run_pk(run_id), "sk": APPROVAL_POINTER_PREFIX + approval_id}
+
+
+def approvals_with_status(status: str) -> str:
+    """``gsi1pk`` of the approvals in one status (PENDING, APPROVED, REJECTED, EXPIRED, CANCELLED)."""
+    return f"APPROVALS#{status}"
+
+
+def approvals_of_workflow(workflow: str) -> str:
+    """The ``gsi1sk`` prefix of one workflow's approvals. Workflow names cannot hold ``#``
+    (``model.workflow.WORKFLOW_NAME_PATTERN``), so one workflow's prefix never matches another's."""
+    return f"{workflow}#"
+
+
+def approval_index(status: str, workflow: str, created_at: str, approval_id: str) -> ItemKey:
+    """The ``gsi1`` attributes that list an approval under its status, by workflow, oldest first."""
+    return {"gsi1pk": approvals_with_status(status),
+            "gsi1sk": f"{approvals_of_workflow(workflow)}{created_at}#{approval_id}"}
 
 
 # ---------------------------------------------------------------------- concurrency and queue

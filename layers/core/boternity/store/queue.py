@@ -48,7 +48,7 @@ class RunQueue:
     def enqueue(self, run_id: str, workflow: str, payload: str, *, trigger_type: str, trigger: Any) -> RunWrite:
         """Write a QUEUED run record and its queue item together. DUPLICATE when the run exists."""
         item = new_run_item(run_id, workflow, status="QUEUED", trigger_type=trigger_type, execution_arn=None,
-                            trigger=trigger, slot_held=False)
+                            trigger=trigger, slot_held=False, input_text=payload)
         qsk = keys.queue_sk(item["started_at"], run_id)
         item["queue_sk"] = qsk
         queued = {**keys.queued(workflow, qsk), "run_id": run_id, "workflow": workflow, "payload": payload,

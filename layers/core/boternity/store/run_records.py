@@ -26,6 +26,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from boternity.store import dynamo, keys, slots
+from boternity.store.blobs import reference_to
 from boternity.store.dynamo import cancellation_codes, is_conditional_failure
 
 if TYPE_CHECKING:
@@ -53,6 +54,14 @@ def _tell_watchers(run_id: str, attributes: dict[str, Any] | None) -> None:
     record = _plain(attributes)
     for watcher in list(_watchers):
         watcher(run_id, record)
+
+# A run's input (its trigger payload) is kept in its record up to the size an execution starts
+# with inline (compiler.limits.TRIGGER_INLINE_BYTES); above it, the record keeps the claim-check
+# reference the execution starts with (store/blobs.py: the same content, the same reference) and
+# the first RUN_INPUT_PREVIEW_BYTES of the text, so a reader without the bucket sees how it begins.
+RUN_INPUT_PREVIEW_BYTES = 4 * 1024
+# Attributes of a run item that hold JSON text (decoded on the way out).
+_JSON_FIELDS = ("output", "trigger", "extra", "input")
 
 RUN_FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STEP_FINAL = ("completed", "skipped", "failed", "aborted", "timed_out")
@@ -216,9 +225,14 @@ class RunStore:
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
-                   only_if_not_final: bool = False) -> bool:
+                   only_if_not_final: bool = False, child_execution_arn: str | None = None) -> bool:
+        """``child_execution_arn``: a sub_workflow step's child execution; the record names it
+        and the child's run id (the execution's name, the last part of its ARN)."""
         fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration,
                                   "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        if child_execution_arn:
+            fields["child_execution_arn"] = child_execution_arn
+            fields["child_run_id"] = child_execution_arn.rsplit(":", 1)[-1]
         if output is not None:
             fields["output"] = json.dumps(output)
         if error is not None:
@@ -242,6 +256,23 @@ class RunStore:
                 return False
             raise
         _tell_watchers(run_id, resp.get("Attributes"))
+        return True
+
+    def note_child(self, run_id: str, step_id: str, *, iteration: str, execution_arn: str) -> bool:
+        """Name the child run of a sub_workflow step record that is still running and names none
+        yet (its end names it anyway). False when the record is no longer so."""
+        try:
+            self.table.update_item(
+                Key=self._step_key(run_id, step_id, iteration),
+                UpdateExpression="SET child_execution_arn = :arn, child_run_id = :id",
+                ConditionExpression="#s = :running AND attribute_not_exists(child_run_id)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":arn": execution_arn, ":id": execution_arn.rsplit(":", 1)[-1],
+                                           ":running": "running"})
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            return False
         return True
 
     def end_open_steps(self, run_id: str, *, status: str, error: str) -> int:
@@ -302,11 +333,12 @@ class RunStore:
         return dict(item) if item else None
 
     def create_run(self, run_id: str, workflow: str, *, trigger_type: str, execution_arn: str, trigger: Any,
-                   slot_limit: int) -> RunWrite:
+                   slot_limit: int, input_text: str | None = None) -> RunWrite:
         """Write a RUNNING run record, taking one of ``slot_limit`` concurrency slots in the same
         transaction when there is a limit (0: none). Never overwrites an existing run."""
         item = new_run_item(run_id, workflow, status="RUNNING", trigger_type=trigger_type,
-                            execution_arn=execution_arn, trigger=trigger, slot_held=bool(slot_limit))
+                            execution_arn=execution_arn, trigger=trigger, slot_held=bool(slot_limit),
+                            input_text=input_text)
         if not slot_limit:
             try:
                 self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -443,12 +475,15 @@ class RunStore:
             ExpressionAttributeNames=names, ExpressionAttributeValues={**values, ":t": True})
 
     def record_external_start(self, run_id: str, *, workflow: str, trigger_type: str, started_at: str,
-                              execution_arn: str | None) -> None:
+                              execution_arn: str | None, input_text: str | None = None) -> None:
         """Fill in the record of a run started without the API; every attribute only where it is
-        missing, so a record the API (or an earlier end event) wrote is left as it is."""
+        missing, so a record the API (or an earlier end event) wrote is left as it is.
+        ``input_text``: the execution's input (a schedule's or rule's event, a child's input)."""
         values = {"run_id": run_id, "workflow": workflow, "status": "RUNNING", "trigger_type": trigger_type,
                   "started_at": started_at, "execution_arn": execution_arn,
-                  **keys.run_index(workflow, started_at, run_id), "expires_at": int(time.time()) + RECORD_TTL_SECS}
+                  **keys.run_index(workflow, started_at, run_id), "expires_at": int(time.time()) + RECORD_TTL_SECS,
+                  # Started by Step Functions itself: a large input was not claim-checked.
+                  **(input_fields(input_text, claim_checked=False) if input_text is not None else {})}
         values = {k: v for k, v in values.items() if v is not None}
         self.table.update_item(
             Key=keys.run(run_id),
@@ -462,7 +497,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     for k, v in item.items():
         if k in keys.KEY_ATTRIBUTES:
             continue
-        if k in ("output", "trigger", "extra") and isinstance(v, str):
+        if k in _JSON_FIELDS and isinstance(v, str):
             try:
                 v = json.loads(v)
             except ValueError:
@@ -489,10 +524,32 @@ class Reopen(Enum):
     NO_SLOT = "no_slot"          # every concurrency slot is held
 
 
+def input_fields(text: str, *, claim_checked: bool = True) -> dict[str, Any]:
+    """The run item's record of its input: ``input_size`` (bytes), and ``input`` (JSON text: the
+    payload itself up to TRIGGER_INLINE_BYTES). Above that, ``input_preview`` (the first
+    RUN_INPUT_PREVIEW_BYTES, cut at a character boundary) and, when the execution started from a
+    claim-checked copy (``claim_checked``: every start through the API), ``input`` is that copy's
+    reference; a run started elsewhere with a large input keeps only the preview."""
+    # Here, not at the top: the compiler package stays out of the webhook function's cold start
+    # (execution_input, which every start calls too, imports it the same way).
+    from boternity.compiler.limits import TRIGGER_INLINE_BYTES
+
+    data = text.encode()
+    out: dict[str, Any] = {"input_size": len(data)}
+    if len(data) <= TRIGGER_INLINE_BYTES:
+        out["input"] = text
+        return out
+    out["input_preview"] = data[:RUN_INPUT_PREVIEW_BYTES].decode("utf-8", "ignore")
+    if claim_checked:
+        out["input"] = json.dumps(reference_to(data), separators=(",", ":"))
+    return out
+
+
 def new_run_item(run_id: str, workflow: str, *, status: str, trigger_type: str, execution_arn: str | None,
-                 trigger: Any, slot_held: bool) -> dict[str, Any]:
+                 trigger: Any, slot_held: bool, input_text: str | None = None) -> dict[str, Any]:
     """A run item as a start writes it (the shape :meth:`RunStore.run_started` writes, plus the
-    concurrency bookkeeping), so it can join a transaction with a slot or a queue item."""
+    concurrency bookkeeping), so it can join a transaction with a slot or a queue item.
+    ``input_text``: the payload the run starts with, as JSON text (see :func:`input_fields`)."""
     started = now_iso()
     item: dict[str, Any] = {
         **keys.run(run_id), "run_id": run_id, "workflow": workflow, "status": status,
@@ -505,6 +562,8 @@ def new_run_item(run_id: str, workflow: str, *, status: str, trigger_type: str, 
         item["trigger"] = json.dumps(trigger)
     if slot_held:
         item["slot_held"] = True
+    if input_text is not None:
+        item.update(input_fields(input_text))
     if status == "QUEUED":
         item["queued_at"] = started
     return item

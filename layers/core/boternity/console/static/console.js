@@ -173,7 +173,9 @@
     main.appendChild(el("h1", {}, "Workflow ", el("span", { class: "mono" }, wf.name)));
     if (wf.description) main.appendChild(el("p", {}, wf.description));
     main.appendChild(el("p", { class: "muted" }, "Triggers: ", data.triggers.length ? data.triggers.join(", ") : "API only",
-                        " · version ", String(wf.version), " · updated ", when(wf.updated_at)));
+                        " · version ", String(wf.version), " · updated ", when(wf.updated_at), " · ",
+                        el("a", { href: "/console/approvals?workflow=" + enc(wf.name), id: "workflow-approvals" },
+                           "approvals waiting")));
     const stepBox = el("div", { class: "step-config", id: "step-config" });
     const graph = drawGraph(data.graph, (id) => {
       const step = data.graph.steps[id];
@@ -212,7 +214,10 @@
       filters.appendChild(el("button", { type: "button", "data-status": s, onclick: () => load(s) }, s || "All"));
     }
     main.appendChild(section("Runs", filters, runsBox));
-    main.appendChild(section("Definition", pre(data.yaml)));
+    main.appendChild(section("Definition", el("p", { class: "muted", id: "definition-origin" }, data.as_written
+      ? "As written (" + (wf.source_format || "yaml").toUpperCase() + "), comments included."
+      : "Re-serialised from the parsed definition: the API did not return the file as written."),
+      pre(data.yaml, "code definition")));
     load("");
   }
 
@@ -264,6 +269,10 @@
     main.append(head, actions, notice, el("div", { class: "run-body" }, el("div", { class: "graph" }, drawn.svg), panel), io);
     let selected = null;
     let panelKey = "";
+    // The input never changes: read once, kept across repaints of the head.
+    const inputUrl = "/console/data/runs/" + enc(runId) + "/input";
+    const inputBox = el("section", { id: "run-input-box" }, el("h2", {}, "Run input"));
+    valueInto(inputBox, inputUrl, "input");
 
     function renderHead() {
       const r = data.run;
@@ -285,6 +294,7 @@
           act("/runs/" + enc(runId) + "/redrive", "Redrive this run from the step that failed?") }, "Redrive"));
       }
       clear(io);
+      io.appendChild(inputBox);
       io.appendChild(section("Run trigger", pre(pretty(r.trigger === undefined ? null : r.trigger))));
       io.appendChild(section("Run output", pre(r.output === undefined || r.output === null ? "—" : pretty(r.output))));
     }
@@ -344,31 +354,29 @@
         panel.appendChild(el("h3", {}, step.type === "loop" ? "Iterations" : "Items and iterations"));
         const box = el("div", { class: "iter-output" });
         panel.appendChild(table(["Iteration", "Status", "Attempts", "Duration", ""], entry.iterations.map((it) =>
-          el("tr", { "data-iteration": it.iteration }, el("td", { class: "mono" }, it.iteration), el("td", {}, badge(it.status)),
+          el("tr", { "data-iteration": it.iteration }, el("td", { class: "mono" }, it.iteration), el("td", {}, badge(it.status),
+             it.child_run_id ? [" ", el("a", { href: "/console/runs/" + enc(it.child_run_id), class: "child-run" }, "child run")] : null),
              el("td", {}, it.attempts || "—"), el("td", {}, duration(it.started_at, it.ended_at)),
              el("td", {}, el("button", { type: "button", onclick: () => { clear(box); box.appendChild(outputBox(selected, it.iteration, it)); } }, "Output"))))));
         panel.appendChild(box);
       }
-      if (step.type === "sub_workflow" && step.config && step.config.workflow_name && rec.started_at) {
+      if (step.type === "sub_workflow" && step.config && step.config.workflow_name && entry.record) {
         panel.appendChild(childRuns(step.config.workflow_name, rec));
       }
       if (step.config) panel.appendChild(el("div", {}, el("h3", {}, "Config"), pre(pretty(step.config))));
       if (step.unknown) panel.appendChild(el("p", { class: "muted" }, "This step is not in the workflow as registered now."));
     }
-    // The API records no link from a sub_workflow step to its child run: the runs of the child
-    // workflow started while the step ran are its candidates (exact unless runs overlap).
+    // A sub_workflow step's record names its child run (the API's child_run_id): from the
+    // parent's history while the child runs, from the step's end otherwise.
     function childRuns(child, rec) {
-      const box = el("div", { class: "children" }, el("h3", {}, "Child runs"),
-        el("p", { class: "muted" }, "Runs of ", wfLink(child), " started while this step ran:"));
-      const list = el("ul", {}, el("li", { class: "muted" }, "Loading…"));
-      box.appendChild(list);
-      getJSON("/console/api/workflows/" + enc(child) + "/runs?limit=50").then((page) => {
-        const from = rec.started_at, to = rec.ended_at || "~";
-        const found = page.runs.filter((r) => r.started_at >= from && r.started_at <= to);
-        clear(list);
-        if (!found.length) list.appendChild(el("li", { class: "muted" }, "none found"));
-        for (const r of found) list.appendChild(el("li", {}, runLink(r.run_id), " ", badge(r.status)));
-      }).catch((err) => problem(list, err));
+      const box = el("div", { class: "children" }, el("h3", {}, "Child run"));
+      if (rec.child_run_id) {
+        box.appendChild(el("p", {}, el("a", { href: "/console/runs/" + enc(rec.child_run_id), class: "mono child-run" },
+                                        rec.child_run_id), " of ", wfLink(child)));
+      } else {
+        box.appendChild(el("p", { class: "muted" }, "Not named yet (a for_each item names its child when it ends). ",
+                           "Runs of ", wfLink(child), " are on its page."));
+      }
       return box;
     }
     function dd(term, value) { return [el("dt", {}, term), el("dd", {}, value)]; }
@@ -376,18 +384,29 @@
       const box = el("div", { class: "output" }, el("h3", {}, "Output"));
       if (!rec.output_size && !rec.output_claim_checked) { box.appendChild(pre("null")); return box; }
       const q = "?step=" + enc(stepId) + "&iteration=" + enc(iteration);
-      const url = "/console/data/runs/" + enc(runId) + "/output" + q;
+      valueInto(box, "/console/data/runs/" + enc(runId) + "/output" + q, "output");
+      return box;
+    }
+    // Fetches a recorded value (an output, the run's input) into box: a preview as text, and the
+    // whole value as a download.
+    function valueInto(box, url, what) {
       const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
       box.appendChild(body);
       getJSON(url).then((out) => {
         clear(body);
-        if (!out.resolved) { body.appendChild(el("p", { class: "muted" }, out.message)); return; }
-        if (out.claim_checked) body.appendChild(el("p", { class: "muted" }, "Claim-checked output (" + out.size + " bytes), read from storage."));
-        body.appendChild(pre(out.text, "code output-text"));
+        if (!out.resolved) {
+          body.appendChild(el("p", { class: "muted" }, out.message));
+          if (out.preview) body.appendChild(pre(out.preview, "code " + what + "-text"));
+          return;
+        }
+        if (out.claim_checked) body.appendChild(el("p", { class: "muted" }, "Claim-checked " + what + " (" + out.size + " bytes), read from storage."));
+        body.appendChild(pre(out.text, "code " + what + "-text"));
         if (out.truncated) body.appendChild(el("p", { class: "muted" }, "Shown: the first " + out.text.length + " characters of " + out.size + " bytes."));
-        body.appendChild(el("a", { href: url + "&download=1", download: "" }, "Download the whole output"));
+        if (out.downloadable !== false) {
+          const sep = url.includes("?") ? "&" : "?";
+          body.appendChild(el("a", { href: url + sep + "download=1", download: "" }, "Download the whole " + what));
+        }
       }).catch((err) => problem(body, err));
-      return box;
     }
     function approvalBox(approval) {
       const box = el("div", { class: "approval", "data-approval-id": approval.approval_id });
@@ -434,24 +453,48 @@
   }
 
   async function approvalsPage() {
-    const data = await getJSON("/console/data/approvals");
+    // One page of the API's approvals listing at a time; "More approvals" asks for the next.
+    // ?workflow=<name> keeps one workflow's (the workflow page links here so).
+    const only = new URLSearchParams(window.location.search).get("workflow");
+    const query = only ? "workflow=" + enc(only) + "&" : "";
+    const first = await getJSON("/console/data/approvals?" + query);
     clear(main);
-    main.appendChild(el("h1", {}, "Approvals waiting for a decision"));
-    if (!data.approvals.length) { main.appendChild(el("p", { class: "muted" }, "Nothing is waiting.")); return; }
-    main.appendChild(table(["Workflow", "Run", "Step", "Prompt", "Since", "Decision"], data.approvals.map((a) => {
-      const comment = el("input", { type: "text", maxlength: 2000, placeholder: "comment", "aria-label": "comment" });
-      const said = el("span", { role: "status" });
-      async function decide(approved) {
-        try {
-          await post("/approvals/" + enc(a.approval_id) + "/decision", { approved, comment: comment.value.trim() || null });
-          said.textContent = approved ? "Approved." : "Rejected.";
-        } catch (err) { said.textContent = err.message; }
-      }
-      return el("tr", { "data-approval-id": a.approval_id }, el("td", {}, wfLink(a.workflow)), el("td", {}, runLink(a.run_id)),
-        el("td", { class: "mono" }, a.step_id), el("td", {}, a.prompt || ""), el("td", {}, when(a.created_at)),
-        el("td", {}, comment, el("button", { type: "button", class: "approve", onclick: () => decide(true) }, "Approve"),
-           el("button", { type: "button", class: "reject danger", onclick: () => decide(false) }, "Reject"), said));
-    })));
+    main.appendChild(el("h1", {}, "Approvals waiting for a decision", only ? [" in ", wfLink(only)] : null));
+    if (only) main.appendChild(el("p", {}, el("a", { href: "/console/approvals" }, "All workflows")));
+    if (!first.approvals.length && !first.next_token) {
+      main.appendChild(el("p", { class: "muted" }, "Nothing is waiting."));
+      return;
+    }
+    const rows = el("tbody", {});
+    main.appendChild(el("table", { id: "approvals" }, el("thead", {}, el("tr", {},
+      ["Workflow", "Run", "Step", "Prompt", "Since", "Decision"].map((h) => el("th", {}, h)))), rows));
+    const more = el("button", { type: "button", id: "more-approvals", hidden: true }, "More approvals");
+    main.appendChild(more);
+    function show(page) {
+      for (const a of page.approvals) rows.appendChild(approvalRow(a));
+      more.hidden = !page.next_token;
+      more.onclick = async () => {
+        more.disabled = true;
+        try { show(await getJSON("/console/data/approvals?" + query + "next_token=" + enc(page.next_token))); }
+        catch (err) { problem(main, err); }
+        more.disabled = false;
+      };
+    }
+    show(first);
+  }
+  function approvalRow(a) {
+    const comment = el("input", { type: "text", maxlength: 2000, placeholder: "comment", "aria-label": "comment" });
+    const said = el("span", { role: "status" });
+    async function decide(approved) {
+      try {
+        await post("/approvals/" + enc(a.approval_id) + "/decision", { approved, comment: comment.value.trim() || null });
+        said.textContent = approved ? "Approved." : "Rejected.";
+      } catch (err) { said.textContent = err.message; }
+    }
+    return el("tr", { "data-approval-id": a.approval_id }, el("td", {}, wfLink(a.workflow || "")), el("td", {}, runLink(a.run_id || "")),
+      el("td", { class: "mono" }, a.step_id || ""), el("td", {}, a.prompt || ""), el("td", {}, when(a.created_at)),
+      el("td", {}, comment, el("button", { type: "button", class: "approve", onclick: () => decide(true) }, "Approve"),
+         el("button", { type: "button", class: "reject danger", onclick: () => decide(false) }, "Reject"), said));
   }
 
   const pages = { home: homePage, workflow: workflowPage, run: runPage, approvals: approvalsPage };
