@@ -163,6 +163,8 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
             "startup_s": _get(pe, "local", "startup_s"),
             "per_step_ms": {k: _get(pe, "local", "per_step_ms", k) for k in PEER_KEYS}
                            | {k: v for k, v in (_get(pe, "local", "per_step_ms") or {}).items() if v is not None},
+            # chain_500 / chain_50 per step (whole command, and in-process): 1.0 is flat in N.
+            "flat_in_n": _get(pe, "local", "flat_in_n") or {"whole": None, "in_process": None},
             "detail": lo,
         },
         "peers": {

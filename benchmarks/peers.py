@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 SKILLS_DIR = ROOT / "examples" / "skills"
 
-FULL_SHAPES: tuple[tuple[str, int], ...] = (("chain", 200), ("fan", 200), ("chain", 500))
+FULL_SHAPES: tuple[tuple[str, int], ...] = (("chain", 50), ("chain", 200), ("fan", 200), ("chain", 500))
+# The per-step cost flat in N (issue goal: a 500-chain's at most 1.2x a 50-chain's).
+FLAT_PAIR = ("chain_500", "chain_50")
 QUICK_SHAPES: tuple[tuple[str, int], ...] = (("chain", 20), ("fan", 20))
 # results.json's local.per_step_ms keys: always present, null when not measured (e.g. --quick).
 RESULT_KEYS = tuple(f"{s}_{n}" for s, n in FULL_SHAPES)
@@ -412,10 +414,26 @@ def run(*, quick: bool = False, log: Callable[[str], None] = print, runners: Seq
         "step": "prompt-skill-like no-op: returns 'Handled: step <id>' (the echo-prompt skill)",
         "runners": measured,
         "ratios": ratios,
-        "local": {"startup_s": ours.get("startup_s"), "per_step_ms": per_step},
+        "local": {"startup_s": ours.get("startup_s"), "per_step_ms": per_step,
+                  "flat_in_n": flat_in_n(ours)},
     }
     log(_render(result))
+    flat = result["local"]["flat_in_n"]
+    if flat["whole"] is not None or flat["in_process"] is not None:
+        log(f"   per step, {FLAT_PAIR[0]} / {FLAT_PAIR[1]}: whole command {flat['whole']}, "
+            f"in-process {flat['in_process']} (goal <= 1.2)")
     return result
+
+
+def flat_in_n(ours: dict[str, Any]) -> dict[str, float | None]:
+    """Our per-step cost on the longer chain over the shorter: 1.0 is flat in N."""
+    big, small = FLAT_PAIR
+
+    def ratio(costs: dict[str, Any] | None) -> float | None:
+        a, b = (costs or {}).get(big), (costs or {}).get(small)
+        return round(a / b, 2) if a is not None and b is not None and b > 0 else None
+
+    return {"whole": ratio(ours.get("per_step_ms")), "in_process": ratio(ours.get("in_process_ms_per_step"))}
 
 
 def _render(res: dict[str, Any]) -> str:

@@ -180,6 +180,7 @@ def test_quick_mode_skips_the_peers_and_resolves_nothing_on_walls_from_one_sampl
 
 
 NEW_KEYS = ["local.startup_s", *(f"local.per_step_ms.{k}" for k in peers.RESULT_KEYS),
+            "local.flat_in_n.whole", "local.flat_in_n.in_process",
             "cost.transitions_per_step.skill", "cost.transitions_per_step.wait", "cost.lambda_per_wait_step",
             "makespan.real_vs_critical.max"]
 
@@ -192,6 +193,11 @@ def _dotted(doc: dict[str, Any], path: str) -> Any:
     return cur
 
 
+def test_flat_in_n_is_the_long_chains_cost_over_the_short_ones() -> None:
+    ours = {"per_step_ms": {"chain_50": 4.0, "chain_500": 5.0}, "in_process_ms_per_step": {"chain_50": 3.0}}
+    assert peers.flat_in_n(ours) == {"whole": 1.25, "in_process": None}
+
+
 def test_results_document_has_the_new_keys_even_when_nothing_was_measured() -> None:
     args = argparse.Namespace(quick=True, seed=dags.DEFAULT_SEED, only=["makespan"])
     doc = bench.assemble({}, args, {})
@@ -201,7 +207,9 @@ def test_results_document_has_the_new_keys_even_when_nothing_was_measured() -> N
 def test_results_document_reads_the_new_keys_from_the_sections() -> None:
     args = argparse.Namespace(quick=False, seed=dags.DEFAULT_SEED, only=None)
     sections = {
-        "peers": {"local": {"startup_s": 1.2, "per_step_ms": {"chain_200": 5.0, "fan_200": 4.0, "chain_500": None}},
+        "peers": {"local": {"startup_s": 1.2, "per_step_ms": {"chain_50": 4.0, "chain_200": 5.0, "fan_200": 4.0,
+                                                              "chain_500": None},
+                            "flat_in_n": {"whole": None, "in_process": 1.1}},
                   "ratios": {"ours_vs_asyncio": {"startup": 20.0, "chain_200": 100.0}}},
         "cost": {"by_kind": {"skill": {"ours": {"transitions_per_step": 1.4}},
                              "wait": {"ours": {"transitions_per_step": 1.1, "lambda_invocations_per_step": 0.0}}}},
@@ -209,8 +217,9 @@ def test_results_document_reads_the_new_keys_from_the_sections() -> None:
     }
     doc = bench.assemble(sections, args, {})
     assert {k: _dotted(doc, k) for k in NEW_KEYS} == {
-        "local.startup_s": 1.2, "local.per_step_ms.chain_200": 5.0, "local.per_step_ms.fan_200": 4.0,
-        "local.per_step_ms.chain_500": None, "cost.transitions_per_step.skill": 1.4,
+        "local.startup_s": 1.2, "local.per_step_ms.chain_50": 4.0, "local.per_step_ms.chain_200": 5.0,
+        "local.per_step_ms.fan_200": 4.0, "local.per_step_ms.chain_500": None,
+        "local.flat_in_n.whole": None, "local.flat_in_n.in_process": 1.1, "cost.transitions_per_step.skill": 1.4,
         "cost.transitions_per_step.wait": 1.1, "cost.lambda_per_wait_step": 0.0,
         "makespan.real_vs_critical.max": 1.02,
     }
