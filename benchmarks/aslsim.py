@@ -11,7 +11,8 @@ It interprets a definition structurally, on the happy path (no Catch, no Retry):
   takes ``task_seconds``: 0 by default, or a Lambda latency measured from a run.
 * A Parallel state ends when its last branch ends.
 * An await task (``<sid>.await.<dep>``, a ``.waitForTaskToken`` task whose payload has
-  ``op: await``) ends at max(now, the time ``dep`` signalled). A producer signals when its
+  ``op: await``) ends at max(now, the time ``dep`` signalled); a gate (``op: gate``, several
+  producers at once) at max(now, the latest of their signals). A producer signals when its
   ``<dep>.signal`` task ends (op ``signal``), or when the task in which its own function signals
   ends (``"signal": true`` in the step payload of an op ``run`` task, i.e. Lambda steps, or of the
   op ``finish`` task ``<dep>.done`` after a Wait, Map or sub-workflow), or, for a static wait (a
@@ -73,14 +74,17 @@ def _payload(state: Mapping[str, Any]) -> Mapping[str, Any]:
     return payload if isinstance(payload, Mapping) else {}
 
 
-def _producer(name: str, state: Mapping[str, Any]) -> str | None:
-    """The step an await task waits for (from its payload; long names are hashed by the compiler)."""
+def _producers(name: str, state: Mapping[str, Any]) -> list[str] | None:
+    """The steps an await task waits for: one (op ``await``), or several at once (op ``gate``);
+    from its payload (long names are hashed by the compiler)."""
     payload = _payload(state)
     if payload.get("op") == "await":
-        return str(payload.get("step", {}).get("id"))
+        return [str(payload.get("step", {}).get("id"))]
+    if payload.get("op") == "gate":
+        return [str(p) for p in payload.get("step", {}).get("producers", [])]
     sid, role = step_of(name)
     if role and role.startswith("await."):
-        return role[len("await."):]
+        return [role[len("await."):]]
     return None
 
 
@@ -181,10 +185,10 @@ class _Round:
         if kind == "Task":
             for ended in _ended_waits(st):
                 self.signals[ended] = t   # the task ends and signals the wait it follows, first thing
-            producer = _producer(name, st)
-            if producer is not None:
-                self.awaited.add(producer)
-                return max(t + self.task_seconds, self.known.get(producer, t))
+            producers = _producers(name, st)
+            if producers is not None:
+                self.awaited.update(producers)
+                return max(t + self.task_seconds, *(self.known.get(p, t) for p in producers))
             end = t + (float(self.durations[sid]) if own else self.task_seconds)
             announced = _signals_from(name, st)
             if announced is not None:

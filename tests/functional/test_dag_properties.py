@@ -105,8 +105,14 @@ def test_random_dags_run_each_step_once_after_its_dependencies(engine, doc, flag
         main_states = [n for n in entered if n == s["id"]]
         assert len(main_states) <= 1, f"{s['id']} ran {len(main_states)} times"
     span = spans(history)
-    awaited = {e["stateExitedEventDetails"]["name"]: e["id"] for e in history
-               if ".await." in (e.get("stateExitedEventDetails") or {}).get("name", "")}
+    # "<id>.await.<dep>" waits for one producer, "<id>.await.<a>+<b>" (a gate) for several at once.
+    awaited: dict[str, int] = {}
+    for e in history:
+        name = (e.get("stateExitedEventDetails") or {}).get("name", "")
+        if ".await." in name:
+            sid, _, producers = name.partition(".await.")
+            for d in producers.split("+"):
+                awaited[f"{sid}.await.{d}"] = e["id"]
     for s in doc["steps"]:
         for d in s["depends_on"]:
             wait_end = awaited.get(f"{s['id']}.await.{d}")

@@ -119,6 +119,31 @@ def test_sync_store() -> None:
     assert _same_on_both(scenario)[0] == [False, False, 2, True, 0]
 
 
+def test_sync_store_gates_send_once_with_every_record() -> None:
+    """A gate of three producers: one done before it opens, one signalling after, the last one
+    completing it; and a gate whose producers were all done sends at once."""
+    from boternity.store.sync import SyncStore
+
+    def scenario(table: str) -> list[Any]:
+        sfn = FakeStepFunctions()
+        store = SyncStore(table, dynamodb=boto3.client("dynamodb", region_name=REGION), sfn=sfn)
+        out = [store.signal("r1", "p1", "i2", {"status": "completed", "output": 1}),
+               store.gate("r1", "c", "i2", ["p1", "p2", "p3"], "tok-c"),
+               store.signal("r1", "p2", "i2", {"status": "completed", "output": 2}),
+               len(sfn.sent),
+               store.signal("r1", "p3", "i2", {"status": "skipped"}),
+               store.signal("r1", "p3", "i2", {"status": "skipped"}),   # a retried signal
+               store.gate("r1", "d", "i2", ["p1", "p2"], "tok-d")]
+        return [out, sfn.sent]
+
+    out, sent = _same_on_both(scenario)
+    assert out == [0, False, 0, 0, 1, 1, True]
+    everything = {"p1": {"status": "completed", "output": 1}, "p2": {"status": "completed", "output": 2},
+                  "p3": {"status": "skipped"}}
+    assert [[token, json.loads(body)] for token, body in sent] == [
+        ["tok-c", everything], ["tok-c", everything], ["tok-d", {k: everything[k] for k in ("p1", "p2")}]]
+
+
 def test_approval_store(monkeypatch: pytest.MonkeyPatch) -> None:
     import boternity.approvals as approvals
 

@@ -82,7 +82,7 @@ class Frag:
 # The control-function and step-function operations that end the static waits named in their
 # payload before anything else (runtime/step.py: end_waits). An approval's request is handled by
 # the approval function, which does not.
-ENDS_WAITS_OPS = frozenset({"run", "start", "prepare", "finish", "loop", "signal", "await"})
+ENDS_WAITS_OPS = frozenset({"run", "start", "prepare", "finish", "loop", "signal", "await", "gate"})
 
 
 @dataclass
@@ -126,6 +126,11 @@ class _Compiler:
         # $.steps, k for $.b<k>), exactly as the run will have them there: a payload can then
         # name each record it reads by its path instead of carrying the whole state.
         self.visible: dict[str, int] = {}
+        # Records a gate brought into this branch (an await of several producers at once): they
+        # sit under the gate's own key ($.w_<consumer>.<producer>), not under a level's records.
+        # ``gates`` lists the gate keys certainly in the state here, oldest first.
+        self.gated: dict[str, str] = {}
+        self.gates: list[str] = []
         self.in_item = False   # compiling a for_each item: its state also has item and index
         self._reads_cache: dict[str, frozenset[str]] = {}
         for reserved in (START, DONE):
@@ -229,7 +234,10 @@ class _Compiler:
         def chain_frag(chain: list[str]) -> Frag:
             parts: list[Frag] = []
             for sid in chain:
-                for dep in n.waits.get(sid, []):
+                producers = n.waits.get(sid, [])
+                if len(producers) > 1:
+                    parts.append(self.gate(sid, producers))
+                for dep in producers if len(producers) == 1 else []:
                     parts.append(self.await_(sid, dep))
                 parts.append(self.step(self.g.steps[sid], signal=sid in signal))
             return self.sequence(parts)
@@ -244,16 +252,20 @@ class _Compiler:
         return f"$.{self._records()}.{step_id}"
 
     def _merged_steps(self) -> str:
-        """A path or intrinsic giving every record visible here, the innermost winning."""
-        return _merge_expr(["$.steps", *(f"$.b{k}" for k in range(1, self.level + 1))])
+        """A path or intrinsic giving every record visible here, the innermost winning (a gate's
+        records are the newest: an outer level may hold a copy from an earlier loop iteration)."""
+        return _merge_expr(["$.steps", *(f"$.b{k}" for k in range(1, self.level + 1)),
+                            *(f"$.{g}" for g in self.gates)])
 
     def _whole_state(self) -> dict[str, Any]:
         """The payload entry giving a function the run's whole state, with the records merged."""
-        if self.level == 0:
+        if self.level == 0 and not self.gates:
             return {"state.$": "$"}
         return {"state": {"ctx.$": "$.ctx", "steps.$": self._merged_steps()}}
 
     def _record_path(self, step_id: str) -> str:
+        if step_id in self.gated:
+            return self.gated[step_id]
         level = self.visible[step_id]
         return f"$.steps.{step_id}" if level == 0 else f"$.b{level}.{step_id}"
 
@@ -304,6 +316,7 @@ class _Compiler:
     def _wrote(self, step_id: str) -> None:
         """The record of ``step_id`` is in the state from here on, at this level."""
         self.visible[step_id] = self.level
+        self.gated.pop(step_id, None)
 
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
@@ -349,6 +362,7 @@ class _Compiler:
         if len(build) == 1:
             return build[0]()
         before = dict(self.visible)
+        gated, gates = dict(self.gated), list(self.gates)
         first = build[0]()
         seen = [self.visible]
         self.level += 1
@@ -356,15 +370,21 @@ class _Compiler:
             rest = []
             for b in build[1:]:
                 self.visible = dict(before)
+                self.gated, self.gates = dict(gated), list(gates)
                 rest.append(b())
                 seen.append(self.visible)
         finally:
             self.level -= 1
-        # After the Parallel, every branch's records are merged at this level.
+        # After the Parallel, every branch's records are merged at this level; the gates opened
+        # before it are carried through it (its Parameters and ResultSelector), those opened in
+        # its branches are not (what they brought in is merged with the branch that wrote it).
         self.visible = dict(before)
+        self.gated, self.gates = gated, gates
         for branch in seen:
             for sid, lv in branch.items():
                 self.visible[sid] = min(lv, self.level)
+                if sid not in before:
+                    self.gated.pop(sid, None)
         return self.parallel([first, *rest])
 
     def parallel(self, branches: list[Frag]) -> Frag:
@@ -394,10 +414,12 @@ class _Compiler:
         par = {
             "Type": "Parallel",
             "Comment": f"{len(branches)} branches run at once: " + ", ".join(new[:20]) + ("..." if len(new) > 20 else ""),
-            "Parameters": {"ctx.$": "$.ctx", **{f"{k}.$": f"$.{k}" for k in keep}, inner: {}},
+            "Parameters": {"ctx.$": "$.ctx", **{f"{k}.$": f"$.{k}" for k in keep}, inner: {},
+                           **{f"{g}.$": f"$.{g}" for g in self.gates}},
             "Branches": asl_branches,
             "ResultSelector": {"ctx.$": "$[0].ctx",
-                               **{f"{k}.$": (_merge_expr(parts) if k == own else f"$[0].{k}") for k in keep}},
+                               **{f"{k}.$": (_merge_expr(parts) if k == own else f"$[0].{k}") for k in keep},
+                               **{f"{g}.$": f"$[0].{g}" for g in self.gates}},
             "ResultPath": "$",
             "Next": NEXT,
         }
@@ -542,6 +564,31 @@ class _Compiler:
             retry=[dict(states.LAMBDA_SERVICE_RETRY)],
         )
         self._wrote(dep)
+        return Frag(name, {name: st}, limits.EVENTS_TASK, [])
+
+    def gate(self, sid: str, producers: list[str]) -> Frag:
+        """One wait for every producer ``sid`` needs from other branches: the sync store counts
+        their arrivals, and the last one (or this task, if they were all done) sends the token
+        with all their records (one transition instead of one per producer)."""
+        name = self.names.take(f"{sid}.await.{'+'.join(producers)}")
+        key = f"w_{sid}"
+        loops = list(reversed(self.g.scope_chain(sid)))
+        st = states.task(
+            states.LAMBDA_CALLBACK,
+            {"FunctionName": self.targets.function("control"),
+             "Payload": {"op": "gate", "step": {"id": sid, "loops": loops, "producers": list(producers)},
+                         **self._state_param(set(self.g.scope_chain(sid))), "token.$": "$$.Task.Token"}},
+            comment=f"'{sid}' also needs {', '.join(repr(p) for p in producers)}, which run in other branches: "
+                    "wait for all of them at once",
+            # Under a key of its own: ResultPath cannot add several records to the branch's records.
+            result_path=f"$.{key}", timeout=self.wf.timeout_secs,
+            retry=[dict(states.LAMBDA_SERVICE_RETRY)],
+        )
+        for p in producers:
+            self.visible[p] = self.level
+            self.gated[p] = f"$.{key}.{p}"
+        if key not in self.gates:
+            self.gates.append(key)
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
 
     def step(self, s: Step, *, signal: bool) -> Frag:
@@ -775,9 +822,9 @@ class _Compiler:
             item_visible = dict.fromkeys(reads, 0)
         else:
             item_steps, item_visible = self._merged_steps(), dict.fromkeys(self.visible, 0)
-        saved = self.level, self.visible, self.in_item
+        saved = self.level, self.visible, self.in_item, self.gated, self.gates
         # An item's state has the records it reads under "steps", beside the item and its index.
-        self.level, self.visible, self.in_item = 0, item_visible, True
+        self.level, self.visible, self.in_item, self.gated, self.gates = 0, item_visible, True, {}, []
         try:
             if t in LAMBDA_TYPES:
                 inner = self.lambda_step(s, signal=False, rp="$", name=self.names.take(f"{s.id}.item"), in_map=True)
@@ -786,7 +833,7 @@ class _Compiler:
             else:
                 inner = self._prepared_item(s)
         finally:
-            self.level, self.visible, self.in_item = saved
+            self.level, self.visible, self.in_item, self.gated, self.gates = saved
         inner_states = inner.states
         per_item = inner.events
         first = inner.start
@@ -900,6 +947,7 @@ class _Compiler:
         st[init]["Next"] = check
         self._wrote(s.id)
         before = dict(self.visible)
+        gated, gates = dict(self.gated), list(self.gates)
         spec = self.spec(s, signal=signal)
         chk = states.task(
             states.LAMBDA_INVOKE,
@@ -913,8 +961,9 @@ class _Compiler:
         # The body's last state goes back to the check, which also runs before the first iteration:
         # a static wait ending the body has its own .done task.
         body = self._close(self.scope(s.id))
-        # After the loop, its body's records exist only if it ran at least once.
+        # After the loop, its body's records (and its gates' keys) exist only if it ran at least once.
         self.visible = before
+        self.gated, self.gates = gated, gates
         wire(body.states, check)
         st[check] = chk
         st[nxt] = states.choice([{"Variable": f"{rp}.continue", "BooleanEquals": True, "Next": body.start}],

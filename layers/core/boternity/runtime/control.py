@@ -7,7 +7,8 @@ because they need the condition language (one implementation, in Python).
   (a timestamp, the child's input, the list of items).
 * ``start``   — before a wait of fixed seconds that nothing can skip: record its start and return
   the record it ends with (the next task in the flow ends it: ``end_waits``).
-* ``signal`` / ``await`` — cross-branch dependencies (store/sync.py).
+* ``signal`` / ``await`` / ``gate`` — cross-branch dependencies (store/sync.py): an await waits
+  for one producer, a gate for several at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def handle(event: dict[str, Any], services: Services) -> dict[str, Any]:
     if op == "await":
         sc = StepContext(spec=event["step"], state=event.get("state", {}))
         services.sync.wait(sc.run_id, sc.step_id, sc.iteration_key(), event["token"])
+        return {}
+    if op == "gate":
+        sc = StepContext(spec=event["step"], state=event.get("state", {}))
+        services.sync.gate(sc.run_id, sc.step_id, sc.iteration_key(), list(event["step"]["producers"]),
+                           event["token"])
         return {}
     raise StepFailed(f"unknown control operation {op!r}", code="control")
 

@@ -77,6 +77,11 @@ def sync(run_id: str, step_id: str, iteration: str) -> dict[str, dict[str, str]]
     return {"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}}
 
 
+def sync_gate(run_id: str, consumer: str, iteration: str) -> dict[str, dict[str, str]]:
+    """A gate's key: the producers that arrived for one consumer (step ids cannot hold '.')."""
+    return sync(run_id, f"{consumer}.gate", iteration)
+
+
 # ---------------------------------------------------------------------- approvals
 def approval(approval_id: str) -> ItemKey:
     return {"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"}
