@@ -132,3 +132,15 @@ def test_a_secret_reaches_no_record_in_any_encoding_the_step_itself_produced(
     leaked = sorted({form for form in _forms(value) for text in strings if form in text})
     assert leaked == [], strings
     assert any("***" in text for text in strings)
+
+
+def test_a_secret_the_target_sends_back_as_a_json_key_is_masked(target: HttpTarget) -> None:
+    from urllib.parse import quote
+
+    value = TOKENS[0]
+    body = quote(json.dumps({value: {"nested " + value: [value]}}), safe="")
+    strings = _masked_strings({"url": f"{target.url}/text?type=application/json&body={body}",
+                               "headers": {"Authorization": "Bearer {{ secrets.T }}"}}, value)
+
+    assert [text for text in strings if value in text] == []
+    assert strings.count("***") >= 1 and "nested ***" in strings
