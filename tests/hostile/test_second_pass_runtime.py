@@ -12,6 +12,12 @@ fix, and so does each case that held, so the corpus keeps both:
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -144,3 +150,206 @@ def test_a_secret_the_target_sends_back_as_a_json_key_is_masked(target: HttpTarg
 
     assert [text for text in strings if value in text] == []
     assert strings.count("***") >= 1 and "nested ***" in strings
+
+
+
+# ---------------------------------------------------------------------------- a hostile Anthropic endpoint
+
+
+MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
+           "content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+
+class HostileEndpoint:
+    """A raw-socket server on 127.0.0.1 answering every request the way ``behaviour`` says.
+
+    ``behaviour(conn)`` gets the connection after the request has been read; it may write anything,
+    as slowly as it likes. Whatever it is doing stops when the test ends (the sockets are closed).
+    """
+
+    def __init__(self, behaviour: Any) -> None:
+        self._behaviour = behaviour
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.requests = 0
+        self._stopped = threading.Event()
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests += 1
+            self._behaviour(conn)
+        except OSError:
+            pass  # the client went away: what the limits are for
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._server.close()
+        for conn in self._conns:
+            conn.close()
+
+
+def _reply(status: int, content_type: str, body: bytes) -> Any:
+    def behaviour(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                     % (status, content_type.encode(), len(body)) + body)
+    return behaviour
+
+
+def _trickle_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    while True:
+        conn.sendall(b" ")
+        time.sleep(0.2)
+
+
+def _trickle_headers(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while True:
+        conn.sendall(b"X-A: b\r\n")
+        time.sleep(0.2)
+
+
+def _endless_event_stream(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+    while True:
+        conn.sendall(b"event: ping\ndata: {}\n\n")
+        time.sleep(0.05)
+
+
+def _endless_chunked(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n")
+    chunk = b"1," * 32768
+    while True:
+        conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Any]:
+    opened: list[HostileEndpoint] = []
+
+    def open_endpoint(behaviour: Any) -> HostileEndpoint:
+        opened.append(HostileEndpoint(behaviour))
+        return opened[-1]
+
+    yield open_endpoint
+    for server in opened:
+        server.close()
+
+
+def _agent_error(base_url: str, *, timeout: float = 1.5, **kwargs: Any) -> tuple[Any, float]:
+    from boternity.errors import StepError
+    from boternity.executors.agent import make_client, run_agent
+    from boternity.executors.bots import Bot
+
+    client = make_client(api_key="sk-test-second-pass", base_url=base_url, timeout=timeout)
+    started = time.monotonic()
+    with pytest.raises(StepError) as caught:
+        run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=client, **kwargs)
+    return caught.value, time.monotonic() - started
+
+
+@pytest.mark.parametrize("behaviour", [
+    pytest.param(_trickle_body, id="body-a-byte-every-200ms"),
+    pytest.param(_trickle_headers, id="headers-a-line-every-200ms"),
+    pytest.param(_endless_event_stream, id="endless-event-stream-without-length"),
+])
+def test_an_endpoint_that_never_finishes_its_reply_ends_the_step_at_its_timeout(endpoint: Any, behaviour: Any) -> None:
+    server = endpoint(behaviour)
+    error, elapsed = _agent_error(server.base_url, timeout=1.5)
+
+    assert (type(error).__name__, error.code) == ("StepRetryable", "agent.timeout")
+    assert error.message == ("Anthropic API request for model claude-sonnet-4-6 timed out after 1.5s "
+                             "(no complete reply within the client timeout)")
+    assert server.requests == 1
+    assert elapsed < 15   # a bound, not a benchmark: before the fix these ran until the server stopped
+
+
+def test_an_endless_body_is_cut_at_the_reply_cap(endpoint: Any) -> None:
+    server = endpoint(_endless_chunked)
+    error, _ = _agent_error(server.base_url, timeout=30, max_reply_bytes=1024 * 1024)
+
+    assert (type(error).__name__, error.code) == ("StepFailed", "agent.reply_too_large")
+    assert error.message == ("Anthropic API reply for model claude-sonnet-4-6 is over 1048576 bytes; "
+                             "stopped reading")
+
+
+ENDLESS_BODY_CHILD = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from tests.hostile.test_second_pass_runtime import HostileEndpoint, _endless_chunked
+from boternity.errors import StepError
+from boternity.executors.agent import make_client, run_agent
+from boternity.executors.bots import Bot
+server = HostileEndpoint(_endless_chunked)
+try:
+    run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=make_client(api_key="k", base_url=server.base_url, timeout=30))
+except StepError as exc:
+    print(exc.code)
+"""
+
+
+def test_an_endless_body_with_the_default_cap_stays_within_a_memory_limit() -> None:
+    # In a child limited to 1.5 GB of address space: before the fix the reply filled it in 1.4 s.
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+
+    done = subprocess.run([sys.executable, "-c", ENDLESS_BODY_CHILD, os.getcwd()], capture_output=True, text=True,
+                          timeout=120, preexec_fn=limit, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "agent.reply_too_large"), done.stderr[-2000:]
+
+
+DEEP = ("[" * 5000 + "]" * 5000).encode()
+
+
+@pytest.mark.parametrize(("content_type", "body", "cause"), [
+    pytest.param("text/plain", b"hello", "TypeError", id="text-not-json"),
+    pytest.param("application/json", b'{"oops', "JSONDecodeError", id="truncated-json"),
+    pytest.param("application/json", b"{}", "TypeError", id="empty-object"),
+    pytest.param("application/json", b"[]", "TypeError", id="a-list"),
+    pytest.param("application/json", b"null", "TypeError", id="null"),
+    pytest.param("application/json", json.dumps({k: v for k, v in MESSAGE.items() if k != "usage"}).encode(),
+                 "AttributeError", id="no-usage"),
+    pytest.param("application/json", DEEP, "RecursionError", id="5000-levels-deep"),
+])
+def test_a_malformed_200_reply_fails_the_step_as_an_invalid_response(endpoint: Any, content_type: str, body: bytes,
+                                                                      cause: str) -> None:
+    server = endpoint(_reply(200, content_type, body))
+    error, _ = _agent_error(server.base_url)
+
+    assert (type(error).__name__, error.code) == ("StepFailed", "agent.invalid_response")
+    assert error.message == ("Anthropic API reply for model claude-sonnet-4-6 is not a Messages API response "
+                             f"({cause})")
+
+
+def test_a_tool_use_reply_is_one_call_with_an_empty_response_not_a_loop(endpoint: Any) -> None:
+    from boternity.executors.agent import make_client, run_agent
+    from boternity.executors.bots import Bot
+
+    reply = {**MESSAGE, "stop_reason": "tool_use",
+             "content": [{"type": "tool_use", "id": "t1", "name": "exfiltrate", "input": {"what": "env"}}]}
+    server = endpoint(_reply(200, "application/json", json.dumps(reply).encode()))
+    client = make_client(api_key="k", base_url=server.base_url, timeout=5)
+    out = run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=client)
+
+    assert (out["response"], out["stop_reason"], server.requests) == ("", "tool_use", 1)
