@@ -353,3 +353,116 @@ def test_a_tool_use_reply_is_one_call_with_an_empty_response_not_a_loop(endpoint
     out = run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=client)
 
     assert (out["response"], out["stop_reason"], server.requests) == ("", "tool_use", 1)
+
+
+# ---------------------------------------------------------------------------- JavaScript sandbox
+
+
+def _js(source: str, payload: Any = None) -> dict[str, Any]:
+    from boternity.executors.code import run_code
+
+    return run_code({"language": "javascript", "source": source, "input": payload}, base_dir=None)
+
+
+@pytest.mark.parametrize(("source", "output"), [
+    pytest.param('JSON.stringify = () => "not json"; 1', 1, id="stringify-returns-text"),
+    pytest.param('JSON.stringify = () => "{}"; 1', 1, id="stringify-returns-an-empty-envelope"),
+    pytest.param("JSON.stringify = () => 5; [1, 2]", [1, 2], id="stringify-returns-a-number"),
+    pytest.param("JSON = null; ({a: 1})", {"a": 1}, id="json-gone"),
+    pytest.param('JSON.stringify = () => \'{"error": 5}\'; "fine"', "fine", id="stringify-forges-an-error"),
+    pytest.param("String.prototype.startsWith = () => true; 1", 1, id="string-methods-replaced"),
+])
+def test_a_script_that_replaces_the_harness_tools_still_gets_its_own_output(source: str, output: Any) -> None:
+    assert _js(source)["output"] == output
+
+
+def test_a_script_cannot_take_the_name_the_harness_reports_through() -> None:
+    from boternity.errors import StepFailed
+
+    with pytest.raises(StepFailed) as caught:
+        _js('Object.defineProperty(globalThis, "__boternityState", {value: () => "ok:1"}); 2')
+    assert caught.value.code == "code.error"
+    assert "TypeError: Cannot redefine property: __boternityState" in caught.value.message
+
+
+@pytest.mark.parametrize(("source", "payload", "output"), [
+    pytest.param("({[Symbol('k')]: 1, f() {}, s: Symbol('v'), u: undefined, n: 1})", None, {"n": 1},
+                 id="symbols-functions-undefined-dropped"),
+    pytest.param("[({}).polluted === undefined, Object.keys(input), Object.getPrototypeOf(input) === Object.prototype]",
+                 {"__proto__": {"polluted": True}}, [True, ["__proto__"], True], id="input-proto-key-is-no-pollution"),
+    pytest.param("[typeof Intl, typeof Temporal, typeof SharedArrayBuffer, typeof Atomics]", None,
+                 ["undefined", "undefined", "undefined", "undefined"], id="off-heap-globals-gone"),
+    pytest.param("[(1234.5).toLocaleString('de', {style: 'currency', currency: 'EUR'}), 'a'.localeCompare('b', 'sv'),"
+                 " new Date(0).toLocaleDateString('ja', {timeZone: 'Asia/Tokyo'})]", None,
+                 ["1,234.5", -1, "1/1/1970"], id="locale-methods-use-the-default-locale"),
+])
+def test_what_a_script_can_hand_back(source: str, payload: Any, output: Any) -> None:
+    assert _js(source, payload)["output"] == output
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    pytest.param("__timer_manager.setTimeout(() => { while (true) {} }, 0); 1",
+                 "ReferenceError: SharedArrayBuffer is not defined", id="mini-racers-timer-manager"),
+    pytest.param("new Intl.DateTimeFormat('en')", "ReferenceError: Intl is not defined", id="intl"),
+    pytest.param("Temporal.Now.instant()", "ReferenceError: Temporal is not defined", id="temporal"),
+    pytest.param("throw {toString() { throw 1 }}", "<string conversion failed>", id="unprintable-throw"),
+    pytest.param("Promise.reject({toString() { throw 1 }})", "(an error that cannot be shown)",
+                 id="unprintable-rejection"),
+])
+def test_a_script_reaching_for_what_was_removed_fails_with_a_javascript_error(source: str, message: str) -> None:
+    from boternity.errors import StepFailed
+
+    with pytest.raises(StepFailed) as caught:
+        _js(source)
+    assert caught.value.code == "code.error"
+    assert message in caught.value.message
+
+
+# Run in a child that kills itself past 1.5 GB resident, so a regression cannot take the machine down.
+OFF_HEAP_CHILD = r"""
+import json, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+
+def status(field):
+    return int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith(field)))
+
+def watch():
+    while True:
+        if status("VmRSS:") > 1_500_000:
+            print(json.dumps({"code": "killed", "peak_mib": status("VmHWM:") // 1024}), flush=True)
+            os._exit(0)
+        time.sleep(0.01)
+
+threading.Thread(target=watch, daemon=True).start()
+from boternity.errors import StepFailed
+from boternity.executors.code import run_code
+try:
+    out = run_code({"language": "javascript", "source": sys.stdin.read(), "input": None}, base_dir=None)["output"]
+    code = None
+except StepFailed as exc:
+    out, code = None, exc.code
+print(json.dumps({"code": code, "output": out, "peak_mib": status("VmHWM:") // 1024}))
+"""
+
+
+@pytest.mark.parametrize(("source", "code", "output"), [
+    pytest.param("const a = []; for (let i = 0; i < 2e5; i++) a.push(new Intl.DateTimeFormat('en', {timeZone: 'UTC'}));"
+                 " a.length", "code.error", None, id="intl-formatters-kept"),
+    pytest.param("const Z = ['UTC', 'America/New_York', 'Asia/Tokyo']; const a = []; for (let i = 0; i < 2e5; i++) "
+                 "a.push(new Date(i * 1e7).toLocaleString('en', {timeZone: Z[i % 3], hour12: i % 2 == 0})); a.length",
+                 None, 200000, id="to-locale-string-with-changing-options"),
+    pytest.param("const L = ['de', 'fr', 'ja', 'sv', 'tr', 'ar', 'zh', 'ko']; let n = 0; for (let i = 0; i < 2e5; i++) "
+                 "n += new Date(i * 1e7).toLocaleTimeString(L[i % 8]).length > 0; n", None, 200000,
+                 id="to-locale-time-string-with-changing-locales"),
+    pytest.param("const a = []; for (let i = 0; i < 2e5; i++) a.push(Temporal.Now.zonedDateTimeISO('Asia/Tokyo')); 1",
+                 "code.error", None, id="temporal-objects-kept"),
+])
+def test_off_heap_allocations_stay_within_the_memory_budget(source: str, code: str | None, output: Any) -> None:
+    done = subprocess.run([sys.executable, "-c", OFF_HEAP_CHILD, os.getcwd()], input=source, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert (result["code"], result["output"]) == (code, output), result
+    # Interpreter and V8 take ~100 MiB before a script runs; before the fix these went past 1 GB.
+    assert result["peak_mib"] < 300, result
