@@ -21,7 +21,10 @@
     Sandbox: a bare V8 has no ``require``, ``process``, ``fetch``, file system or network. We
     also remove every binary-buffer constructor (``ArrayBuffer``, typed arrays, ``DataView``,
     ``SharedArrayBuffer``, ``Atomics``, ``WebAssembly``): their memory lives outside the V8
-    heap, where the memory limit does not see it. ``setTimeout`` goes too (it is built on
+    heap, where the memory limit does not see it; so do ``Intl`` and ``Temporal``, whose ICU
+    formatters and objects live there too, and the locale-sensitive methods (``toLocaleString``,
+    ``localeCompare`` ...) ignore their locale and options arguments, which would build a new
+    formatter per call: they answer in the default locale. ``setTimeout`` goes too (it is built on
     ``Atomics``): scripts compute, they do not wait. ``console`` exists but prints nowhere.
     Limits: the ``untrusted`` tier's memory (V8 heap, enforced approximately: V8 checks it
     after a collection), wall-clock time for the whole run, and output size. There is no fuel.
