@@ -1,0 +1,115 @@
+"""The second pass over run state: cancels and failures reaching into sub-workflow children, redrives.
+
+One local engine for the module (tests/support/approval_runs.py); every case starts its own runs and
+reads them back through the API a caller would use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from boternity.handlers.api import lambda_handler as api
+from tests.support.apigw import call, wait_for
+from tests.support.approval_runs import (
+    approval,
+    deploy,
+    finished,
+    gate_workflow,
+    module_cloud,
+    pending_approval,
+    run_detail,
+    start,
+    steps,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with module_cloud(tmp_path_factory.mktemp("second-pass-state")) as eng:
+        deploy(gate_workflow("gate"))
+        deploy({"name": "parent", "steps": [
+            {"id": "child", "type": "sub_workflow", "config": {"workflow_name": "gate", "input": {"what": "v2"}}}]})
+        deploy({"name": "fan", "steps": [
+            {"id": "child", "type": "sub_workflow", "for_each": "{{ trigger.items }}", "max_concurrency": 2,
+             "config": {"workflow_name": "gate", "input": {"what": "{{ item }}"}}}]})
+        deploy({"name": "failing", "steps": [
+            {"id": "child", "type": "sub_workflow", "config": {"workflow_name": "gate", "input": {"what": "v3"}}},
+            {"id": "pause", "type": "wait", "config": {"seconds": 1}},
+            {"id": "boom", "type": "code", "depends_on": ["pause"],
+             "config": {"language": "javascript", "source": "throw new Error('boom')"}}]})
+        yield eng
+
+
+def _runs_of(workflow: str) -> list[dict[str, Any]]:
+    r = call(api, "GET", f"/workflows/{workflow}/runs")
+    assert r.status == 200, r.text
+    return list(r.json["runs"])
+
+
+def _new_children(before: set[str], count: int) -> list[str]:
+    """The ids of ``count`` runs of ``gate`` started since ``before`` was taken, once they wait for approval."""
+    children = wait_for(lambda: (new := [r["run_id"] for r in _runs_of("gate") if r["run_id"] not in before])
+                        and len(new) == count and new)
+    return list(children)
+
+
+def _assert_stopped_with_nothing_open(child: str, aid: str) -> None:
+    assert finished(child)["run"]["status"] == "ABORTED"
+    assert approval(aid)["status"] == "CANCELLED"
+    assert steps(child)["review"]["status"] == "aborted"
+
+
+def test_cancelling_a_parent_stops_its_child_and_closes_the_childs_approval(cloud: Any) -> None:
+    before = {r["run_id"] for r in _runs_of("gate")}
+    parent = start("parent", {})
+    (child,) = _new_children(before, 1)
+    aid = pending_approval(child)
+
+    r = call(api, "POST", f"/runs/{parent}/cancel")
+    assert r.status == 200, r.text
+    assert finished(parent)["run"]["status"] == "ABORTED"
+
+    _assert_stopped_with_nothing_open(child, aid)
+
+
+def test_cancelling_a_for_each_over_sub_workflows_stops_every_child(cloud: Any) -> None:
+    before = {r["run_id"] for r in _runs_of("gate")}
+    parent = start("fan", {"items": ["a", "b"]})
+    children = _new_children(before, 2)
+    approvals = {child: pending_approval(child) for child in children}
+
+    assert call(api, "POST", f"/runs/{parent}/cancel").status == 200
+    assert finished(parent)["run"]["status"] == "ABORTED"
+    for child, aid in approvals.items():
+        _assert_stopped_with_nothing_open(child, aid)
+
+
+def test_a_parent_failing_elsewhere_stops_its_running_child(cloud: Any) -> None:
+    before = {r["run_id"] for r in _runs_of("gate")}
+    parent = start("failing", {})
+    (child,) = _new_children(before, 1)
+    aid = pending_approval(child)
+
+    done = finished(parent)
+    assert (done["run"]["status"], {s["step_id"]: s["status"] for s in done["steps"]}["boom"]) == ("FAILED", "failed")
+    _assert_stopped_with_nothing_open(child, aid)
+
+
+def test_a_decision_on_the_old_approval_of_a_redriven_run_is_refused(cloud: Any) -> None:
+    rid = start("gate")
+    first = pending_approval(rid)
+    assert call(api, "POST", f"/runs/{rid}/cancel").status == 200
+    assert finished(rid)["run"]["status"] == "ABORTED"
+    assert call(api, "POST", f"/runs/{rid}/redrive").status == 202
+    second = wait_for(lambda: (a := pending_approval(rid)) != first and a)
+
+    r = call(api, "POST", f"/approvals/{first}/decision", body={"approved": True})
+    assert (r.status, r.error["code"]) == (409, "approval_cancelled"), r.text
+    assert approval(second)["status"] == "PENDING"
+    assert run_detail(rid)["run"]["status"] == "RUNNING"
+    assert call(api, "POST", f"/runs/{rid}/cancel").status == 200
