@@ -466,3 +466,96 @@ def test_off_heap_allocations_stay_within_the_memory_budget(source: str, code: s
     assert (result["code"], result["output"]) == (code, output), result
     # Interpreter and V8 take ~100 MiB before a script runs; before the fix these went past 1 GB.
     assert result["peak_mib"] < 300, result
+
+
+# ---------------------------------------------------------------------------- SSRF (held)
+
+
+@pytest.fixture(scope="module")
+def victim() -> Iterator[HttpTarget]:
+    with HttpTarget() as server:
+        yield server
+
+
+def _http_error(config: dict[str, Any], **kwargs: Any) -> Any:
+    from boternity.errors import StepError
+
+    with pytest.raises(StepError) as caught:
+        run_http({"timeout_secs": 5, **config}, **kwargs)
+    return caught.value
+
+
+def _hosts_file_loopback_alias() -> str | None:
+    """A name /etc/hosts maps to a loopback address, other than localhost (e.g. the machine's name)."""
+    try:
+        lines = open("/etc/hosts", encoding="utf-8").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and fields[0].startswith("127."):
+            aliases = [name for name in fields[1:] if name.lower() != "localhost"]
+            if aliases:
+                return aliases[0]
+    return None
+
+
+@pytest.mark.parametrize("host", [
+    pytest.param("LOCALHOST", id="upper-case-localhost"),
+    pytest.param("[::1%25lo]", id="ipv6-loopback-with-zone-id"),
+    pytest.param("[::ffff:127.0.0.1%25lo]", id="mapped-loopback-with-zone-id"),
+    pytest.param("127.0.0.1.", id="trailing-dot"),
+    pytest.param("localhost.", id="localhost-trailing-dot"),
+    pytest.param("0x7f.0.0.1", id="hex-first-octet"),
+    pytest.param("hosts-file-alias", id="hosts-file-alias"),
+])
+def test_another_loopback_spelling_never_reaches_the_server(victim: HttpTarget, host: str) -> None:
+    if host == "hosts-file-alias":
+        host = _hosts_file_loopback_alias() or pytest.skip("no loopback alias in /etc/hosts")
+    before = len(victim.requests)
+    error = _http_error({"url": f"http://{host}:{victim.port}/"})
+
+    # Refused as loopback, or (where the resolver does not know the spelling) not resolvable at all.
+    assert error.code in ("http.blocked_address", "http.connect"), error.message
+    if error.code == "http.connect":
+        assert error.message.startswith("cannot resolve"), error.message
+    else:
+        assert "loopback" in error.message, error.message
+    assert len(victim.requests) == before
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"])
+def test_a_proxy_in_the_environment_is_never_used(target: HttpTarget, victim: HttpTarget,
+                                                  monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    # The victim plays the proxy: a proxy would resolve the name itself, after the guard's check.
+    monkeypatch.setenv(variable, victim.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    before_proxy, before_target = len(victim.requests), len(target.requests)
+
+    out = run_http({"url": f"{target.url}/echo"}, allowed_hosts=[("127.0.0.1", target.port)])
+
+    assert out["status"] == 200
+    assert (len(victim.requests) - before_proxy, len(target.requests) - before_target) == (0, 1)
+
+
+@pytest.mark.parametrize("name", ["Host", "HOST", "host"])
+def test_a_host_header_in_the_step_is_replaced_by_the_urls_host(target: HttpTarget, name: str) -> None:
+    out = run_http({"url": f"{target.url}/echo", "headers": {name: "169.254.169.254"}}, allow_private_network=True)
+
+    assert out["body"]["headers"]["host"] == f"127.0.0.1:{target.port}"
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_body_redirected_to_loopback_is_not_sent(target: HttpTarget, victim: HttpTarget, status: int) -> None:
+    from urllib.parse import quote
+
+    before = len(victim.requests)
+    location = quote(f"http://127.0.0.1:{victim.port}/steal", safe="")
+    error = _http_error({"method": "POST", "url": f"{target.url}/redirect?status={status}&to={location}",
+                         "body": {"token": "t0ps3cret"}}, allowed_hosts=[("127.0.0.1", target.port)])
+
+    assert error.code == "http.blocked_address"
+    assert error.message == (f"refusing to connect for POST http://127.0.0.1:{victim.port}/steal: 127.0.0.1, "
+                             "which is loopback")
+    assert len(victim.requests) == before
