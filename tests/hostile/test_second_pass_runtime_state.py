@@ -1,4 +1,5 @@
-"""The second pass over run state: cancels and failures reaching into sub-workflow children, redrives.
+"""The second pass over run state: cancels and failures reaching into sub-workflow children, redrives,
+and deliveries that must start exactly one run per workflow.
 
 One local engine for the module (tests/support/approval_runs.py); every case starts its own runs and
 reads them back through the API a caller would use.
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from boternity.handlers.api import lambda_handler as api
+from boternity.handlers.webhook import lambda_handler as hook
 from tests.support.apigw import call, wait_for
 from tests.support.approval_runs import (
     approval,
@@ -42,7 +44,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             {"id": "pause", "type": "wait", "config": {"seconds": 1}},
             {"id": "boom", "type": "code", "depends_on": ["pause"],
              "config": {"language": "javascript", "source": "throw new Error('boom')"}}]})
+        for name in TWINS:
+            deploy({"name": name, "triggers": [{"type": "webhook", "path": f"/{name}", "auth": {"type": "none"}}],
+                    "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]})
         yield eng
+
+
+# Two workflows whose names agree on their first 40 characters (a webhook run id keeps 40 of them).
+TWINS = ("customer-onboarding-notification-pipeline-eu", "customer-onboarding-notification-pipeline-us")
 
 
 def _runs_of(workflow: str) -> list[dict[str, Any]]:
@@ -113,3 +122,20 @@ def test_a_decision_on_the_old_approval_of_a_redriven_run_is_refused(cloud: Any)
     assert approval(second)["status"] == "PENDING"
     assert run_detail(rid)["run"]["status"] == "RUNNING"
     assert call(api, "POST", f"/runs/{rid}/cancel").status == 200
+
+
+def test_one_delivery_id_sent_to_two_workflows_starts_a_run_of_each(cloud: Any) -> None:
+    # A sender fanning one message out to two endpoints sends it with one id (Standard Webhooks'
+    # webhook-id does so); a redelivery to either must still be a duplicate of that workflow's run.
+    answers = [call(hook, "POST", f"/hooks/{name}", body='{"n": 1}',
+                    headers={"Content-Type": "application/json", "Idempotency-Key": "evt-42"}) for name in TWINS]
+    assert [a.status for a in answers] == [202, 202], [a.text for a in answers]
+    runs = [a.json["run_id"] for a in answers]
+    assert runs[0] != runs[1]
+    for name, rid in zip(TWINS, runs, strict=True):
+        assert finished(rid)["run"]["workflow"] == name
+        assert [r["run_id"] for r in _runs_of(name)] == [rid]
+
+    again = call(hook, "POST", f"/hooks/{TWINS[1]}", body='{"n": 1}',
+                 headers={"Content-Type": "application/json", "Idempotency-Key": "evt-42"})
+    assert (again.status, again.json["status"], again.json["run_id"]) == (200, "duplicate", runs[1])
