@@ -559,3 +559,33 @@ def test_a_body_redirected_to_loopback_is_not_sent(target: HttpTarget, victim: H
     assert error.message == (f"refusing to connect for POST http://127.0.0.1:{victim.port}/steal: 127.0.0.1, "
                              "which is loopback")
     assert len(victim.requests) == before
+
+
+# ---------------------------------------------------------------------------- wait until a hostile time
+
+
+WAITER = "name: waiter\nsteps:\n  - id: hold\n    type: wait\n    config: {until: \"{{ trigger.when }}\"}\n"
+
+
+@pytest.mark.parametrize(("when", "status", "error"), [
+    pytest.param("0001-01-01T00:00:00+01:00", "failed",
+                 "StepFailed: [wait] step 'hold', field 'config.until': '0001-01-01T00:00:00+01:00' is out of range (before year 1 "
+                 "or after year 9999 in UTC)", id="before-year-one-in-utc"),
+    pytest.param("9999-12-31T23:59:59-01:00", "failed",
+                 "StepFailed: [wait] step 'hold', field 'config.until': '9999-12-31T23:59:59-01:00' is out of range (before year 1 "
+                 "or after year 9999 in UTC)", id="after-year-9999-in-utc"),
+    pytest.param("0001-01-02T00:00:00Z", "completed", None, id="year-one-is-in-the-past"),
+    pytest.param("x" * 5000, "failed",
+                 "StepFailed: [wait] step 'hold', field 'config.until': '" + "x" * 100 + "…' is not an ISO-8601 timestamp",
+                 id="five-thousand-characters"),
+])
+def test_a_wait_until_a_hostile_timestamp_ends_with_the_steps_own_error(tmp_path: Path, when: str, status: str,
+                                                                        error: str | None) -> None:
+    (tmp_path / "waiter.yaml").write_text(WAITER)
+    done = subprocess.run([sys.executable, "-m", "boternity.cli.main", "run", "waiter.yaml", "--json",
+                           "--input", json.dumps({"when": when})], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=180, check=False)
+    record = json.loads(done.stdout)
+    (step,) = record["steps"]
+
+    assert (done.returncode, step["status"], step.get("error")) == (0 if status == "completed" else 1, status, error)
