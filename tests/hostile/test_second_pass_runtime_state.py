@@ -7,6 +7,7 @@ reads them back through the API a caller would use.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -139,3 +140,41 @@ def test_one_delivery_id_sent_to_two_workflows_starts_a_run_of_each(cloud: Any) 
     again = call(hook, "POST", f"/hooks/{TWINS[1]}", body='{"n": 1}',
                  headers={"Content-Type": "application/json", "Idempotency-Key": "evt-42"})
     assert (again.status, again.json["status"], again.json["run_id"]) == (200, "duplicate", runs[1])
+
+
+# A page on another site whose DNS name rebinds to 127.0.0.1 talks to `boternity serve` as its own
+# origin: the browser sends that site's name as Host. Without a check it could register a workflow
+# sending `{{ secrets.X }}` to itself, decide approvals or overwrite secrets.
+REBOUND = {"Host": "attacker.example:8000", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    pytest.param("GET", "/workflows", b"", id="list-workflows"),
+    pytest.param("PUT", "/workflows/exfil", json.dumps({"name": "exfil", "allow_private_network": True, "steps": [
+        {"id": "a", "type": "wait", "config": {"seconds": 0}}]}).encode(), id="register-a-workflow"),
+    pytest.param("POST", "/workflows/gate/runs", b"{}", id="start-a-run"),
+    pytest.param("PUT", "/_local/secrets/PARTNER_TOKEN", b"attacker-value", id="overwrite-a-secret"),
+])
+def test_serve_refuses_a_request_addressed_to_another_host(cloud: Any, method: str, path: str, body: bytes) -> None:
+    from boternity.local.server import LocalServer
+
+    before = len(_runs_of("gate"))
+    status, _, answer = LocalServer(cloud).handle(method, path, REBOUND, body)
+
+    assert (status, json.loads(answer)["error"]["code"]) == (403, "forbidden_host")
+    assert call(api, "GET", "/workflows/exfil").status == 404
+    assert len(_runs_of("gate")) == before
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", None])
+def test_serve_answers_loopback_hosts_and_webhooks_from_anywhere(cloud: Any, host: str | None) -> None:
+    from boternity.local.server import LocalServer
+
+    server = LocalServer(cloud)
+    headers = {"Host": host} if host else {}
+    status, _, _ = server.handle("GET", "/workflows", headers, b"")
+    assert status == 200
+    # Webhooks are authenticated by their own scheme and reach serve through tunnels under any name.
+    status, _, answer = server.handle("POST", f"/hooks/{TWINS[0]}", {**REBOUND, "Idempotency-Key": f"tunnel-{host}"},
+                                      b"{}")
+    assert status == 202, answer
