@@ -589,3 +589,47 @@ def test_a_wait_until_a_hostile_timestamp_ends_with_the_steps_own_error(tmp_path
     (step,) = record["steps"]
 
     assert (done.returncode, step["status"], step.get("error")) == (0 if status == "completed" else 1, status, error)
+
+
+# ---------------------------------------------------------------------------- WebAssembly sandbox (held)
+
+
+_WASI = 'wasi_snapshot_preview1'
+WASM_CASES = [
+    pytest.param('(module (memory (export "memory") 1) (table $t 1 funcref) (func (export "_start") '
+                 '(loop $l (drop (table.grow $t (ref.null func) (i32.const 100000))) (br $l))))',
+                 "wasm.timeout", "WebAssembly program exceeded the 1 s time limit", id="table-grow-loop"),
+    pytest.param('(module (memory (export "memory") 1 1 shared) (func (export "_start")))',
+                 "wasm.invalid_module", "shared memory support is disabled", id="shared-memory-threads"),
+    pytest.param(f'(module (import "{_WASI}" "random_get" (func $r (param i32 i32) (result i32))) '
+                 '(memory (export "memory") 1) (func (export "_start") '
+                 '(loop $l (drop (call $r (i32.const 0) (i32.const 65536))) (br $l))))',
+                 "wasm.timeout", "WebAssembly program exceeded the 1 s time limit", id="random-get-flood"),
+    pytest.param('(module (memory (export "memory") 1) (data (i32.const 65530) "0123456789") (func (export "_start")))',
+                 "wasm.trap", "out of bounds memory access", id="data-segment-past-memory"),
+    pytest.param('(module (memory (export "memory") 1) (func $f (return_call $f)) (func (export "_start") (call $f)))',
+                 "wasm.timeout", "WebAssembly program exceeded the 1 s time limit", id="endless-tail-calls"),
+    pytest.param(f'(module (import "{_WASI}" "path_open" (func $o (param i32 i32 i32 i32 i32 i64 i64 i32 i32) '
+                 f'(result i32))) (import "{_WASI}" "proc_exit" (func $exit (param i32))) (memory (export "memory") 1) '
+                 '(data (i32.const 100) "/etc/passwd") (func (export "_start") (call $exit (call $o (i32.const 3) '
+                 '(i32.const 0) (i32.const 100) (i32.const 11) (i32.const 0) (i64.const 2) (i64.const 2) '
+                 '(i32.const 0) (i32.const 200)))))',
+                 "wasm.exit", "WebAssembly program exited with status 8", id="open-a-host-file"),
+    pytest.param(f'(module (import "{_WASI}" "environ_sizes_get" (func $e (param i32 i32) (result i32))) '
+                 f'(import "{_WASI}" "proc_exit" (func $exit (param i32))) (memory (export "memory") 1) '
+                 '(func (export "_start") (drop (call $e (i32.const 0) (i32.const 4))) '
+                 '(call $exit (i32.add (i32.const 100) (i32.load (i32.const 0))))))',
+                 "wasm.exit", "WebAssembly program exited with status 100", id="count-environment-variables"),
+]
+
+
+@pytest.mark.parametrize(("source", "code", "message"), WASM_CASES)
+def test_a_hostile_module_is_held_by_the_sandbox(source: str, code: str, message: str) -> None:
+    from boternity.errors import StepFailed
+    from boternity.executors.code import run_code
+    from boternity.executors.wasm import tier_limits
+
+    with pytest.raises(StepFailed) as caught:
+        run_code({"language": "wasm", "source": source, "input": None}, base_dir=None,
+                 limits=tier_limits("untrusted").override(timeout_secs=1))
+    assert (caught.value.code, message in caught.value.message) == (code, True), caught.value.message
