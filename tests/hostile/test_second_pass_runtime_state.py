@@ -178,3 +178,38 @@ def test_serve_answers_loopback_hosts_and_webhooks_from_anywhere(cloud: Any, hos
     status, _, answer = server.handle("POST", f"/hooks/{TWINS[0]}", {**REBOUND, "Idempotency-Key": f"tunnel-{host}"},
                                       b"{}")
     assert status == 202, answer
+
+
+ANONYMOUS = {"identity": {"sourceIp": "203.0.113.9"}}   # the link routes carry no IAM caller
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CSRF_REFUSED = "the form's CSRF token is missing or wrong; reload the approval page"
+
+
+@pytest.mark.parametrize("forged", ["é" * 40, "０" * 40, "\u202e" + "0" * 39])
+def test_a_non_ascii_link_key_or_csrf_token_is_refused_like_any_wrong_one(cloud: Any, forged: str) -> None:
+    from urllib.parse import quote
+
+    from boternity.service.approval_page import csrf_token, link_key
+    from tests.support.approval_runs import stored
+
+    rid = start("gate")
+    aid = pending_approval(rid)
+    token = str(stored(aid)["token"])
+    answers = {
+        "link-page": call(api, "GET", f"/approve/{aid}", query={"k": forged}, **ANONYMOUS),
+        "link-post": call(api, "POST", f"/approve/{aid}", headers=FORM, **ANONYMOUS,
+                          body=f"k={quote(forged)}&csrf={csrf_token(token, aid)}&approved=true"),
+        "link-post-csrf": call(api, "POST", f"/approve/{aid}", headers=FORM, **ANONYMOUS,
+                               body=f"k={link_key(token, aid)}&csrf={quote(forged)}&approved=true"),
+        "api-form-csrf": call(api, "POST", f"/approvals/{aid}/decision", headers=FORM,
+                              body=f"approved=true&csrf={quote(forged)}"),
+    }
+
+    assert {name: (r.status, r.error["code"], r.error["message"]) for name, r in answers.items()} == {
+        "link-page": (404, "not_found", f"approval '{aid}' not found"),
+        "link-post": (404, "not_found", f"approval '{aid}' not found"),
+        "link-post-csrf": (403, "csrf_failed", CSRF_REFUSED),
+        "api-form-csrf": (403, "csrf_failed", CSRF_REFUSED),
+    }
+    assert approval(aid)["status"] == "PENDING"
+    assert call(api, "POST", f"/runs/{rid}/cancel").status == 200
