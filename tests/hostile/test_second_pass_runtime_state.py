@@ -45,6 +45,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             {"id": "pause", "type": "wait", "config": {"seconds": 1}},
             {"id": "boom", "type": "code", "depends_on": ["pause"],
              "config": {"language": "javascript", "source": "throw new Error('boom')"}}]})
+        deploy({"name": "bigprompt", "steps": [
+            {"id": "draft", "type": "code", "config": {"language": "javascript", "source": "'x'.repeat(500000)"}},
+            {"id": "review", "type": "approval", "depends_on": ["draft"],
+             "config": {"prompt": "Ship this? {{ steps.draft.output.output }}"}}]})
         for name in TWINS:
             deploy({"name": name, "triggers": [{"type": "webhook", "path": f"/{name}", "auth": {"type": "none"}}],
                     "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]})
@@ -213,3 +217,15 @@ def test_a_non_ascii_link_key_or_csrf_token_is_refused_like_any_wrong_one(cloud:
     }
     assert approval(aid)["status"] == "PENDING"
     assert call(api, "POST", f"/runs/{rid}/cancel").status == 200
+
+
+def test_an_approval_prompt_too_large_for_an_approval_fails_the_step_saying_so(cloud: Any) -> None:
+    # 500,000 characters rendered from an earlier step's output: DynamoDB keeps at most 400 KB an item.
+    rid = start("bigprompt", {})
+    done = finished(rid)
+    review = {s["step_id"]: s for s in done["steps"]}["review"]
+
+    assert (done["run"]["status"], review["status"]) == ("FAILED", "failed")
+    assert review["error"] == ("[approval.prompt_too_large] step 'review', field 'config.prompt': the "
+                               "prompt is 500,011 bytes; an approval holds at most 393,216: show a summary or a "
+                               "link instead")
