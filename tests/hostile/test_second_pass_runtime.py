@@ -633,3 +633,19 @@ def test_a_hostile_module_is_held_by_the_sandbox(source: str, code: str, message
         run_code({"language": "wasm", "source": source, "input": None}, base_dir=None,
                  limits=tier_limits("untrusted").override(timeout_secs=1))
     assert (caught.value.code, message in caught.value.message) == (code, True), caught.value.message
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_from_the_anthropic_endpoint_is_not_followed(endpoint: Any, victim: HttpTarget, status: int) -> None:
+    # The Messages API never redirects; following one sent the prompt (or a GET) wherever it said,
+    # the instance metadata service included, with the reply's excerpt in the step's error.
+    def redirect(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 %d Moved\r\nLocation: %s/steal\r\nContent-Length: 0\r\n\r\n"
+                     % (status, victim.url.encode()))
+
+    before = len(victim.requests)
+    error, _ = _agent_error(endpoint(redirect).base_url)
+
+    assert (type(error).__name__, error.code) == ("StepFailed", "agent.api_error")
+    assert error.message.startswith(f"Anthropic API error ({status}) for model claude-sonnet-4-6")
+    assert len(victim.requests) == before

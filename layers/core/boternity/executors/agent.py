@@ -219,8 +219,10 @@ def make_client(*, api_key: str | None = None, base_url: str | None = None,
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            # No redirects: the Messages API never sends one, and following it sent the prompt (or a
+            # GET) wherever a hostile endpoint pointed, instance metadata included.
             client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0,
-                                         http_client=anthropic.DefaultHttpxClient())
+                                         http_client=anthropic.DefaultHttpxClient(follow_redirects=False))
             _clients[key] = client
     return client
 
