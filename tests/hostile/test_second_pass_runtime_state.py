@@ -229,3 +229,17 @@ def test_an_approval_prompt_too_large_for_an_approval_fails_the_step_saying_so(c
     assert review["error"] == ("[approval.prompt_too_large] step 'review', field 'config.prompt': the "
                                "prompt is 500,011 bytes; an approval holds at most 393,216: show a summary or a "
                                "link instead")
+
+
+def test_one_idempotency_key_on_two_workflows_starts_one_run_of_each(cloud: Any) -> None:
+    headers = {"Idempotency-Key": "order-2nd-pass"}
+    first = call(api, "POST", "/workflows/gate/runs", body={"what": "x"}, headers=headers)
+    second = call(api, "POST", f"/workflows/{TWINS[0]}/runs", body={"what": "x"}, headers=headers)
+    again = call(api, "POST", f"/workflows/{TWINS[0]}/runs", body={"what": "x"}, headers=headers)
+
+    assert (first.status, second.status, again.status) == (202, 202, 202), (first.text, second.text)
+    assert first.json["run_id"] != second.json["run_id"]
+    assert (again.json["run_id"], again.json.get("replayed")) == (second.json["run_id"], True)
+    assert run_detail(first.json["run_id"])["run"]["workflow"] == "gate"
+    assert finished(second.json["run_id"])["run"]["workflow"] == TWINS[0]
+    assert call(api, "POST", f"/runs/{first.json['run_id']}/cancel").status == 200
