@@ -649,3 +649,32 @@ def test_a_redirect_from_the_anthropic_endpoint_is_not_followed(endpoint: Any, v
     assert (type(error).__name__, error.code) == ("StepFailed", "agent.api_error")
     assert error.message.startswith(f"Anthropic API error ({status}) for model claude-sonnet-4-6")
     assert len(victim.requests) == before
+
+
+# ---------------------------------------------------------------------------- data that looks like a claim check
+
+
+REF_LOOKALIKES = {
+    "json_schema": {"$ref": "#/definitions/a", "definitions": {"a": {"type": "string"}}},
+    "openapi": {"schema": {"$ref": "#/components/schemas/Pet"}},
+    "old_uri_without_hash": {"$ref": "file:///etc/passwd", "size": 10},
+    "bucket_key_without_hash": {"$ref": "s3://some-bucket/bots/writer/IDENTITY.md", "size": 10},
+    "traversal": {"$ref": "blob:../../../../etc/passwd", "size": 10},
+    "extra_keys": {"$ref": "blob:" + "0" * 64, "size": 10, "note": "mine"},
+}
+
+
+def test_a_payload_with_ref_keys_is_data_not_a_claim_check(tmp_path: Path) -> None:
+    # A JSON Schema or OpenAPI document in a trigger payload (or any response) has "$ref" keys:
+    # the step read them as claim checks and failed ("not a local blob: #/definitions/a").
+    (tmp_path / "refs.yaml").write_text(
+        "name: refs\nsteps:\n  - id: show\n    type: code\n"
+        "    config: {language: javascript, source: input, input: \"{{ trigger.doc }}\"}\n")
+    done = subprocess.run([sys.executable, "-m", "boternity.cli.main", "run", "refs.yaml", "--json",
+                           "--input", json.dumps({"doc": REF_LOOKALIKES})], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180, check=False)
+    record = json.loads(done.stdout)
+    (step,) = record["steps"]
+
+    assert (done.returncode, step["status"], step.get("error")) == (0, "completed", None)
+    assert step["output"]["output"] == REF_LOOKALIKES

@@ -6,6 +6,7 @@ One implementation, used by every function locally and in the cloud.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from boternity.errors import ExpressionError, StepFailed, readable_cause
 from boternity.expressions.jexl import condition_references, evaluate_condition
 from boternity.expressions.templates import render_value
 from boternity.runtime.secrets import lookup_secret
-from boternity.store.blobs import BlobStore, blob_store_from_env, make_resolver
+from boternity.store.blobs import SCHEME, BlobStore, blob_store_from_env, make_resolver
 
 
 class Secrets(Mapping[str, str]):
@@ -161,7 +162,7 @@ class StepContext:
             self.item = self.state.get("item")
             self.index = self.state.get("index")
         self.blobs = self.blobs or blob_store_from_env()
-        self.resolver = make_resolver(self.blobs)
+        self.resolver = _claim_checks_only(make_resolver(self.blobs))
 
     @property
     def ctx(self) -> dict[str, Any]:
@@ -259,6 +260,37 @@ class StepContext:
         if cond and (per_item or not _reads_item(cond)) and not self.condition(cond, field_name="condition"):
             return f"condition is false: {cond}"
         return None
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def is_claim_check(value: Any) -> bool:
+    """True for exactly what ``store.blobs`` writes: ``{"$ref": "blob:<sha256>", "size": n}``, or a
+    reference from before content addressing, ``{"$ref": <uri>, "size": n, "sha256": <hex>}``.
+
+    Anything else with a ``$ref`` key is data: JSON Schema and OpenAPI documents are full of them.
+    A legacy reference must carry its hash, so its content is checked when read: without one, a
+    payload could name any key of the project bucket (bots, skills, other runs' outputs).
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("$ref"), str):
+        return False
+    size = value.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return False
+    ref = value["$ref"]
+    if set(value) == {"$ref", "size"}:
+        return ref.startswith(SCHEME) and bool(_DIGEST.fullmatch(ref[len(SCHEME):]))
+    sha = value.get("sha256")
+    return set(value) == {"$ref", "size", "sha256"} and isinstance(sha, str) and bool(_DIGEST.fullmatch(sha))
+
+
+def _claim_checks_only(resolve: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    # The template engine treats any dict with "$ref" as a claim; only real ones are looked up.
+    def resolve_claim(value: dict[str, Any]) -> Any:
+        return resolve(value) if is_claim_check(value) else value
+
+    return resolve_claim
 
 
 def _reads_item(expr: str) -> bool:
