@@ -678,3 +678,17 @@ def test_a_payload_with_ref_keys_is_data_not_a_claim_check(tmp_path: Path) -> No
 
     assert (done.returncode, step["status"], step.get("error")) == (0, "completed", None)
     assert step["output"]["output"] == REF_LOOKALIKES
+
+
+def test_a_client_on_a_transport_without_sockets_is_left_as_it_is() -> None:
+    import anthropic
+    import httpx2
+
+    from boternity.executors.agent import run_agent
+    from boternity.executors.bots import Bot
+
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=MESSAGE))
+    client = anthropic.Anthropic(api_key="k", base_url="http://api.invalid", max_retries=0,
+                                 http_client=httpx2.Client(transport=transport))
+
+    assert run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=client)["response"] == "hi"

@@ -17,7 +17,7 @@ The guard of a call is per thread (the SDK's sync client runs a call on the call
 concurrent ``for_each`` items sharing one client each keep their own budget; a pooled connection is
 watched by whichever call uses it, at its first read or write in that call.
 
-Imports: httpcore2 (the SDK's transport) and sockwatch.
+Imports: httpx2 and httpcore2 (the SDK's transport, already loaded by it) and sockwatch.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpcore2
+import httpx2
 from httpcore2 import NetworkBackend, NetworkStream
 
 from boternity.executors import sockwatch
@@ -149,10 +150,14 @@ def guard_client(http_client: Any) -> None:
     """Route every connection of an ``httpx2.Client`` (its transport and proxy mounts) through the guard.
 
     httpx2 offers no public hook for the network backend, so this reaches its transports' connection
-    pools; if that shape changes, it fails here, loudly, rather than leaving calls unbounded.
+    pools; if that shape changes, it fails here, loudly, rather than leaving calls unbounded. A
+    transport that is not httpx2's network transport (a test's ``MockTransport``) opens no sockets
+    and is left as it is.
     """
     transports = [http_client._transport, *(t for t in http_client._mounts.values() if t is not None)]
     for transport in transports:
+        if not isinstance(transport, httpx2.HTTPTransport):
+            continue
         pool = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if backend is None:
