@@ -243,3 +243,21 @@ def test_one_idempotency_key_on_two_workflows_starts_one_run_of_each(cloud: Any)
     assert run_detail(first.json["run_id"])["run"]["workflow"] == "gate"
     assert finished(second.json["run_id"])["run"]["workflow"] == TWINS[0]
     assert call(api, "POST", f"/runs/{first.json['run_id']}/cancel").status == 200
+
+
+def test_a_parent_redriven_after_cancel_starts_a_fresh_child(cloud: Any) -> None:
+    before = {r["run_id"] for r in _runs_of("gate")}
+    parent = start("parent", {})
+    (first,) = _new_children(before, 1)
+    first_approval = pending_approval(first)
+    assert call(api, "POST", f"/runs/{parent}/cancel").status == 200
+    _assert_stopped_with_nothing_open(first, first_approval)
+
+    assert call(api, "POST", f"/runs/{parent}/redrive").status == 202
+    (second,) = _new_children(before | {first}, 1)
+    second_approval = pending_approval(second)
+    assert call(api, "POST", f"/approvals/{second_approval}/decision", body={"approved": True}).status == 200
+
+    assert finished(second)["run"]["status"] == "SUCCEEDED"
+    assert finished(parent)["run"]["status"] == "SUCCEEDED"
+    assert approval(first_approval)["status"] == "CANCELLED"
