@@ -692,3 +692,14 @@ def test_a_client_on_a_transport_without_sockets_is_left_as_it_is() -> None:
                                  http_client=httpx2.Client(transport=transport))
 
     assert run_agent({"prompt": "hi"}, bot=Bot(slug="b"), client=client)["response"] == "hi"
+
+
+@pytest.mark.parametrize("timeout", [901, 1e10, 2**63, 1e308])
+def test_an_http_timeout_past_the_longest_step_is_a_config_error(target: HttpTarget, timeout: float) -> None:
+    # The workflow model caps timeout_secs at 900; the executor is also called with a deployment's
+    # BOTERNITY_HTTP_TIMEOUT_SECS and by approval notifications. Past time_t, the watchdog's timer
+    # thread died with an OverflowError (no deadline at all) and the step failed with a Python error.
+    error = _http_error({"url": f"{target.url}/text", "timeout_secs": timeout}, allow_private_network=True)
+
+    assert (type(error).__name__, error.code) == ("StepFailed", "http.invalid_config")
+    assert error.message == f"timeout_secs must be a positive number of seconds up to 900, got {timeout!r}"
