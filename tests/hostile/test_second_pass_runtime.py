@@ -703,3 +703,51 @@ def test_an_http_timeout_past_the_longest_step_is_a_config_error(target: HttpTar
 
     assert (type(error).__name__, error.code) == ("StepFailed", "http.invalid_config")
     assert error.message == f"timeout_secs must be a positive number of seconds up to 900, got {timeout!r}"
+
+
+# ---------------------------------------------------------------------------- asset names ending in a newline
+
+
+def test_validate_refuses_bot_and_skill_names_ending_in_a_newline(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # Python's "$" also matches before a final "\n": "writer\n" passed as a bot folder name, found
+    # no folder, and the agent ran with no bot at all (no system prompt) instead of failing.
+    doc = {"name": "newline-assets", "steps": [
+        {"id": "ask", "type": "agent", "config": {"bot": "writer\n", "prompt": "hi"}},
+        {"id": "sum", "type": "skill", "config": {"skill": "summarize\n"}}]}
+    path = tmp_path / "assets.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "2 errors" in err, err
+    assert ("step 'ask': field 'config.bot': bot name 'writer\\n' is not a valid bot folder name (letters, digits, "
+            "'.', '_', '-'; starting with a letter or digit)") in err, err
+    assert ("step 'sum': field 'config.skill': 'summarize\\n' is not a skill name (lowercase letters, digits and "
+            "'-', at most 64 characters)") in err, err
+
+
+@pytest.mark.parametrize(("kind", "name"), [("bots", "writer\n"), ("skills", "summarize\n")])
+def test_an_asset_name_ending_in_a_newline_never_names_a_folder(kind: str, name: str) -> None:
+    from boternity.errors import StepFailed
+    from boternity.runtime.assets import asset_dir
+
+    with pytest.raises(StepFailed) as caught:
+        asset_dir(kind, name)
+    assert caught.value.message == f"{kind[:-1]} name {name!r} is not a plain folder name"
+
+
+@pytest.mark.parametrize("version", ["1.2.0\n", "1.2.0\n\n"])
+def test_a_skill_version_ending_in_a_newline_is_no_semantic_version(tmp_path: Path, version: str) -> None:
+    from boternity.errors import StepFailed
+    from boternity.executors.skill import load_skill
+
+    folder = tmp_path / "echo"
+    folder.mkdir()
+    (folder / "SKILL.md").write_text("---\n" + yaml.safe_dump({
+        "name": "echo", "description": "echo", "metadata": {"skill-type": "prompt", "version": version}})
+        + "---\nHandled: {{ input }}\n")
+
+    with pytest.raises(StepFailed) as caught:
+        load_skill(tmp_path, "echo")
+    assert f"{version!r} is not a semantic version" in caught.value.message
