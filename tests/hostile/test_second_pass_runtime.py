@@ -751,3 +751,14 @@ def test_a_skill_version_ending_in_a_newline_is_no_semantic_version(tmp_path: Pa
     with pytest.raises(StepFailed) as caught:
         load_skill(tmp_path, "echo")
     assert f"{version!r} is not a semantic version" in caught.value.message
+
+
+def test_a_webhook_path_ending_in_a_newline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Held: pydantic's patterns are Rust regexes, where "$" is the end of the text.
+    doc = {"name": "newline-path", "triggers": [{"type": "webhook", "path": "/in\n", "auth": {"type": "none"}}],
+           "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}
+    path = tmp_path / "path.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    assert main(["validate", str(path)]) == 1
+    assert "field 'triggers.0.path': String should match pattern" in capsys.readouterr().err
