@@ -168,10 +168,15 @@ def _patch_sfn_sync() -> None:
             state = env.program_state()
             error = getattr(state, "error", None) if isinstance(state, ProgramStopped) else None
             cause = getattr(state, "cause", None) if isinstance(state, ProgramStopped) else None
+            from botocore.exceptions import ClientError
+
             sfn = boto_client_for(region=self._region, service="stepfunctions", state_credentials=self._credentials)
-            if sfn.describe_execution(executionArn=self.child_arn)["status"] == "RUNNING":
-                sfn.stop_execution(executionArn=self.child_arn, error=error or "States.Aborted",
-                                   cause=cause or "the parent execution ended while this one ran")
+            try:
+                if sfn.describe_execution(executionArn=self.child_arn)["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=self.child_arn, error=error or "States.Aborted",
+                                       cause=cause or "the parent execution ended while this one ran")
+            except ClientError:
+                pass  # best effort, as in AWS: the child ended (or was never created) meanwhile
 
     def with_child(build: Any) -> Any:
         def build_resolver(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any,
