@@ -45,6 +45,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             {"id": "pause", "type": "wait", "config": {"seconds": 1}},
             {"id": "boom", "type": "code", "depends_on": ["pause"],
              "config": {"language": "javascript", "source": "throw new Error('boom')"}}]})
+        # An approval that times out after 1 s, then a long wait: a cancel can race the timeout.
+        hurry = gate_workflow("hurry", timeout_secs=1)
+        hurry["steps"][1] = {"id": "ship", "type": "wait", "depends_on": ["review"], "config": {"seconds": 600}}
+        deploy(hurry)
         deploy({"name": "bigprompt", "steps": [
             {"id": "draft", "type": "code", "config": {"language": "javascript", "source": "'x'.repeat(500000)"}},
             {"id": "review", "type": "approval", "depends_on": ["draft"],
@@ -261,3 +265,23 @@ def test_a_parent_redriven_after_cancel_starts_a_fresh_child(cloud: Any) -> None
     assert finished(second)["run"]["status"] == "SUCCEEDED"
     assert finished(parent)["run"]["status"] == "SUCCEEDED"
     assert approval(first_approval)["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("delay", [0.8, 0.95, 1.0, 1.05, 1.2])
+def test_a_cancel_racing_the_approval_timeout_leaves_one_closed_story(cloud: Any, delay: float) -> None:
+    import time
+
+    rid = start("hurry")
+    aid = pending_approval(rid)
+    time.sleep(delay)   # not an assertion on time: it only places the cancel around the deadline
+    r = call(api, "POST", f"/runs/{rid}/cancel")
+
+    assert r.status == 200, r.text
+    assert finished(rid)["run"]["status"] == "ABORTED"
+    closed = approval(aid)
+    assert closed["status"] in ("CANCELLED", "EXPIRED"), closed
+    records = steps(rid)
+    assert records["review"]["status"] in ("aborted", "completed"), records["review"]
+    assert all(rec["status"] not in ("running", "waiting_approval") for rec in records.values()), records
+    late = call(api, "POST", f"/approvals/{aid}/decision", body={"approved": True})
+    assert (late.status, late.error["code"]) in ((409, "approval_cancelled"), (409, "approval_expired")), late.text
