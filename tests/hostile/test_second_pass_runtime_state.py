@@ -175,7 +175,7 @@ def test_serve_refuses_a_request_addressed_to_another_host(cloud: Any, method: s
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", None])
-def test_serve_answers_loopback_hosts_and_webhooks_from_anywhere(cloud: Any, host: str | None) -> None:
+def test_serve_answers_loopback_hosts_and_webhooks_and_approval_links_from_anywhere(cloud: Any, host: str | None) -> None:
     from boternity.local.server import LocalServer
 
     server = LocalServer(cloud)
@@ -186,6 +186,9 @@ def test_serve_answers_loopback_hosts_and_webhooks_from_anywhere(cloud: Any, hos
     status, _, answer = server.handle("POST", f"/hooks/{TWINS[0]}", {**REBOUND, "Idempotency-Key": f"tunnel-{host}"},
                                       b"{}")
     assert status == 202, answer
+    # So are approval links: the key in the link is the credential, as in the cloud.
+    status, _, answer = server.handle("GET", "/approve/AAAAAAAAAAAAAAAAAAAAAA?k=x", REBOUND, b"")
+    assert (status, json.loads(answer)["error"]["code"]) == (404, "not_found")
 
 
 ANONYMOUS = {"identity": {"sourceIp": "203.0.113.9"}}   # the link routes carry no IAM caller

@@ -104,6 +104,7 @@ def allowed_methods(path: str) -> list[str]:
 
 
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+_PUBLIC_ROUTES = ("/hooks/", "/approve/")
 
 
 def _loopback_or_absent_host(headers: dict[str, str]) -> bool:
@@ -137,11 +138,12 @@ class LocalServer:
         path = urlsplit(raw_path).path
         if path == "/console" or path.startswith("/console/"):
             return self.console.handle(method, raw_path, headers, body)
-        if not path.startswith("/hooks/") and not _loopback_or_absent_host(headers):
+        if not path.startswith(_PUBLIC_ROUTES) and not _loopback_or_absent_host(headers):
             # A page whose DNS name rebinds to 127.0.0.1 is same-origin with this server in the
             # browser, and the API has no credentials locally: it could register a workflow that
-            # sends a secret to itself. Browsers always send the page's name as Host. Webhooks carry
-            # their own authentication and may come through a tunnel under any name.
+            # sends a secret to itself. Browsers always send the page's name as Host. The routes
+            # public in the cloud too (webhooks, approval links) carry their own credentials and may
+            # be reached through a tunnel under any name.
             return 403, {"Content-Type": "application/json"}, json.dumps({"error": {
                 "code": "forbidden_host", "message": "boternity serve answers API requests addressed to 127.0.0.1, "
                 "localhost or ::1 only", "details": None}}, separators=(",", ":")).encode()
