@@ -343,12 +343,18 @@ def execution_name_for_delivery(workflow_name: str, delivery_id: str) -> str:
     Starting an execution with a name already used (within 90 days) fails with
     ``ExecutionAlreadyExists``, so a redelivered webhook cannot start a second run. The name is
     ``<workflow>-wh-<hash>``: the workflow prefix keeps it readable in the console, the hash
-    (SHA-256 of the delivery id, base32, 32 characters = 160 bits) makes it deterministic and
-    safe whatever characters or length the sender's id has.
+    (SHA-256 of the workflow name and the delivery id, base32, 32 characters = 160 bits) makes it
+    deterministic and safe whatever characters or length the sender's id has.
+
+    The name is also the run id, and run ids are unique across workflows: the hash covers the whole
+    workflow name, since the prefix keeps only its first 40 characters. Without it one delivery id
+    sent to two workflows whose names share those 40 (a sender fanning one message out to two
+    endpoints) named one run, and the second workflow's delivery was answered as a duplicate of
+    the first workflow's run and never ran.
     """
     if not delivery_id:
         raise ValueError("delivery_id must not be empty")
-    digest = hashlib.sha256(delivery_id.encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{workflow_name}\n{delivery_id}".encode()).digest()
     suffix = base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:32]
     prefix = _UNSAFE_NAME_CHARS.sub("-", workflow_name or "").strip("-_")[:_EXECUTION_PREFIX_MAX]
     prefix = prefix.rstrip("-_") or "webhook"

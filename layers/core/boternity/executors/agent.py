@@ -15,10 +15,11 @@ code                            class      when
 ``agent.rate_limited``          retryable  429 (``details.retry_after`` when the API sent it)
 ``agent.overloaded``            retryable  529: the API is overloaded
 ``agent.server_error``          retryable  other 5xx
-``agent.timeout``               retryable  no reply within the client timeout; 408
+``agent.timeout``               retryable  no complete reply within the client timeout (the whole call); 408
 ``agent.connection``            retryable  DNS, refused or reset connection, TLS; 499
 ``agent.bad_request``           failed     400, 422: the request is wrong (prompt, params, model)
 ``agent.request_too_large``     failed     413, 431
+``agent.reply_too_large``       failed     the reply went past :data:`MAX_REPLY_BYTES` (a broken or hostile endpoint)
 ``agent.auth``                  failed     401, 403: the key is wrong or lacks permission
 ``agent.not_found``             failed     404: e.g. an unknown model
 ``agent.billing``               failed     402, and spend limits (reported as 429 by the API)
@@ -37,6 +38,10 @@ code                            class      when
 The SDK's own retries are off (``max_retries=0``): the Retry compiled into the state machine does
 the retrying, with backoff, so every attempt is visible in the run history and counted once.
 
+The client's ``timeout`` bounds the whole call, connect to last byte, and a reply is read up to
+:data:`MAX_REPLY_BYTES` (``replyguard``): httpx's own timeout bounds each read only, so an endpoint
+trickling its reply or sending an endless body would otherwise hold the step and fill its memory.
+
 Messages never contain the API key: the key is scrubbed from every message built from an API reply.
 """
 
@@ -54,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 
 from boternity.errors import StepError, StepFailed, StepRetryable
+from boternity.executors.replyguard import guard_client, guarded_call
 from boternity.parsing import json_or
 
 if TYPE_CHECKING:
@@ -68,6 +74,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ERROR_RULES",
     "FALLBACK_MODEL",
+    "MAX_REPLY_BYTES",
     "ErrorRule",
     "classify_error",
     "default_model_from_env",
@@ -89,6 +96,9 @@ def default_model_from_env() -> str:
 DEFAULT_MODEL = default_model_from_env()
 DEFAULT_MAX_TOKENS = 4096
 DEFAULT_TIMEOUT = 120.0
+# The largest reply read: the API's biggest (128k output tokens of JSON-escaped text) is a few MiB.
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+_GUARD_GRACE_SECS = 0.5
 # What the self-correction loop writes between the step's prompt and the suggested fix.
 CORRECTION_HEADER = "\n\nA previous attempt failed. Follow this corrected approach:\n"
 CORRECTION_MAX_TOKENS = 1024
@@ -106,7 +116,8 @@ _HOW_TO_SET_KEY = (
 
 
 def run_agent(config: Mapping[str, Any], *, bot: Bot, client: anthropic.Anthropic | None = None,
-              default_model: str = DEFAULT_MODEL, correction: str | None = None) -> dict[str, Any]:
+              default_model: str = DEFAULT_MODEL, correction: str | None = None,
+              max_reply_bytes: int = MAX_REPLY_BYTES) -> dict[str, Any]:
     """Run one agent step: returns ``{"response", "model", "bot", "stop_reason", "usage"}``
     (plus ``"text"``, the raw reply, when ``output: json`` makes ``response`` the parsed value).
 
@@ -148,20 +159,20 @@ def run_agent(config: Mapping[str, Any], *, bot: Bot, client: anthropic.Anthropi
         request["extra_body"] = {"temperature": temperature}
 
     client = _without_retries(client if client is not None else make_client())
-    with _api_errors(model=model, client=client):
-        message = client.messages.create(**request)
-
-    text = _text_of(message)
-    result: dict[str, Any] = {
-        "response": text,
-        "model": message.model,
-        "bot": bot.slug,
-        "stop_reason": message.stop_reason,
-        "usage": {
-            "input_tokens": message.usage.input_tokens,
-            "output_tokens": message.usage.output_tokens,
-        },
-    }
+    with _api_errors(model=model, client=client, max_reply_bytes=max_reply_bytes):
+        message = _message(client.messages.create(**request))
+        text = _text_of(message)
+        # Inside the boundary: a reply missing its usage is as malformed as one missing its content.
+        result: dict[str, Any] = {
+            "response": text,
+            "model": message.model,
+            "bot": bot.slug,
+            "stop_reason": message.stop_reason,
+            "usage": {
+                "input_tokens": message.usage.input_tokens,
+                "output_tokens": message.usage.output_tokens,
+            },
+        }
     if output == "json":
         result["response"] = _parse_json_reply(text, model=message.model, stop_reason=message.stop_reason)
         result["text"] = text
@@ -174,13 +185,14 @@ def request_correction(client: anthropic.Anthropic | None, *, model: str, prompt
     Called between attempts of a failed step, so its own failures are classified like a step's.
     """
     client = _without_retries(client if client is not None else make_client())
-    with _api_errors(model=model, client=client):
-        message = client.messages.create(
+    with _api_errors(model=model, client=client, max_reply_bytes=MAX_REPLY_BYTES):
+        message = _message(client.messages.create(
             model=model,
             max_tokens=CORRECTION_MAX_TOKENS,
             messages=[{"role": "user", "content": prompt}],
-        )
-    return _text_of(message).strip()
+        ))
+        text = _text_of(message)
+    return text.strip()
 
 
 # --------------------------------------------------------------------------- client and key
@@ -207,7 +219,10 @@ def make_client(*, api_key: str | None = None, base_url: str | None = None,
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+            # No redirects: the Messages API never sends one, and following it sent the prompt (or a
+            # GET) wherever a hostile endpoint pointed, instance metadata included.
+            client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0,
+                                         http_client=anthropic.DefaultHttpxClient(follow_redirects=False))
             _clients[key] = client
     return client
 
@@ -284,7 +299,10 @@ def _aws_error_code(exc: BaseException | None) -> str | None:
 def _without_retries(client: anthropic.Anthropic) -> anthropic.Anthropic:
     # A client handed in by a caller may have the SDK's default of 2 retries; those would hide
     # attempts from the run history and multiply the Step Functions retries.
-    return client if client.max_retries == 0 else client.with_options(max_retries=0)
+    client = client if client.max_retries == 0 else client.with_options(max_retries=0)
+    # Every client's connections answer to the call's budget (replyguard), a caller's client too.
+    guard_client(client._client)
+    return client
 
 
 # --------------------------------------------------------------------------- error classification
@@ -437,12 +455,61 @@ def classify_error(exc: anthropic.AnthropicError, *, model: str, secret: str | N
 
 
 @contextmanager
-def _api_errors(*, model: str, client: anthropic.Anthropic) -> Iterator[None]:
-    """The one boundary where SDK exceptions become step errors."""
-    try:
-        yield
-    except anthropic.AnthropicError as exc:
-        raise classify_error(exc, model=model, secret=client.api_key, timeout=client.timeout) from exc
+def _api_errors(*, model: str, client: anthropic.Anthropic, max_reply_bytes: int) -> Iterator[None]:
+    """The one boundary where SDK exceptions become step errors, around a call held to the client's
+    timeout as a whole and to ``max_reply_bytes`` (``replyguard``)."""
+    budget = _budget_secs(client.timeout)
+    # The grace lets httpx's own timeout answer first when a single read stalls for the whole budget
+    # (its APITimeoutError is the clearer cause); the guard ends what that timeout cannot see.
+    with guarded_call(budget + _GUARD_GRACE_SECS, max_reply_bytes) as guard:
+        try:
+            yield
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            if guard.bytes_read == 0:
+                raise  # nothing came back: a bug on this side, not a bad reply
+            # The SDK parses a 200 reply without checking its shape: malformed or 3,000-level deep
+            # JSON, or JSON that is no message, surface as these (RecursionError included).
+            raise _limit_error(guard, model, budget) or StepFailed(
+                f"Anthropic API reply for model {model} is not a Messages API response "
+                f"({type(exc).__name__})",
+                code="agent.invalid_response", details={"model": model},
+            ) from exc
+        except anthropic.AnthropicError as exc:
+            # Which limit cut the connection, if one did: the SDK only saw the connection break.
+            limit = _limit_error(guard, model, budget)
+            if limit is not None:
+                raise limit from exc
+            raise classify_error(exc, model=model, secret=client.api_key, timeout=client.timeout) from exc
+        # A reply without a length ends at end-of-file, and the guard's shutdown looks exactly like
+        # one: without this check a reply cut off at the deadline would pass for the whole one.
+        limit = _limit_error(guard, model, budget)
+        if limit is not None:
+            raise limit
+
+
+def _limit_error(guard: Any, model: str, budget: float) -> StepError | None:
+    """The step error for the limit that ended the call, if one did."""
+    if guard.too_large:
+        return StepFailed(
+            f"Anthropic API reply for model {model} is over {guard.max_bytes} bytes; stopped reading",
+            code="agent.reply_too_large", details={"model": model, "max_bytes": guard.max_bytes},
+        )
+    if guard.timed_out:
+        return StepRetryable(
+            f"Anthropic API request for model {model} timed out after {budget:g}s "
+            "(no complete reply within the client timeout)",
+            code="agent.timeout", details={"model": model, "timeout_secs": budget},
+        )
+    return None
+
+
+def _budget_secs(timeout: Any) -> float:
+    """The whole call's budget from the client's timeout (a number, or httpx's per-phase Timeout)."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    phases = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
+    numbers = [float(p) for p in phases if isinstance(p, int | float) and p > 0]
+    return max(numbers) if numbers else DEFAULT_TIMEOUT
 
 
 def _retry_after(exc: anthropic.APIStatusError) -> float | None:
@@ -524,6 +591,13 @@ def _invalid_config(name: str, expected: str, value: Any) -> StepFailed:
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return StepFailed(f"agent step: '{name}' must be {expected}, got {shown}", code="agent.invalid_config",
                       details={"field": name})
+
+
+def _message(reply: Any) -> anthropic.types.Message:
+    # The SDK hands back whatever a 200 carried when it is not a JSON object (text, a list, null).
+    if not isinstance(reply, anthropic.types.Message):
+        raise TypeError(f"the reply is {type(reply).__name__}, not a message")
+    return reply
 
 
 def _text_of(message: Any) -> str:

@@ -64,7 +64,9 @@ INVALID = "agent.bot_invalid"
 
 # A slug names one folder directly under bots_dir: no separators, no "..", nothing hidden. The slug
 # comes from a rendered step config, so without this check a template could read any file on disk.
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# \Z, not $: "$" also matches before a final newline ("writer\n" named no folder, and the agent
+# ran without its bot).
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 # The delimiter lines of a frontmatter block (Jekyll/Hugo convention; "..." is YAML's end marker).
 _OPEN = "---"
 _CLOSE = ("---", "...")

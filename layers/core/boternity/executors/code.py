@@ -21,7 +21,10 @@
     Sandbox: a bare V8 has no ``require``, ``process``, ``fetch``, file system or network. We
     also remove every binary-buffer constructor (``ArrayBuffer``, typed arrays, ``DataView``,
     ``SharedArrayBuffer``, ``Atomics``, ``WebAssembly``): their memory lives outside the V8
-    heap, where the memory limit does not see it. ``setTimeout`` goes too (it is built on
+    heap, where the memory limit does not see it; so do ``Intl`` and ``Temporal``, whose ICU
+    formatters and objects live there too, and the locale-sensitive methods (``toLocaleString``,
+    ``localeCompare`` ...) ignore their locale and options arguments, which would build a new
+    formatter per call: they answer in the default locale. ``setTimeout`` goes too (it is built on
     ``Atomics``): scripts compute, they do not wait. ``console`` exists but prints nowhere.
     Limits: the ``untrusted`` tier's memory (V8 heap, enforced approximately: V8 checks it
     after a collection), wall-clock time for the whole run, and output size. There is no fuel.
@@ -192,7 +195,24 @@ _HARDEN_JS = r"""
   const TypedArray = Object.getPrototypeOf(Int8Array);
   const doomed = ["ArrayBuffer", "SharedArrayBuffer", "DataView", "Atomics", "WebAssembly",
                   "setTimeout", "clearTimeout", "setInterval", "clearInterval",
-                  "FinalizationRegistry", "WeakRef"];
+                  "FinalizationRegistry", "WeakRef", "Intl", "Temporal"];
+  // ICU's collators and formatters live outside the V8 heap too (and Temporal's objects and formatters):
+  // 200,000 Intl.DateTimeFormat, or toLocaleString calls with changing locales or options (each builds a
+  // new formatter), took the process past 1 GB under a 16 MiB limit. So Intl and Temporal go, and the
+  // locale-sensitive methods keep only
+  // the locale-free form, which V8 serves from the one formatter it caches per isolate.
+  const localeFree = [[Date.prototype, ["toLocaleString", "toLocaleDateString", "toLocaleTimeString"], 0],
+                      [Number.prototype, ["toLocaleString"], 0], [BigInt.prototype, ["toLocaleString"], 0],
+                      [Array.prototype, ["toLocaleString"], 0],
+                      [String.prototype, ["toLocaleLowerCase", "toLocaleUpperCase"], 0],
+                      [String.prototype, ["localeCompare"], 1]];
+  for (const [proto, names, kept] of localeFree) {
+    for (const name of names) {
+      const original = proto[name];
+      const wrapped = { [name](...args) { return original.apply(this, args.slice(0, kept)); } }[name];
+      Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true });
+    }
+  }
   for (const key of Object.getOwnPropertyNames(globalThis)) {
     const value = globalThis[key];
     if (typeof value === "function" && (value === TypedArray || Object.getPrototypeOf(value) === TypedArray)) {
@@ -204,6 +224,9 @@ _HARDEN_JS = r"""
     // mini-racer's own setTimeout may not be deletable; make it unusable instead.
     if (key in globalThis) { try { globalThis[key] = undefined; } catch (e) {} }
   }
+  // The harness's own JSON.stringify, out of the script's reach: a script replacing JSON.stringify
+  // broke the envelope the output travels in (a Python JSONDecodeError or KeyError instead of a step error).
+  Object.defineProperty(globalThis, "__boternityStringify", { value: JSON.stringify });
   const exportsObject = {};
   Object.defineProperty(globalThis, "__boternityExports", { value: exportsObject });
   globalThis.module = { exports: exportsObject };
@@ -223,7 +246,7 @@ _HARDEN_JS = r"""
 
 # Picks the output (see the module docstring) from the completion value the setter stored, calls
 # it when it is a function, and installs __boternityState(): null while a promise is pending,
-# then '{"ok": <JSON text>}' or '{"error": <message>}'.
+# then "ok:<JSON text>" or "error:<message>".
 _FINISH_JS = r"""
 (() => {
   let value = globalThis.__boternityCompletion;
@@ -235,15 +258,19 @@ _FINISH_JS = r"""
     if (value !== null && typeof value === "object" && "default" in value) value = value.default;
   }
   if (typeof value === "function") value = value(input);
+  // The outcome is a string, "ok:<JSON>" or "error:<message>", built by concatenation: an envelope
+  // object would go through JSON.stringify, where a script's Object.prototype.toJSON would rewrite it.
   let outcome = null;
   const settle = (v) => {
-    const text = JSON.stringify(v);
-    outcome = { ok: text === undefined ? "null" : text };
+    const text = __boternityStringify(v);
+    outcome = "ok:" + (typeof text === "string" ? text : "null");
   };
-  const fail = (e) => { outcome = { error: e instanceof Error ? String(e.stack || e) : String(e) }; };
-  Object.defineProperty(globalThis, "__boternityState", {
-    value: () => (outcome === null ? null : JSON.stringify(outcome)),
-  });
+  const fail = (e) => {
+    let message;
+    try { message = e instanceof Error ? String(e.stack || e) : String(e); } catch (_) { message = "(an error that cannot be shown)"; }
+    outcome = "error:" + message;
+  };
+  Object.defineProperty(globalThis, "__boternityState", { value: () => outcome });
   if (value !== null && (typeof value === "object" || typeof value === "function")
       && typeof value.then === "function") {
     Promise.resolve(value).then((v) => { try { settle(v); } catch (e) { fail(e); } }, fail);
@@ -411,11 +438,15 @@ def _run_javascript(config: Mapping[str, Any], limits: Any) -> dict[str, Any]:
 
 
 def _output(state: str, limits: Any, started: float) -> dict[str, Any]:
-    """The step output from the ``__boternityState()`` JSON, held to the output limits."""
-    outcome = json.loads(state)
-    if "error" in outcome:
-        raise StepFailed(f"JavaScript error: {_js_message(outcome['error'])}", code="code.error")
-    text = outcome["ok"]
+    """The step output from the ``__boternityState()`` string, held to the output limits."""
+    if not isinstance(state, str) or not state.startswith(("ok:", "error:")):
+        # The harness builds this string; nothing a script does should reach here, but if it ever
+        # does it is the script's doing, and the step says so instead of failing with a Python error.
+        raise StepFailed("JavaScript output could not be read back (the script interfered with the runtime)",
+                         code="code.invalid_output")
+    kind, _, text = state.partition(":")
+    if kind == "error":
+        raise StepFailed(f"JavaScript error: {_js_message(text)}", code="code.error")
     size = len(text.encode("utf-8"))
     if size > limits.max_output_bytes:
         raise StepFailed(f"JavaScript output is {size} bytes, more than the {limits.max_output_bytes} allowed",

@@ -63,10 +63,11 @@ from boternity.parsing import json_or
 if TYPE_CHECKING:
     from requests.models import PreparedRequest
 
-__all__ = ["MAX_REDIRECTS", "USER_AGENT", "PinnedIPAdapter", "run_http"]
+__all__ = ["MAX_REDIRECTS", "MAX_TIMEOUT_SECS", "USER_AGENT", "PinnedIPAdapter", "run_http"]
 
 USER_AGENT = "boternity-workflows/0.1"
 MAX_REDIRECTS = 5
+MAX_TIMEOUT_SECS = 900
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _EXCERPT_CHARS = 500
 _READ_CHUNK = 64 * 1024
@@ -304,8 +305,11 @@ class _RequestSpec:
         timeout = config.get("timeout_secs")
         if timeout is None:
             timeout = default_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise _invalid_config(f"timeout_secs must be a positive number, got {timeout!r}")
+        # At most a Lambda's longest run (the workflow model's limit too): past time_t, the watchdog's
+        # timer thread died of an OverflowError and left the exchange without a deadline.
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT_SECS:
+            raise _invalid_config(
+                f"timeout_secs must be a positive number of seconds up to {MAX_TIMEOUT_SECS}, got {timeout!r}")
 
         expect = config.get("expect_status")
         expect_status: frozenset[int] | None = None

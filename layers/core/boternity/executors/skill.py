@@ -93,14 +93,15 @@ TRUST_TIERS = ("local", "verified", "untrusted")
 SKILL_TYPES = ("prompt", "tool")
 NAME_MAX = 64
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+# Anchored with \Z, not $: "$" also matches before a final newline ("summarize\n", "1.2.0\n").
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
 # Semantic Versioning 2.0.0, the official pattern.
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
-_SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+_SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})\Z")
 _FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
 _INPUT_PLACEHOLDER = re.compile(r"\{\{(?: input |input)\}\}")
 _LIST_FIELDS = ("capabilities", "dependencies", "conflicts-with", "parents", "secrets", "categories")

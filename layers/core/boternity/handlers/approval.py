@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from boternity.approvals import ApprovalStore
+from boternity.approvals import MAX_PROMPT_BYTES, ApprovalStore
+from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import traced
 from boternity.runtime.step import Services
@@ -36,6 +37,15 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     cfg = sc.spec["config"]
     prompt = sc.render(cfg["prompt"], field_name="config.prompt")
     prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)
+    size = len(prompt.encode("utf-8", "surrogatepass"))
+    if size > MAX_PROMPT_BYTES:
+        # Before the approval is stored: DynamoDB would refuse the item with a bare ValidationException.
+        error = StepFailed(f"step '{sc.step_id}', field 'config.prompt': the prompt is {size:,} bytes; an approval "
+                           f"holds at most {MAX_PROMPT_BYTES:,}: show a summary or a link instead",
+                           code="approval.prompt_too_large")
+        services.runs.step_ended(sc.run_id, sc.step_id, status="failed", iteration=iteration, error=str(error),
+                                 step_type="approval")
+        raise error
     services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type="approval")
     approval = store().create(token=token, run_id=sc.run_id, step_id=sc.step_id,
                               workflow=str(sc.ctx.get("workflow", {}).get("name")), prompt=prompt,

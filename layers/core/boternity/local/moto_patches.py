@@ -4,7 +4,9 @@ unless told otherwise; tests/functional/test_moto_patches.py fails loudly when m
 1. Lambda invocations are dispatched in-process to our handler functions (no Docker); a state
    machine's ``lambda:invoke`` task calls the handler directly, without a boto3 client per call.
 2. ``states:startExecution.sync:2`` works (upstream getmoto/moto#10076: the parameters are not
-   converted to boto3's names), and its completion poll is shortened from 0.5 s.
+   converted to boto3's names), and its completion poll is shortened from 0.5 s. When the parent
+   stops (cancelled, failed, timed out) while the child runs, the child is stopped too, as AWS does
+   for a ``.sync`` task (hence the parent role's ``states:StopExecution``); moto left it running.
 3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING); a task token
    whose task timed out or whose execution ended answers TaskTimedOut, as AWS does.
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
@@ -156,6 +158,57 @@ def _patch_sfn_sync() -> None:
     StateTaskServiceSfn._normalise_parameters = norm_params
     StateTaskServiceSfn._normalise_response = norm_resp
     callback_mod._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02
+
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    class ChildResolver:
+        """moto's completion poll, remembering which child execution it polls."""
+
+        def __init__(self, resolve: Callable[[], Any], child_arn: str | None, region: str, credentials: Any) -> None:
+            self._resolve, self.child_arn, self._region, self._credentials = resolve, child_arn, region, credentials
+
+        def __call__(self) -> Any:
+            return self._resolve()
+
+        def stop_child(self, env: Any) -> None:
+            state = env.program_state()
+            error = getattr(state, "error", None) if isinstance(state, ProgramStopped) else None
+            cause = getattr(state, "cause", None) if isinstance(state, ProgramStopped) else None
+            from botocore.exceptions import ClientError
+
+            sfn = boto_client_for(region=self._region, service="stepfunctions", state_credentials=self._credentials)
+            try:
+                if sfn.describe_execution(executionArn=self.child_arn)["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=self.child_arn, error=error or "States.Aborted",
+                                       cause=cause or "the parent execution ended while this one ran")
+            except ClientError:
+                pass  # best effort, as in AWS: the child ended (or was never created) meanwhile
+
+    def with_child(build: Any) -> Any:
+        def build_resolver(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any,
+                           state_credentials: Any) -> Any:
+            top = env.stack[-1] if env.stack else None
+            child_arn = top.get("ExecutionArn") if isinstance(top, dict) else None
+            resolve = build(self, env=env, resource_runtime_part=resource_runtime_part,
+                            normalised_parameters=normalised_parameters, state_credentials=state_credentials)
+            if resolve is None:
+                return None
+            return ChildResolver(resolve, child_arn, resource_runtime_part.region, state_credentials)
+        return build_resolver
+
+    StateTaskServiceSfn._build_sync_resolver = with_child(StateTaskServiceSfn._build_sync_resolver)
+    StateTaskServiceSfn._build_sync2_resolver = with_child(StateTaskServiceSfn._build_sync2_resolver)
+    eval_sync0 = StateTaskServiceSfn._eval_sync
+
+    def eval_sync(self: Any, env: Any, sync_resolver: Any, **kwargs: Any) -> Any:
+        try:
+            return eval_sync0(self, env=env, sync_resolver=sync_resolver, **kwargs)
+        finally:
+            if not env.is_running() and isinstance(sync_resolver, ChildResolver) and sync_resolver.child_arn:
+                sync_resolver.stop_child(env)
+
+    StateTaskServiceSfn._eval_sync = eval_sync
 
 
 def _patch_callback_timeout() -> None:

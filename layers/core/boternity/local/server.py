@@ -103,6 +103,18 @@ def allowed_methods(path: str) -> list[str]:
     return sorted({method for method, rule in _api_routes() if rule.match(path)})
 
 
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+_PUBLIC_ROUTES = ("/hooks/", "/approve/")
+
+
+def _loopback_or_absent_host(headers: dict[str, str]) -> bool:
+    host = next((v for k, v in headers.items() if k.lower() == "host"), None)
+    if host is None:
+        return True   # HTTP/1.0 clients; a browser always sends Host
+    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name.lower() in _LOOPBACK_NAMES
+
+
 class LocalServer:
     def __init__(self, engine: LocalEngine, *, host: str = "127.0.0.1", port: int = 8000,
                  limits: ServeLimits | None = None, quiet: bool = False) -> None:
@@ -126,6 +138,15 @@ class LocalServer:
         path = urlsplit(raw_path).path
         if path == "/console" or path.startswith("/console/"):
             return self.console.handle(method, raw_path, headers, body)
+        if not path.startswith(_PUBLIC_ROUTES) and not _loopback_or_absent_host(headers):
+            # A page whose DNS name rebinds to 127.0.0.1 is same-origin with this server in the
+            # browser, and the API has no credentials locally: it could register a workflow that
+            # sends a secret to itself. Browsers always send the page's name as Host. The routes
+            # public in the cloud too (webhooks, approval links) carry their own credentials and may
+            # be reached through a tunnel under any name.
+            return 403, {"Content-Type": "application/json"}, json.dumps({"error": {
+                "code": "forbidden_host", "message": "boternity serve answers API requests addressed to 127.0.0.1, "
+                "localhost or ::1 only", "details": None}}, separators=(",", ":")).encode()
         if path.startswith("/_local/"):
             return self._local_route(method, path, body)
         allowed = allowed_methods(path)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from boternity.errors import StepFailed
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# \Z, not $: "$" also matches before a final newline, and "writer\n" passed as a plain segment.
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _CACHE = Path(os.environ.get("BOTERNITY_ASSET_CACHE", "/tmp/boternity-assets"))
 
 

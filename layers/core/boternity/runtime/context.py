@@ -5,15 +5,18 @@ One implementation, used by every function locally and in the cloud.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from boternity.errors import ExpressionError, StepFailed, readable_cause
 from boternity.expressions.jexl import condition_references, evaluate_condition
 from boternity.expressions.templates import render_value
 from boternity.runtime.secrets import lookup_secret
-from boternity.store.blobs import BlobStore, blob_store_from_env, make_resolver
+from boternity.store.blobs import SCHEME, BlobStore, blob_store_from_env, make_resolver
 
 
 class Secrets(Mapping[str, str]):
@@ -23,6 +26,8 @@ class Secrets(Mapping[str, str]):
         # Only the workflow-secrets namespace, never the process environment (boternity.runtime.secrets).
         self._lookup = lookup or lookup_secret
         self.used: dict[str, str] = {}
+        # Every form of the used values that mask() replaces, longest first (see _written_forms).
+        self._forms: list[str] = []
 
     def __getitem__(self, name: str) -> str:
         if name not in self.used:
@@ -30,6 +35,8 @@ class Secrets(Mapping[str, str]):
             if value is None:
                 raise KeyError(name)
             self.used[name] = value
+            forms = {*self._forms, *_written_forms(value)}
+            self._forms = sorted(forms, key=len, reverse=True)
         return self.used[name]
 
     def __contains__(self, name: object) -> bool:
@@ -50,15 +57,36 @@ class Secrets(Mapping[str, str]):
         if not self.used:
             return value
         if isinstance(value, str):
-            for secret in self.used.values():
-                if secret:
-                    value = value.replace(secret, "***")
+            for form in self._forms:
+                value = value.replace(form, "***")
             return value
         if isinstance(value, dict):
-            return {k: self.mask(v) for k, v in value.items()}
+            # Keys too: a JSON reply may use what it was sent as a key. Two keys masked alike keep
+            # the last value, which loses data only where the secret was about to be written down.
+            return {self.mask(k): self.mask(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.mask(v) for v in value]
         return value
+
+
+# What requests does to a URL it sends (requests.utils.requote_uri): these stay, the rest is quoted.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+def _written_forms(secret: str) -> set[str]:
+    """The secret as the steps themselves may write it into an output, besides verbatim.
+
+    The http step's ``url`` output is the URL as sent: a secret in ``query:`` is form-encoded
+    ("+" becomes "%2B"), one in the URL's path or query is quoted by requests; an echoed JSON
+    body kept as text holds it JSON-escaped. Masking only the verbatim value let a base64 token
+    ("ab+cd/ef==") reach the records as "ab%2Bcd%2Fef%3D%3D". A target may of course echo it
+    in any encoding it likes: what it sends back is its own, not a form we produced.
+    """
+    if not secret:
+        return set()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret, safe=_URL_SAFE),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return {form for form in forms if form}
 
 
 FINAL = ("completed", "skipped", "failed")
@@ -134,7 +162,7 @@ class StepContext:
             self.item = self.state.get("item")
             self.index = self.state.get("index")
         self.blobs = self.blobs or blob_store_from_env()
-        self.resolver = make_resolver(self.blobs)
+        self.resolver = _claim_checks_only(make_resolver(self.blobs))
 
     @property
     def ctx(self) -> dict[str, Any]:
@@ -232,6 +260,37 @@ class StepContext:
         if cond and (per_item or not _reads_item(cond)) and not self.condition(cond, field_name="condition"):
             return f"condition is false: {cond}"
         return None
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def is_claim_check(value: Any) -> bool:
+    """True for exactly what ``store.blobs`` writes: ``{"$ref": "blob:<sha256>", "size": n}``, or a
+    reference from before content addressing, ``{"$ref": <uri>, "size": n, "sha256": <hex>}``.
+
+    Anything else with a ``$ref`` key is data: JSON Schema and OpenAPI documents are full of them.
+    A legacy reference must carry its hash, so its content is checked when read: without one, a
+    payload could name any key of the project bucket (bots, skills, other runs' outputs).
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("$ref"), str):
+        return False
+    size = value.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return False
+    ref = value["$ref"]
+    if set(value) == {"$ref", "size"}:
+        return ref.startswith(SCHEME) and bool(_DIGEST.fullmatch(ref[len(SCHEME):]))
+    sha = value.get("sha256")
+    return set(value) == {"$ref", "size", "sha256"} and isinstance(sha, str) and bool(_DIGEST.fullmatch(sha))
+
+
+def _claim_checks_only(resolve: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    # The template engine treats any dict with "$ref" as a claim; only real ones are looked up.
+    def resolve_claim(value: dict[str, Any]) -> Any:
+        return resolve(value) if is_claim_check(value) else value
+
+    return resolve_claim
 
 
 def _reads_item(expr: str) -> bool:

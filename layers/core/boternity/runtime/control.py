@@ -213,12 +213,26 @@ def _child_output(execution_arn: str) -> Any:
     return json.loads(d["output"]) if d.get("output") else None
 
 
+_SHOWN_CHARS = 100  # of a bad value in the message: a trigger payload may hold megabytes
+
+
 def _timestamp(value: Any, step_id: str) -> str:
+    """``value`` as the RFC 3339 UTC timestamp a Wait state's TimestampPath accepts, or StepFailed."""
+    text = str(value)
+    shown = repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…")
+    where = f"step '{step_id}', field 'config.until': {shown}"
     try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise StepFailed(f"step '{step_id}', field 'config.until': {value!r} is not an ISO-8601 timestamp",
-                         code="wait") from exc
+        raise StepFailed(f"{where} is not an ISO-8601 timestamp", code="wait") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:59-01:00 in year 10000.
+        raise StepFailed(f"{where} is out of range (before year 1 or after year 9999 in UTC)", code="wait") from exc
+    # Four-digit years whatever the platform's strftime does with year 1 ("1-01-02" is no timestamp
+    # to Step Functions, and failed the run with States.Runtime instead of the step's own error).
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+            f".{dt.microsecond:06d}Z")

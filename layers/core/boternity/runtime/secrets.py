@@ -33,7 +33,8 @@ SECRET_CACHE_SECS = 300
 
 # Letters, digits, "_" and "-", starting with a letter: nothing that can climb out of the prefix
 # ("/", ".."), nothing Secrets Manager treats specially, and a name that fits an environment variable.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# ASCII only and matched whole (fullmatch): "$" alone would also accept a name ending in "\n".
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*", re.ASCII)
 # The names of the functions' own AWS credentials and settings: refused outright, even though the
 # namespace would never reach them, because a workflow asking for them is an attack or a mistake.
 _RESERVED = re.compile(r"^aws([_-]|$)", re.IGNORECASE)
@@ -45,7 +46,7 @@ def secret_name_problem(name: object) -> str | None:
         return "a secret name must be a non-empty string"
     if len(name) > SECRET_NAME_MAX_CHARS:
         return f"secret name is {len(name)} characters long (at most {SECRET_NAME_MAX_CHARS})"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         return (f"'{_printable(name)}' is not a secret name (letters, digits, '_' and '-', "
                 "starting with a letter)")
     if _RESERVED.match(name):

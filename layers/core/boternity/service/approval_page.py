@@ -33,8 +33,14 @@ def csrf_token(task_token: str, approval_id: str) -> str:
     return hmac.new(task_token.encode(), f"csrf:{approval_id}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
+def _same(expected: str, given: str | None) -> bool:
+    # Bytes, not str: compare_digest raises TypeError for a str with non-ASCII characters, and a
+    # forged "é" key answered 500 on the unauthenticated link routes instead of a plain refusal.
+    return bool(given) and hmac.compare_digest(expected.encode(), str(given).encode("utf-8", "surrogatepass"))
+
+
 def check_csrf(task_token: str, approval_id: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_token(task_token, approval_id), str(given))
+    return _same(csrf_token(task_token, approval_id), given)
 
 
 def link_key(task_token: str, approval_id: str) -> str:
@@ -45,7 +51,7 @@ def link_key(task_token: str, approval_id: str) -> str:
 
 
 def check_link_key(task_token: str, approval_id: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(link_key(task_token, approval_id), str(given))
+    return _same(link_key(task_token, approval_id), given)
 
 
 def prefers_html(accept: str | None) -> bool:
