@@ -242,6 +242,16 @@ def test_a_claim_checked_output_without_a_blob_store_says_how_to_read_it():
     assert "--bucket" in out["message"]
 
 
+def test_an_output_holding_a_json_schema_ref_is_data_not_a_stored_reference():
+    """Only what the blob store writes is a reference: a JSON Schema's "$ref" is shown as it is."""
+    schema = {"$ref": "#/definitions/user", "size": 3, "definitions": {"user": {"type": "object"}}}
+    app = ConsoleApp(FakeApi([{"step_id": "fetch", "status": "completed", "iteration": "", "output": schema}]),
+                     csrf_token=TOKEN)
+    out = json.loads(get(app, "/console/data/runs/r1/output?step=fetch&iteration=")[2])
+    assert (out["claim_checked"], out["resolved"]) == (False, True)
+    assert json.loads(out["text"]) == schema
+
+
 def test_an_output_of_an_unknown_step_is_not_found(app):
     assert get(app, "/console/data/runs/r1/output?step=nope&iteration=")[0] == 404
 

@@ -31,6 +31,7 @@ import yaml
 
 from boternity.console.layout import layout, step_graph
 from boternity.errors import readable_cause
+from boternity.runtime.context import is_claim_check
 from boternity.store.blobs import read_ref
 
 if TYPE_CHECKING:
@@ -371,7 +372,7 @@ class ConsoleApp:
         """A recorded value, claim-checked references resolved: a preview of at most
         OUTPUT_PREVIEW_BYTES, or the whole value as a download."""
         ref = None
-        if isinstance(value, dict) and isinstance(value.get("$ref"), str):
+        if is_claim_check(value):
             ref = {"size": value.get("size")}
             store = self._blobs() if self._blobs else None
             if store is None:
@@ -424,7 +425,7 @@ def _slim(rec: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in rec.items() if k != "output"}
     value = rec.get("output")
     out["_output"] = value
-    if isinstance(value, dict) and isinstance(value.get("$ref"), str):
+    if is_claim_check(value):
         out["output_size"] = value.get("size")
         out["output_claim_checked"] = True
     else:
