@@ -77,3 +77,14 @@ def test_a_full_uri_outside_the_store_is_refused(store: LocalBlobStore, tmp_path
     outside.write_text("{}")
     with pytest.raises(ValueError, match="outside the blob folder"):
         make_resolver(store)({"$ref": outside.as_uri(), "size": 2})
+
+
+def test_local_blobs_are_readable_by_their_owner_only(store: LocalBlobStore) -> None:
+    import os
+    import stat
+
+    uri = store.put("runs/r1/fetch.json", b'{"secret": "output"}')
+    modes = {p.name: stat.S_IMODE(os.stat(p).st_mode)
+             for p in (store.root, store.root / "runs", store.root / "runs" / "r1", store.root / "runs" / "r1" / "fetch.json")}
+    assert modes == {"blobs": 0o700, "runs": 0o700, "r1": 0o700, "fetch.json": 0o600}
+    assert store.get(uri) == b'{"secret": "output"}'

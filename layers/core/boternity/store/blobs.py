@@ -40,9 +40,13 @@ class LocalBlobStore:
         self.root = Path(root)
 
     def put(self, key: str, data: bytes) -> str:
+        """Write a blob readable by this user only: outputs can hold whatever a step fetched."""
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        for folder in [Path(), *reversed(path.relative_to(self.root).parents[:-1])]:
+            (self.root / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         return path.resolve().as_uri()
 
     def uri(self, key: str) -> str:
