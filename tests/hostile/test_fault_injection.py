@@ -386,7 +386,8 @@ def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypa
     from boternity.errors import Conflict
 
     w = parse_workflow({"name": "race", "steps": [
-        {"id": "review", "type": "approval", "config": {"prompt": "Ship?", "timeout_secs": 1}},
+        # 3 s: the engine must see the approval PENDING before it times out, on a loaded machine too.
+        {"id": "review", "type": "approval", "config": {"prompt": "Ship?", "timeout_secs": 3}},
         {"id": "ship", "type": "wait", "depends_on": ["review"], "condition": "steps.review.output.approved",
          "config": {"seconds": 0}}]})
     check_workflow(w)
@@ -420,6 +421,8 @@ def test_a_decision_racing_the_approval_timeout_changes_nothing(engine, monkeypa
             monkeypatch.setattr(approvals_module, "time", real_time)
 
     result = engine.run(w, {}, timeout=30, on_approval=decide_late)
+    assert "id" in seen, "the engine never saw the approval pending"
+    assert "error" in seen, f"the late decision was accepted: {seen}"
     assert seen["error"].startswith(f"approval '{seen['id']}' ") and "expired" in seen["error"]
     record = store.get(seen["id"])
     assert record["status"] == "EXPIRED" and "approver" not in record and "decided_at" not in record
