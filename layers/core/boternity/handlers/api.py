@@ -184,7 +184,7 @@ def _workflow_view(req: Request, item: dict[str, Any]) -> dict[str, Any]:
     openapi_extensions={"requestBody": {"required": False, "content": {JSON: {"schema": {}}}}},
 )
 def start_run(name: str,
-              idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+              idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
               ) -> Response[RunAccepted]:
     req = _request()
     # Depth, long numbers, NaN, UTF-8: a ParseError is a 400 naming line and column, before any run.

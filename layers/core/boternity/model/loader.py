@@ -56,19 +56,62 @@ class LoadedWorkflow:
     raw: dict[str, Any]
 
 
+_YAML = "tag:yaml.org,2002:"
+# Values YAML's safe schema makes that JSON has no form for: a workflow is stored, compared and
+# compiled as JSON, so each is refused where it is written (json.dumps raised TypeError and the
+# ASL parser choked on NaN later, answering 500). tag -> (code, message).
+_NOT_JSON = {
+    _YAML + "timestamp": ("not_json", "a date/time is not a JSON value: quote it to keep it as text"),
+    _YAML + "binary": ("not_json", "binary data (!!binary) is not a JSON value: write it as a base64 string"),
+    _YAML + "set": ("not_json", "a set (!!set) is not a JSON value: write it as a list"),
+    _YAML + "omap": ("not_json", "an ordered map (!!omap) is not a JSON value: write it as a mapping"),
+    _YAML + "pairs": ("not_json", "a list of pairs (!!pairs) is not a JSON value: write it as a mapping"),
+}
+_NON_FINITE = {".nan": "NaN", ".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity"}
+
+
+def _not_json(node: yaml.Node) -> tuple[str, str] | None:
+    """(code, message) when ``node`` holds a value JSON cannot: see _NOT_JSON."""
+    if node.tag in _NOT_JSON:
+        return _NOT_JSON[node.tag]
+    if node.tag == _YAML + "float" and isinstance(node.value, str):
+        word = _NON_FINITE.get(node.value.lower())
+        if word is not None:
+            return "invalid_number", f"{word} is not a JSON number"
+    return None
+
+
 def _walk_marks(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], errors: list[WorkflowError],
                 file: str | None) -> None:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    problem = _not_json(node)
+    if problem is not None:
+        errors.append(WorkflowError(problem[1], code=problem[0], file=file, line=node.start_mark.line + 1,
+                                    field=".".join(str(p) for p in path) or None))
+        return
     if isinstance(node, yaml.MappingNode):
+        # Duplicates among the keys written in this mapping only: keys a merge (<<: *base) brings
+        # in are meant to be overridden by them (PyYAML's construction has already spliced the
+        # merged pairs into node.value; the loader kept the mapping's own pairs).
         seen: set[str] = set()
-        for key_node, value_node in node.value:
+        for key_node, _ in getattr(node, "own_pairs", node.value):
             key = key_node.value
+            if key_node.tag == _YAML + "merge" or not isinstance(key, str):
+                continue
             if key in seen:
                 errors.append(WorkflowError(
                     f"duplicate key '{key}'", code="duplicate_key", file=file,
                     line=key_node.start_mark.line + 1, field=".".join(str(p) for p in (*path, key)),
                 ))
             seen.add(key)
+        for key_node, value_node in node.value:
+            key = key_node.value
+            problem = _not_json(key_node)
+            if problem is not None:
+                errors.append(WorkflowError(f"a key: {problem[1]}", code=problem[0], file=file,
+                                            line=key_node.start_mark.line + 1,
+                                            field=".".join(str(p) for p in path) or None))
+                continue
             _walk_marks(value_node, (*path, key), marks, errors, file)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):

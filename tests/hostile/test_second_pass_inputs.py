@@ -1,0 +1,167 @@
+"""The attacker's second pass over the input side (issue #13): workflow files and bodies, the
+expression and template languages, the API handlers and ``boternity serve``, with inputs of the
+same classes as the first pass but different shapes. Each finding has a test here that failed
+before its fix; the cases that held are kept too, so the surface stays tested.
+docs/second-pass-inputs.md lists every case and its outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from boternity.handlers.api import lambda_handler as api
+from boternity.handlers.webhook import lambda_handler as hook
+from tests.support.apigw import call, local_cloud
+
+SECONDS_MAX = 30        # generous: proves a bound, not a speed
+YAML = {"Content-Type": "application/yaml"}
+JSON = {"Content-Type": "application/json"}
+WAIT = "{type: wait, config: {seconds: 0}}"
+GOOD = f"name: target\ntriggers:\n  - {{type: webhook, path: /second-pass}}\nsteps:\n  - {{id: a, {WAIT[1:]}\n"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory):
+    from boternity.local.engine import LocalEngine
+
+    base = tmp_path_factory.mktemp("second-pass")
+    with LocalEngine(base_dir=base, blob_dir=base / "blobs", fast_retry=True) as engine, local_cloud(engine):
+        r = call(api, "PUT", "/workflows/target", body=GOOD, headers=YAML)
+        assert r.status == 201, r.text
+        yield engine
+
+
+def executions(engine: Any) -> int:
+    """Executions of the target workflow: what a refused request must not change."""
+    arn = call(api, "GET", "/workflows/target").json["state_machine_arn"]
+    return len(engine.sfn.list_executions(stateMachineArn=arn)["executions"])
+
+
+def registered(engine: Any) -> set[str]:
+    return {m["name"] for m in engine.sfn.list_state_machines()["stateMachines"]}
+
+
+def put(name: str, text: str) -> Any:
+    t0 = time.monotonic()
+    r = call(api, "PUT", f"/workflows/{name}", body=text, headers=YAML)
+    assert time.monotonic() - t0 < SECONDS_MAX
+    return r
+
+
+def first_detail(reply: Any) -> dict[str, Any]:
+    error = reply.error
+    assert error["code"] == "validation_failed", error
+    return error["details"][0]
+
+
+# ------------------------------------------------------------------ YAML values JSON cannot hold
+# A workflow is stored and compiled as JSON; PyYAML's safe schema also makes dates, bytes, sets,
+# ordered maps and NaN/Infinity, which the API answered with a 500 (json.dumps / the ASL parser).
+
+NOT_JSON = [
+    ("timestamp", "variables: {start: 2026-01-01T10:00:00Z}\n", "variables.start", "not_json",
+     "a date/time is not a JSON value: quote it to keep it as text"),
+    ("date", "variables: {day: 2026-01-01}\n", "variables.day", "not_json", "a date/time is not a JSON value"),
+    ("binary", "variables: {blob: !!binary QUFB}\n", "variables.blob", "not_json",
+     "binary data (!!binary) is not a JSON value: write it as a base64 string"),
+    ("set", "variables: {tags: !!set {a, b}}\n", "variables.tags", "not_json",
+     "a set (!!set) is not a JSON value: write it as a list"),
+    ("omap", "variables: {m: !!omap [{a: 1}]}\n", "variables.m", "not_json", "an ordered map (!!omap)"),
+    ("pairs", "variables: {m: !!pairs [{a: 1}]}\n", "variables.m", "not_json", "a list of pairs (!!pairs)"),
+    ("nan", "variables: {x: .nan}\n", "variables.x", "invalid_number", "NaN is not a JSON number"),
+    ("inf", "variables: {x: .inf}\n", "variables.x", "invalid_number", "Infinity is not a JSON number"),
+    ("negative-inf", "variables: {x: -.Inf}\n", "variables.x", "invalid_number", "-Infinity is not a JSON number"),
+    ("date-key", "variables: {m: {2026-01-01: a}}\n", "variables.m", "not_json", "a key: a date/time"),
+    ("nested-in-step-body",
+     "  - {id: b, type: http, config: {url: 'https://example.com', body: {when: 2026-01-01}}}\n",
+     "steps.1.config.body.when", "not_json", "a date/time"),
+    ("metadata-binary", "metadata: {b: !!binary QUFB}\n", "metadata.b", "not_json", "binary data"),
+]
+
+
+@pytest.mark.parametrize("case, extra, field, code, says", NOT_JSON, ids=[c[0] for c in NOT_JSON])
+def test_a_yaml_value_json_cannot_hold_is_a_400_naming_line_and_field(case, extra, field, code, says, cloud):
+    text = GOOD.replace("target", "notjson").replace("/second-pass", "/nj") + extra
+    r = put("notjson", text)
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"], detail["line"]) == (code, field, len(text.splitlines()))
+    assert says in detail["message"], detail["message"]
+    assert "boternity-notjson" not in registered(cloud)
+
+
+def test_a_date_that_is_quoted_is_a_string_and_is_accepted(cloud):
+    text = GOOD.replace("target", "quoted").replace("/second-pass", "/q") + "variables: {day: '2026-01-01'}\n"
+    r = put("quoted", text)
+    assert r.status == 201, r.text[:300]
+    assert call(api, "DELETE", "/workflows/quoted").status == 200
+
+
+def test_the_cli_refuses_a_date_variable_before_running(tmp_path):
+    from boternity.errors import ValidationFailed
+    from boternity.validate import load_workflow
+
+    f = tmp_path / "wf.yaml"
+    f.write_text("name: wf\nvariables: {when: 2026-01-01}\nsteps:\n  - {id: a, type: wait, config: {seconds: 0}}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_workflow(f)
+    assert info.value.codes() == ["not_json"]
+    assert info.value.errors[0].line == 2
+
+
+# ------------------------------------------------------------------ JSON numbers that overflow
+# 1e999 has three digits, so the number-length limit passed it, and json.loads made it Infinity:
+# the same "not a JSON number" as a literal NaN, by another spelling.
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1E+400", b"0.1e99999"])
+def test_a_json_number_beyond_a_double_is_refused_like_nan(number: bytes, cloud):
+    before = executions(cloud)
+    r = call(api, "POST", "/workflows/target/runs", body=b'{"a": ' + number + b"}", binary=True, headers=JSON)
+    assert r.status == 400, r.text[:300]
+    assert r.error["code"] == "invalid_number"
+    assert r.error["message"].startswith("the payload holds " + number.decode())
+    assert r.error["details"]["line"] == 1 and r.error["details"]["column"] == 7
+    r = call(hook, "POST", "/hooks/second-pass", body=b'{"a": ' + number + b"}", binary=True, headers=JSON)
+    assert r.status == 400 and r.error["code"] == "invalid_number", r.text[:300]
+    assert executions(cloud) == before
+
+
+def test_a_json_workflow_with_an_infinite_number_is_refused(cloud):
+    body = b'{"name": "inf", "variables": {"x": 1e999}, "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}'
+    r = call(api, "PUT", "/workflows/inf", body=body, binary=True, headers=JSON)
+    assert r.status == 400, r.text[:300]
+    assert r.error["code"] == "invalid_number"
+    assert r.error["message"].startswith("the request body holds 1e999")
+    assert r.error["details"]["column"] == 36
+    assert "boternity-inf" not in registered(cloud)
+
+
+def test_large_finite_numbers_still_parse(cloud):
+    from boternity.parsing import loads_json
+
+    assert loads_json("[1e308, -1.5e-320, 123456789012345678901234567890]") == [
+        1e308, -1.5e-320, 123456789012345678901234567890]
+
+
+# ------------------------------------------------------------------ the Idempotency-Key header
+
+def test_an_empty_idempotency_key_is_a_422_not_a_500(cloud):
+    before = executions(cloud)
+    r = call(api, "POST", "/workflows/target/runs", body={}, headers={"Idempotency-Key": ""})
+    assert r.status == 422, r.text[:300]
+    assert r.error["code"] == "invalid_request"
+    assert r.error["details"][0]["loc"] == ["header", "idempotency-key"]
+    assert executions(cloud) == before
+
+
+@pytest.mark.parametrize("key", ["", "k" * 8000, "\u00e9t\u00e9", " "], ids=["empty", "8000-chars", "latin-1", "space"])
+def test_a_webhook_takes_any_idempotency_key_as_an_opaque_id(key: str, cloud):
+    """Held: the webhook hashes the key into the run id (an empty one means no key), so no
+    length or alphabet reaches a store key."""
+    before = executions(cloud)
+    r = call(hook, "POST", "/hooks/second-pass", body={"n": 1}, headers={"Idempotency-Key": key})
+    assert r.status == 202, r.text[:300]
+    assert executions(cloud) == before + 1
