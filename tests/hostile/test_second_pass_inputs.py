@@ -165,3 +165,38 @@ def test_a_webhook_takes_any_idempotency_key_as_an_opaque_id(key: str, cloud):
     r = call(hook, "POST", "/hooks/second-pass", body={"n": 1}, headers={"Idempotency-Key": key})
     assert r.status == 202, r.text[:300]
     assert executions(cloud) == before + 1
+
+
+# ------------------------------------------------------------------ YAML merge keys
+
+def test_a_merge_key_override_is_not_a_duplicate_key(cloud):
+    """``<<: *base`` then a key of the base: YAML's merge lets the mapping's own key win. The
+    duplicate check saw the merged pairs PyYAML splices in and refused it as 'duplicate key'."""
+    text = ("name: merged\nsteps:\n  - &base {id: a, type: wait, config: {seconds: 0}}\n"
+            "  - <<: *base\n    id: b\n    depends_on: [a]\n")
+    r = put("merged", text)
+    assert r.status == 201, r.text[:300]
+    steps = call(api, "GET", "/workflows/merged").json["definition"]["steps"]
+    assert [(s["id"], s.get("depends_on")) for s in steps] == [("a", None), ("b", ["a"])]
+    assert call(api, "DELETE", "/workflows/merged").status == 200
+
+
+def test_a_key_written_twice_next_to_a_merge_is_still_a_duplicate(cloud):
+    text = "name: dup\nb: &b {x: 1}\nsteps:\n  - <<: *b\n    id: a\n    id: c\n    type: wait\n"
+    r = put("dup", text)
+    assert r.status == 400
+    detail = first_detail(r)
+    assert (detail["code"], detail["line"], detail["field"]) == ("duplicate_key", 6, "steps.0.id")
+
+
+@pytest.mark.parametrize("fan", [1, 50])
+def test_merges_fanning_out_from_one_anchor_stay_within_the_alias_limit(fan: int, cloud):
+    """Held: each ``*base`` in ``<<: [*base, ...]`` is an alias, counted and weighed like any other."""
+    steps = "".join(f"  - {{<<: [{', '.join(['*t'] * fan)}], id: s{i}}}\n" for i in range(3))
+    text = f"name: fan\nsteps:\n  - &t {{id: s, type: wait, config: {{seconds: 0}}}}\n{steps}"
+    r = put("fan", text)
+    if fan * 3 > 100:
+        assert r.status == 400 and first_detail(r)["code"] == "too_many_aliases", r.text[:300]
+    else:
+        assert r.status == 201, r.text[:300]
+        assert call(api, "DELETE", "/workflows/fan").status == 200
