@@ -200,3 +200,53 @@ def test_merges_fanning_out_from_one_anchor_stay_within_the_alias_limit(fan: int
     else:
         assert r.status == 201, r.text[:300]
         assert call(api, "DELETE", "/workflows/fan").status == 200
+
+
+# ------------------------------------------------------------------ amplification and size
+
+def test_fifty_thousand_errors_answer_with_the_first_hundred(cloud):
+    """A 250 KB body naming an unknown step 50,000 times made a 6.3 MB answer: over Lambda's 6 MB
+    response limit, so API Gateway would have answered 502."""
+    deps = ", ".join(["zz"] * 50_000)
+    text = f"name: errs\nsteps:\n  - {{id: a, type: wait, config: {{seconds: 0}}, depends_on: [{deps}]}}\n"
+    r = put("errs", text)
+    assert r.status == 400
+    assert len(r.text) < 64 * 1024
+    error = r.error
+    assert error["message"] == "50,000 errors in the workflow (the first 100 are in details)"
+    assert len(error["details"]) == 100
+    assert {d["code"] for d in error["details"]} == {"unknown_dependency"}
+    assert "boternity-errs" not in registered(cloud)
+
+
+def test_fifty_thousand_type_errors_are_capped_too(cloud):
+    deps = ", ".join(["[1]"] * 30_000)
+    text = f"name: errs\nsteps:\n  - {{id: a, type: wait, config: {{seconds: 0}}, depends_on: [{deps}]}}\n"
+    r = put("errs", text)
+    assert r.status == 400 and len(r.text) < 64 * 1024
+    assert r.error["message"] == "30,000 errors in the workflow (the first 100 are in details)"
+
+
+def _chain(n: int, name: str = "chain") -> str:
+    return f"name: {name}\nsteps:\n" + "".join(
+        f"  - {{id: s{i}, type: wait, config: {{seconds: 0}}{f', depends_on: [s{i - 1}]' if i else ''}}}\n"
+        for i in range(n))
+
+
+def test_more_steps_than_can_ever_compile_are_refused_when_read(cloud):
+    """3,600 chained steps (250 KB) took 16 s of the api function to be refused by the compiler;
+    validation and compiling grow faster than the steps, so the count is checked first."""
+    r = put("chain", _chain(3600))
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"], detail["line"]) == ("too_many_steps", "steps", 3)
+    assert detail["message"].startswith("a workflow has at most 1,500 steps, this one 3,600")
+    assert "boternity-chain" not in registered(cloud)
+
+
+def test_the_step_limit_is_in_the_schema_and_the_largest_workflow_still_validates():
+    from boternity.model.workflow import MAX_STEPS, json_schema
+    from boternity.validate import load_workflow_text
+
+    assert json_schema()["properties"]["steps"]["maxItems"] == MAX_STEPS == 1500
+    assert len(load_workflow_text(_chain(MAX_STEPS)).workflow.steps) == MAX_STEPS

@@ -102,6 +102,11 @@ STATUS: dict[type[BoternityError], int] = {
 # ---------------------------------------------------------------------- errors → HTTP
 
 
+# The most validation errors one answer lists. A 256 KiB body naming an unknown step 50,000 times
+# made 50,000 errors, a 6.3 MB answer: over Lambda's 6 MB response limit, so the cloud answered 502.
+MAX_ERROR_DETAILS = 100
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -118,8 +123,10 @@ def _body(exc: BoternityError) -> dict[str, Any]:
         return error_body(exc.code, str(exc), exc.details())
     if isinstance(exc, ValidationFailed):
         n = len(exc.errors)
-        return error_body("validation_failed", f"{n} error{'s' if n != 1 else ''} in the workflow",
-                          [e.to_dict() for e in exc.errors])
+        message = f"{n:,} error{'s' if n != 1 else ''} in the workflow"
+        if n > MAX_ERROR_DETAILS:
+            message += f" (the first {MAX_ERROR_DETAILS} are in details)"
+        return error_body("validation_failed", message, [e.to_dict() for e in exc.errors[:MAX_ERROR_DETAILS]])
     if isinstance(exc, WorkflowError):
         return error_body(exc.code, str(exc), [exc.to_dict()])
     if isinstance(exc, CompileError):

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 STEP_TYPES = ("agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait")
 StepType = Literal["agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait"]
@@ -25,6 +26,12 @@ STEP_ID_MAX = 64
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]*$"
 WORKFLOW_NAME_MAX = 64
 MAX_LOOP_ITERATIONS = 1000
+# No workflow of more steps can compile: every step keeps a record of at least 169 bytes (a
+# 1-character id, compiler/limits.py's RECORD_OVERHEAD_BYTES and MIN_INLINE_BYTES) in one
+# execution's state, whose worst case is held under MAX_STATE_WORST_BYTES (224 KiB): 1,357 steps.
+# Refusing more when the file is read keeps validation and compiling (both superlinear in the
+# steps) from spending seconds on what must fail: 8,000 steps took 14 s to validate, 39 to refuse.
+MAX_STEPS = 1500
 
 
 class _Model(BaseModel):
@@ -329,8 +336,18 @@ class Workflow(_Model):
     )
     variables: dict[str, Any] = Field(default_factory=dict)
     triggers: list[Trigger] = Field(default_factory=list)
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _not_too_many_steps(cls, v: Any) -> Any:
+        # Before each step is validated: counting is all it takes to refuse.
+        if isinstance(v, list) and len(v) > MAX_STEPS:
+            raise PydanticCustomError(
+                "too_many_steps", f"a workflow has at most {MAX_STEPS:,} steps, this one {len(v):,}: no more fit "
+                "one execution's state. Move groups of steps into workflows of their own, run by sub_workflow steps")
+        return v
 
     @field_validator("version", mode="before")
     @classmethod
