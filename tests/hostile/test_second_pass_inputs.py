@@ -7,6 +7,7 @@ docs/second-pass-inputs.md lists every case and its outcome.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -250,3 +251,60 @@ def test_the_step_limit_is_in_the_schema_and_the_largest_workflow_still_validate
 
     assert json_schema()["properties"]["steps"]["maxItems"] == MAX_STEPS == 1500
     assert len(load_workflow_text(_chain(MAX_STEPS)).workflow.steps) == MAX_STEPS
+
+
+# ------------------------------------------------------------------ templates that render huge text
+
+BIG = "x" * 100_000
+CTX = {"steps": {"a": {"output": BIG}}, "trigger": {}, "workflow": {"name": "w"}}
+
+
+def test_one_output_referenced_many_times_stops_at_the_rendered_limit(monkeypatch):
+    """10,000 references to a 100 KB output rendered 1 GB (and ran out of memory in a 2 GB process)."""
+    from boternity.expressions import ExpressionError, render
+
+    monkeypatch.setenv("BOTERNITY_MAX_RENDERED_CHARS", "1000000")
+    template = "{{ steps.a.output }}" * 11
+    with pytest.raises(ExpressionError) as info:
+        render(template, CTX)
+    assert info.value.message == ("the templates render to more than 1,000,000 characters "
+                                  "(limit 1,000,000, BOTERNITY_MAX_RENDERED_CHARS)")
+    assert len(str(info.value)) < 400   # the template is quoted cut short, not whole
+    assert render("{{ steps.a.output }}" * 10, CTX) == BIG * 10
+
+
+def test_the_rendered_limit_counts_every_string_of_one_step_together(monkeypatch):
+    from boternity.expressions import ExpressionError, render_value
+
+    monkeypatch.setenv("BOTERNITY_MAX_RENDERED_CHARS", "1000000")
+    many = {"headers": {f"h{i}": "<{{ steps.a.output }}>" for i in range(11)}}
+    with pytest.raises(ExpressionError, match="render to more than 1,000,000 characters"):
+        render_value(many, CTX)
+    # A value that is one reference is the value itself, not a copy: it costs nothing.
+    shared = render_value({"items": ["{{ steps.a.output }}"] * 100_000}, CTX)
+    assert all(item is BIG for item in shared["items"])
+
+
+def test_the_default_rendered_limit_holds_three_of_the_largest_http_bodies():
+    from boternity.expressions import ExpressionError, render
+    from boternity.parsing import Limits
+
+    assert Limits().max_rendered_chars == 32 * 1024 * 1024
+    with pytest.raises(ExpressionError, match="more than 33,554,432 characters"):
+        render("{{ steps.a.output }}" * 400, CTX)
+
+
+def test_a_step_whose_template_renders_too_much_fails_alone(tmp_path):
+    """End to end: the step fails with code 'template' naming the limit; the run ends, the
+    process does not run out of memory."""
+    from tests.hostile.test_hostile_workflows import run_cli
+
+    (tmp_path / "blowup.yaml").write_text(
+        "name: blowup\nsteps:\n  - id: big\n    type: code\n    config:\n      language: javascript\n"
+        "      source: \"input.length\"\n      input: \"" + "{{ trigger.s }}" * 400 + "\"\n")
+    r = run_cli("run", str(tmp_path / "blowup.yaml"), "--json", "--input", json.dumps({"s": BIG}))
+    assert r.exit_code == 1, r.stderr[-500:]
+    run = json.loads(r.stdout)["run"]
+    assert run["status"] == "FAILED"
+    assert "render to more than 33,554,432 characters" in json.dumps(run)
+    assert r.peak_mb < 600, f"peak {r.peak_mb:.0f} MB"

@@ -29,6 +29,7 @@ from boternity.expressions.paths import (
     to_text,
     type_name,
 )
+from boternity.parsing.limits import Limits, over_limit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -245,24 +246,49 @@ def _as_text(tag: _Tag, template: str, context: Mapping[str, Any], resolve: Reso
         raise _fail(f"{tag.ref.text}: {exc.message}", template, tag.ref.offset) from None
 
 
-def _render(template: str, context: Mapping[str, Any], resolve: Resolver) -> str:
+class _Budget:
+    """Characters one render call may still produce (``BOTERNITY_MAX_RENDERED_CHARS``): checked
+    before the pieces are joined, so the oversized string is never built."""
+
+    __slots__ = ("left", "limits")
+
+    def __init__(self) -> None:
+        self.limits = Limits.from_env()
+        self.left = self.limits.max_rendered_chars
+
+    def spend(self, n: int, template: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise _fail(f"the templates render to more than {self.limits.max_rendered_chars:,} characters "
+                        f"{over_limit(self.limits, 'max_rendered_chars')}", _clip(template), 0)
+
+
+def _clip(template: str) -> str:
+    """The template for a message: a long one is cut (the error must not be as large as the text)."""
+    return template if len(template) <= 200 else template[:200] + f"... ({len(template):,} characters)"
+
+
+def _render(template: str, context: Mapping[str, Any], resolve: Resolver, budget: _Budget) -> str:
     if _OPEN not in template:
         return template
-    return "".join(
-        part if isinstance(part, str) else _as_text(part, template, context, resolve)
-        for part in _parse(template)
-    )
+    pieces: list[str] = []
+    for part in _parse(template):
+        piece = part if isinstance(part, str) else _as_text(part, template, context, resolve)
+        budget.spend(len(piece), template)
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def render(template: str, context: Mapping[str, Any], *,
            resolver: Callable[[dict[str, Any]], Any] | None = None) -> str:
     """Fill every ``{{ ... }}`` in ``template``: strings raw, anything else as compact JSON.
 
-    Raises ExpressionError for bad syntax and for a missing value without a default; the message
-    starts with the tag as written, e.g. ``{{ trigger.topic }}: 'topic' is not in trigger``.
+    Raises ExpressionError for bad syntax, for a missing value without a default (the message
+    starts with the tag as written, e.g. ``{{ trigger.topic }}: 'topic' is not in trigger``) and
+    for a result over ``BOTERNITY_MAX_RENDERED_CHARS``.
     A present ``null`` renders as ``null`` (``default`` is only for values that are not there).
     """
-    return _render(template, context, Resolver(resolver))
+    return _render(template, context, Resolver(resolver), _Budget())
 
 
 def _single_tag(parts: _Parsed) -> _Tag | None:
@@ -279,18 +305,19 @@ def _single_tag(parts: _Parsed) -> _Tag | None:
     return tag
 
 
-def _render_any(value: Any, context: Mapping[str, Any], resolve: Resolver) -> Any:
+def _render_any(value: Any, context: Mapping[str, Any], resolve: Resolver, budget: _Budget) -> Any:
     if isinstance(value, str):
         if _OPEN not in value:
             return value
         tag = _single_tag(_parse(value))
         if tag is not None:
+            # The value itself, shared rather than copied: it costs no new text.
             return _lookup(tag, value, context, resolve)
-        return _render(value, context, resolve)
+        return _render(value, context, resolve, budget)
     if isinstance(value, dict):
-        return {k: _render_any(v, context, resolve) for k, v in value.items()}
+        return {k: _render_any(v, context, resolve, budget) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_render_any(v, context, resolve) for v in value]
+        return [_render_any(v, context, resolve, budget) for v in value]
     return value
 
 
@@ -303,7 +330,7 @@ def render_value(value: Any, context: Mapping[str, Any], *,
     structured input keeps its types. Everything else renders like ``render``. Claims are resolved
     once per call, however many strings read them.
     """
-    return _render_any(value, context, Resolver(resolver))
+    return _render_any(value, context, Resolver(resolver), _Budget())
 
 
 def template_references(template: str) -> list[Ref]:
