@@ -308,3 +308,55 @@ def test_a_step_whose_template_renders_too_much_fails_alone(tmp_path):
     assert run["status"] == "FAILED"
     assert "render to more than 33,554,432 characters" in json.dumps(run)
     assert r.peak_mb < 600, f"peak {r.peak_mb:.0f} MB"
+
+
+# ------------------------------------------------------------------ numbers in expressions
+
+@pytest.mark.parametrize("field, value, code", [
+    ("condition", "trigger.n < 1e999", "condition_syntax"),
+    ("condition", "trigger.n > -1E+400", "condition_syntax"),
+    ("config.until", "{{ trigger.when | default(1e999) }}", "template_syntax"),
+], ids=["condition", "negative-condition", "template-default"])
+def test_a_number_literal_beyond_a_double_is_refused_at_load(field: str, value: str, code: str):
+    """``default(1e999)`` rendered 'Infinity' (or gave a step float('inf')); in a condition it
+    became Infinity silently. Either is an error where the workflow is loaded."""
+    from boternity.errors import ValidationFailed
+    from boternity.validate import load_workflow_text
+
+    step = {"id": "a", "type": "wait", "config": {"seconds": 0}}
+    if field == "condition":
+        step["condition"] = value
+    else:
+        step["config"] = {"until": value}
+    with pytest.raises(ValidationFailed) as info:
+        load_workflow_text(json.dumps({"name": "n", "steps": [step]}))
+    [error] = info.value.errors
+    assert (error.code, error.field) == (code, field)
+    assert "number out of range (beyond a double)" in error.message
+
+
+@pytest.mark.parametrize("expr, says", [
+    ("1 / 0", "division by zero"), ("1 // 0", "division by zero"), ("1 % 0", "division by zero"),
+    ("10 ^ 10 ^ 10", "arithmetic error"), ("trigger.big * 1.5 > 0", "arithmetic error"),
+    ("'a' * 1000000000", "'*' needs numbers"), ("[1] < [2]", "cannot compare list and list"),
+    ("{} < {}", "cannot compare object and object"), ("true < false", "cannot compare boolean and boolean"),
+    ("(" * 5000 + "1" + ")" * 5000, "nested too deeply"), ("!" * 100_000 + "1", "nested too deeply"),
+    ("+".join(["trigger.s"] * 1000), "nested too deeply"), ("trigger" + ".a" * 100_000, "nested too deeply"),
+    ("9" * 5000, "number too long"), ("'" + "a" * 100_000, "unterminated string"), ("1 @ 2", "unexpected character"),
+], ids=["div", "floordiv", "mod", "pow-tower", "huge-int-times-float", "string-times", "list-order", "object-order",
+        "bool-order", "parens-5000", "not-100000", "concat-1000", "member-100000", "int-5000-digits",
+        "unterminated-100k", "bad-char"])
+def test_hostile_conditions_held_as_precise_expression_errors(expr: str, says: str):
+    from boternity.expressions import ExpressionError, evaluate_condition
+
+    ctx = {"trigger": {"big": 2 ** 4000, "s": "x" * 1000}}
+    with pytest.raises(ExpressionError) as info:
+        evaluate_condition(expr, ctx)
+    assert says in info.value.message
+
+
+def test_big_integers_multiply_within_the_depth_limit_and_compare():
+    """Held: 99 factors of 4,000 digits (the most the depth limit lets one condition hold)."""
+    from boternity.expressions import evaluate_condition
+
+    assert evaluate_condition("*".join(["9" * 4000] * 99) + " > 1", {}) is True

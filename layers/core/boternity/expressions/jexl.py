@@ -629,6 +629,9 @@ def _tokenize(src: str) -> list[_Token]:
                 number: Any = float(src[i:j]) if is_float else int(src[i:j])
             except ValueError:  # more digits than Python will convert
                 raise ExpressionError("number too long", expression=src, offset=i) from None
+            if isinstance(number, float) and math.isinf(number):
+                # 1e999 would be Infinity, which no JSON value can be compared with meaningfully.
+                raise ExpressionError("number out of range (beyond a double)", expression=src, offset=i)
             tokens.append((_NUM, number, i, j))
             i = j
         elif c.isalpha() or c in "_$":

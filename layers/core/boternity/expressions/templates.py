@@ -11,6 +11,7 @@ because a ``for_each`` step renders the same template once per item.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -105,6 +106,9 @@ def _read_literal(src: str, i: int) -> tuple[Any, int]:
             value: Any = float(text) if (m.group(1) or m.group(2)) else int(text)
         except ValueError:  # an integer longer than Python will convert
             raise _fail("number too long", src, i) from None
+        if isinstance(value, float) and math.isinf(value):
+            # 1e999 would be Infinity: not a JSON number, so no step could be given it.
+            raise _fail("number out of range (beyond a double)", src, i)
         return value, m.end()
     j = _read_name(src, i)
     word = src[i:j]
