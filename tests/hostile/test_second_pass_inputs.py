@@ -8,6 +8,7 @@ docs/second-pass-inputs.md lists every case and its outcome.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -360,3 +361,93 @@ def test_big_integers_multiply_within_the_depth_limit_and_compare():
     from boternity.expressions import evaluate_condition
 
     assert evaluate_condition("*".join(["9" * 4000] * 99) + " > 1", {}) is True
+
+
+# ------------------------------------------------------------------ the serve protocol layer
+
+class Recorder:
+    """A dispatch that answers 200 and remembers what reached the application."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def __call__(self, method: str, target: str, headers: dict[str, str], body: bytes):
+        self.seen.append((method, target, headers, body))
+        return 200, {"Content-Type": "application/json"}, b"{}"
+
+
+@pytest.fixture()
+def protocol():
+    import threading
+
+    from boternity.local.http_server import BoundedHTTPServer, make_handler
+    from boternity.local.serve_limits import ServeLimits
+
+    limits = ServeLimits(header_timeout_secs=5, body_timeout_secs=5)
+    app = Recorder()
+    server = BoundedHTTPServer(("127.0.0.1", 0), make_handler(app, limits, quiet=True), limits)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server.server_address[1], app
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def answers(port: int, data: bytes) -> list[int]:
+    """Every status the server sends back for ``data`` before it closes the connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)]
+
+
+SMUGGLED = b"DELETE /workflows/proto HTTP/1.1\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("bad_line", [b"NoColonHere", b"Bad Name: x", b"X-Spaced : x"],
+                         ids=["no-colon", "space-in-name", "space-before-colon"])
+def test_a_malformed_header_line_is_400_and_its_body_is_never_a_request(bad_line: bytes, protocol):
+    """The standard library stopped at the bad line and ignored the Content-Length after it, so
+    the body ran as a second request (a DELETE here): the request-smuggling shape again."""
+    port, app = protocol
+    request = (b"POST /workflows/proto/runs HTTP/1.1\r\n" + bad_line + b"\r\nContent-Length: %d\r\n\r\n"
+               % len(SMUGGLED) + SMUGGLED)
+    assert answers(port, request) == [400]
+    assert app.seen == []
+
+
+@pytest.mark.parametrize("header", [b"X-A: a\r\n b", b" X-Leading: fold", b"X-A: a\x00b", b"X-A: a\x1b[2Jb"],
+                         ids=["obs-fold", "fold-first", "nul", "escape"])
+def test_a_folded_or_control_character_header_value_is_400(header: bytes, protocol):
+    port, app = protocol
+    assert answers(port, b"GET /workflows HTTP/1.1\r\n" + header + b"\r\nConnection: close\r\n\r\n") == [400]
+    assert app.seen == []
+
+
+def test_well_formed_requests_still_pass_with_tabs_and_latin_1_values(protocol):
+    port, app = protocol
+    assert answers(port, b"GET /workflows HTTP/1.1\r\nX-A: a\tb\r\nX-B: caf\xe9\r\nConnection: close\r\n\r\n") == [200]
+    assert app.seen[0][2]["X-A"] == "a\tb" and app.seen[0][2]["X-B"] == "caf\u00e9"
+
+
+@pytest.mark.parametrize("request_bytes, statuses, dispatched", [
+    (b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n", [200, 200, 200], 3),
+    (b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n", [200, 200], 2),
+    (b"GET http://evil.example/a HTTP/1.1\r\nConnection: close\r\n\r\n", [200], 1),
+    (b"POST /a HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", [400], 0),
+    (b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", [400], 0),
+    (b"POST /a HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", [400], 0),
+    (b"POST /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", [100, 200], 1),
+    (b"GET /a HTTP/2.0\r\n\r\n", [400], 0),
+    (b"GET /a http/1.1\r\n\r\n", [400], 0),
+], ids=["pipelined-3", "http1.0-keep-alive", "absolute-form", "cl-and-te", "te-twice", "cl-conflict",
+        "expect-100", "http2-version", "lowercase-version"])
+def test_protocol_shapes_that_held(request_bytes: bytes, statuses: list[int], dispatched: int, protocol):
+    port, app = protocol
+    assert answers(port, request_bytes) == statuses
+    assert len(app.seen) == dispatched
