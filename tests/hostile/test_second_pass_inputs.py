@@ -485,3 +485,32 @@ def test_ancestors_built_once_agree_with_a_walk_on_a_dense_graph_with_loops():
 
     assert all(g.ancestors(s) == walk(s) for s in g.deps)
     assert sum(len(g.ancestors(s)) for s in g.deps) > 10_000   # dense enough to mean something
+
+
+@pytest.mark.parametrize("kind, trigger", [
+    ("cron", "{{type: cron, schedule: '0 {h} * * *'}}"),
+    ("webhook", "{{type: webhook, path: /many-{i}}}"),
+    ("event", "{{type: event, source: s{i}, event_type: e}}"),
+])
+def test_thousands_of_triggers_are_refused_before_any_is_made(kind: str, trigger: str, cloud):
+    """3,000 cron triggers made 3,000 schedules, then overflowed the registry item (400 KB): a
+    500, and the schedules and state machine stayed, firing a workflow that was never registered."""
+    import boto3
+
+    triggers = "".join("  - " + trigger.format(h=i % 24, i=i) + "\n" for i in range(3000))
+    r = put("many", f"name: many\ntriggers:\n{triggers}steps:\n  - {{id: a, {WAIT[1:]}\n")
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"], detail["line"]) == ("too_many_triggers", "triggers", 3)
+    assert detail["message"].startswith("a workflow has at most 100 triggers, this one 3,000")
+    assert "boternity-many" not in registered(cloud)
+    assert boto3.client("scheduler").list_schedules(GroupName="boternity")["Schedules"] == []
+
+
+def test_a_hundred_triggers_register():
+    from boternity.model.loader import parse_workflow
+    from boternity.model.workflow import MAX_TRIGGERS
+
+    wf = parse_workflow({"name": "hundred", "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}],
+                         "triggers": [{"type": "webhook", "path": f"/p{i}"} for i in range(MAX_TRIGGERS)]})
+    assert len(wf.triggers) == MAX_TRIGGERS == 100

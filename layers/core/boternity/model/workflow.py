@@ -32,6 +32,12 @@ MAX_LOOP_ITERATIONS = 1000
 # Refusing more when the file is read keeps validation and compiling (both superlinear in the
 # steps) from spending seconds on what must fail: 8,000 steps took 14 s to validate, 39 to refuse.
 MAX_STEPS = 1500
+# Each trigger is an AWS resource (a schedule, a rule, a webhook path) made while the workflow is
+# registered, and about 200 bytes in its registry item next to the source (at most 256 KiB) under
+# DynamoDB's 400 KB item limit. 3,000 triggers overflowed the item after 3,000 schedules had been
+# made (a 500, and schedules left firing a workflow that was never registered); 100 stays far
+# inside it and keeps registering within API Gateway's 29 s.
+MAX_TRIGGERS = 100
 
 
 class _Model(BaseModel):
@@ -335,7 +341,7 @@ class Workflow(_Model):
         default=False, description="Let HTTP steps reach loopback, private and link-local addresses."
     )
     variables: dict[str, Any] = Field(default_factory=dict)
-    triggers: list[Trigger] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -347,6 +353,15 @@ class Workflow(_Model):
             raise PydanticCustomError(
                 "too_many_steps", f"a workflow has at most {MAX_STEPS:,} steps, this one {len(v):,}: no more fit "
                 "one execution's state. Move groups of steps into workflows of their own, run by sub_workflow steps")
+        return v
+
+    @field_validator("triggers", mode="before")
+    @classmethod
+    def _not_too_many_triggers(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) > MAX_TRIGGERS:
+            raise PydanticCustomError(
+                "too_many_triggers", f"a workflow has at most {MAX_TRIGGERS} triggers, this one {len(v):,}: each "
+                "is an AWS resource and a part of the workflow's registry record")
         return v
 
     @field_validator("version", mode="before")
