@@ -514,3 +514,57 @@ def test_a_hundred_triggers_register():
     wf = parse_workflow({"name": "hundred", "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}],
                          "triggers": [{"type": "webhook", "path": f"/p{i}"} for i in range(MAX_TRIGGERS)]})
     assert len(wf.triggers) == MAX_TRIGGERS == 100
+
+
+# ------------------------------------------------------------------ answers bigger than Lambda's 6 MB
+
+LAMBDA_RESPONSE_MAX = 6 * 1024 * 1024
+
+
+def test_aliases_that_expand_an_answer_past_lambdas_limit_are_refused(cloud):
+    """80 KB aliasing a 40,000-character string 99 times: PUT and every GET answered 24 MB of
+    JSON (escaped), which Lambda cannot return (API Gateway: 502)."""
+    text = ("name: wide\nsteps:\n  - {id: a, type: wait, config: {seconds: 0}}\nmetadata:\n  s: &s "
+            + "\u00e9" * 40_000 + "\n  l: [" + ", ".join(["*s"] * 99) + "]\n")
+    r = put("wide", text)
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["line"]) == ("too_large_expanded", 1)
+    assert "as JSON once its aliases are expanded, more than 2,097,152" in detail["message"]
+    assert "boternity-wide" not in registered(cloud)
+
+
+def test_the_largest_json_body_in_escaped_characters_fits(cloud):
+    """The expanded limit refuses no body the API accepts: 256 KiB of two-byte characters, escaped
+    six bytes each, is 786 KB of JSON."""
+    text = ("name: accents\nsteps:\n  - {id: a, type: wait, config: {seconds: 0}}\nmetadata:\n  s: "
+            + "\u00e9" * 125_000 + "\n")
+    r = put("accents", text)
+    assert r.status == 201, r.text[:300]
+    assert len(r.text) < LAMBDA_RESPONSE_MAX
+    assert call(api, "DELETE", "/workflows/accents").status == 200
+
+
+def test_a_page_of_workflows_lists_summaries_not_sources(cloud):
+    """GET /workflows?limit=100 carried every workflow's source (up to 256 KiB each): 100 large
+    workflows made a 25 MB page, so the list (and the console built on it) failed for everyone."""
+    body = "name: big{i}\nsteps:\n  - {{id: a, type: wait, config: {{seconds: 0}}}}\nmetadata: {{pad: '" + "p" * 200_000 + "'}}\n"
+    for i in range(3):
+        assert put(f"big{i}", body.format(i=i)).status == 201
+    page = call(api, "GET", "/workflows?limit=100")
+    assert page.status == 200
+    assert len(page.text) < 10_000
+    for item in page.json["workflows"]:
+        assert set(item) <= {"name", "description", "state_machine_arn", "version", "created_at", "updated_at",
+                             "concurrency", "on_limit"}
+    assert len(call(api, "GET", "/workflows/big1").json["definition"]["metadata"]["pad"]) == 200_000
+    for i in range(3):
+        assert call(api, "DELETE", f"/workflows/big{i}").status == 200
+
+
+def test_a_description_is_short_text(cloud):
+    r = put("described", GOOD.replace("target", "described").replace("/second-pass", "/d")
+            + "description: " + "d" * 5000 + "\n")
+    assert r.status == 400
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"]) == ("string_too_long", "description")

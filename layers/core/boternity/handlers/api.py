@@ -64,6 +64,7 @@ from boternity.service.api_models import (
     WorkflowDeleted,
     WorkflowList,
     WorkflowPutResult,
+    WorkflowSummary,
     WorkflowView,
     workflow_view,
 )
@@ -146,7 +147,13 @@ def put_workflow(name: str) -> Response[WorkflowPutResult]:
 def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
                    next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[WorkflowList]:
     items, token = Registry(_settings().table).list(limit=limit, next_token=next_token)
-    return _json_response(200, WorkflowList(workflows=items, next_token=token))
+    # Summaries only: a registry item holds the source (up to 256 KiB), and 100 of them made a
+    # 25 MB page, over Lambda's 6 MB response limit. GET /workflows/{name} has the rest.
+    summaries = [{k: v for k, v in item.items() if k in _SUMMARY_FIELDS} for item in items]
+    return _json_response(200, WorkflowList(workflows=summaries, next_token=token))
+
+
+_SUMMARY_FIELDS = frozenset(WorkflowSummary.model_fields)
 
 
 @app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",

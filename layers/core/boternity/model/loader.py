@@ -7,6 +7,7 @@ layer never imports the validator).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,7 +140,27 @@ def parse_yaml(text: str, *, file: str | None = None, limits: Limits | None = No
         _walk_marks(node, (), source.marks, errors, file)
     if errors:
         raise ValidationFailed(errors)
+    _check_expanded_json(data, file)
     return data, source
+
+
+# A workflow is stored as its source but answered (PUT, GET) as JSON with its aliases expanded and
+# non-ASCII escaped: an 80 KB file aliasing a 40,000-character string 100 times answered 24 MB,
+# over Lambda's 6 MB response limit (API Gateway: 502), on every GET. Any JSON body the API
+# accepts (256 KiB) stays under this even written entirely in escaped characters.
+MAX_WORKFLOW_JSON_BYTES = 2 * 1024 * 1024
+
+
+def _check_expanded_json(data: Any, file: str | None) -> None:
+    try:
+        size = len(json.dumps(data, separators=(",", ":")))
+    except (TypeError, ValueError):
+        return   # not JSON data: the model refuses it, naming the field
+    if size > MAX_WORKFLOW_JSON_BYTES:
+        raise ValidationFailed([WorkflowError(
+            f"the workflow is {size:,} bytes as JSON once its aliases are expanded, more than "
+            f"{MAX_WORKFLOW_JSON_BYTES:,}: write fewer aliases of long values", code="too_large_expanded",
+            file=file, line=1)])
 
 
 def _step_id_at(raw: Any, index: int) -> str | None:

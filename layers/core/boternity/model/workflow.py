@@ -331,7 +331,8 @@ class Workflow(_Model):
 
     id: str | None = None
     name: str = Field(min_length=1, max_length=WORKFLOW_NAME_MAX, pattern=WORKFLOW_NAME_PATTERN)
-    description: str | None = None
+    # Every page of GET /workflows carries up to 100 descriptions: short text, not a document.
+    description: str | None = Field(default=None, max_length=4096)
     version: str | None = None
     owner: Owner | None = None
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
