@@ -568,3 +568,41 @@ def test_a_description_is_short_text(cloud):
     assert r.status == 400
     detail = first_detail(r)
     assert (detail["code"], detail["field"]) == ("string_too_long", "description")
+
+
+# ------------------------------------------------------------------ path parameters that name nothing
+
+LONG = "a" * 3000
+
+
+@pytest.mark.parametrize("method, path, says", [
+    ("GET", f"/workflows/{LONG}", "workflow 'aaaa"), ("DELETE", f"/workflows/{LONG}", "workflow 'aaaa"),
+    ("POST", f"/workflows/{LONG}/runs", "workflow 'aaaa"), ("GET", f"/workflows/{LONG}/runs", "workflow 'aaaa"),
+    ("GET", "/workflows/a%2Fb", "workflow 'a%2Fb' not found"), ("GET", "/workflows/..", "workflow '..' not found"),
+    ("GET", "/workflows/\u0430bc", "workflow '\u0430bc' not found"),
+    ("GET", f"/runs/{LONG}", "run 'aaaa"), ("POST", f"/runs/{LONG}/cancel", "run 'aaaa"),
+    ("POST", f"/runs/{LONG}/redrive", "run 'aaaa"), ("GET", f"/approvals/{LONG}", "approval not found"),
+    ("GET", f"/approve/{LONG}", "approval not found"),
+], ids=["get", "delete", "start", "list-runs", "encoded-slash", "dot-dot", "confusable", "run", "cancel",
+        "redrive", "approval", "approval-link"])
+def test_an_id_that_cannot_exist_is_404_without_reading_the_store(method: str, path: str, says: str, cloud,
+                                                                   monkeypatch):
+    """A 3,000-character name went to DynamoDB as a key (over its 2,048-byte limit: a
+    ValidationException, so a 500 in the cloud) and came back whole in the message."""
+    from boternity.approvals import ApprovalStore
+    from boternity.service.registry import Registry
+    from boternity.service.runs import RunService
+
+    def no_store(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the store was read for an id that cannot exist")
+
+    before = executions(cloud) if method == "POST" else None
+    for cls, name in ((Registry, "get"), (RunService, "get"), (RunService, "cancel"), (RunService, "redrive"),
+                      (RunService, "list"), (ApprovalStore, "item")):
+        monkeypatch.setattr(cls, name, no_store)
+    r = call(api, method, path, body={} if method == "POST" else None)
+    assert r.status == 404, r.text[:300]
+    assert says in r.error["message"] and len(r.error["message"]) < 200, r.error["message"][:300]
+    if before is not None:
+        monkeypatch.undo()
+        assert executions(cloud) == before

@@ -23,6 +23,7 @@ included.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Annotated, Any
 
@@ -50,6 +51,7 @@ from boternity.handlers.rest import (
     read_request,
     to_http,
 )
+from boternity.model.workflow import WORKFLOW_NAME_MAX, WORKFLOW_NAME_PATTERN
 from boternity.parsing import loads_json
 from boternity.runtime.log import logger, traced
 from boternity.service.api_models import (
@@ -110,6 +112,28 @@ def _request() -> Request:
     return read_request(app.current_event.raw_event)
 
 
+# Path parameters that cannot name anything are answered 404 before any store is read: DynamoDB
+# refuses a key over 2,048 bytes (ValidationException, a 500), and the answer must not echo 3,000
+# characters back. Run ids are execution names (at most 80 characters); approval ids are 22.
+ID_MAX = 80
+
+
+def _workflow_name(name: str) -> str:
+    if len(name) > WORKFLOW_NAME_MAX or not re.match(WORKFLOW_NAME_PATTERN, name):
+        raise NotFound(f"workflow {_clipped(name)} not found")
+    return name
+
+
+def _run_id(run_id: str) -> str:
+    if len(run_id) > ID_MAX:
+        raise NotFound(f"run {_clipped(run_id)} not found")
+    return run_id
+
+
+def _clipped(value: str) -> str:
+    return repr(value) if len(value) <= 64 else repr(value[:64]) + f"... ({len(value):,} characters)"
+
+
 def _settings() -> Settings:
     return Settings.from_env()
 
@@ -159,7 +183,7 @@ _SUMMARY_FIELDS = frozenset(WorkflowSummary.model_fields)
 @app.get("/workflows/<name>", tags=["workflows"], summary="A workflow: definition, state machine ARN, triggers",
          responses=_responses(200, "the workflow", (404, "no such workflow")))
 def get_workflow(name: str) -> Response[WorkflowView]:
-    item = WorkflowService(_settings()).describe(name)
+    item = WorkflowService(_settings()).describe(_workflow_name(name))
     return _json_response(200, WorkflowView(**_workflow_view(_request(), item)))
 
 
@@ -167,7 +191,7 @@ def get_workflow(name: str) -> Response[WorkflowView]:
             summary="Delete a workflow: its state machine and trigger resources (run records stay)",
             responses=_responses(200, "deleted", (404, "no such workflow")))
 def delete_workflow(name: str) -> Response[WorkflowDeleted]:
-    return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
+    return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(_workflow_name(name))))
 
 
 def _workflow_view(req: Request, item: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +224,7 @@ def start_run(name: str,
                                      "application/json")
     trigger = {"type": "http", "caller": req.caller}
     started = RunService(_settings().table, context=app.lambda_context).start(
-        name, payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
+        _workflow_name(name), payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
     links = run_links(api_base_url(req.event), started.run_id, started.workflow, started.execution_arn)
     accepted = RunAccepted(run_id=started.run_id, status=started.status, workflow=started.workflow, links=links,
                            replayed=started.replayed)
@@ -214,7 +238,7 @@ def list_runs(name: str,
               limit: Annotated[int, Query(ge=1, le=100)] = 20,
               next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[RunList]:
     table = _settings().table
-    runs, token = RunService(table).list(name, status=status, limit=limit, next_token=next_token)
+    runs, token = RunService(table).list(_workflow_name(name), status=status, limit=limit, next_token=next_token)
     if not runs and next_token is None and Registry(table).get(name) is None:
         raise NotFound(f"workflow '{name}' not found and has no runs")
     return _json_response(200, RunList(runs=runs, next_token=token))
@@ -223,7 +247,7 @@ def list_runs(name: str,
 @app.get("/runs/<run_id>", tags=["runs"], summary="A run and each of its steps",
          responses=_responses(200, "the run and its steps", (404, "no such run")))
 def get_run(run_id: str) -> Response[RunDetail]:
-    data = RunService(_settings().table).get(run_id)
+    data = RunService(_settings().table).get(_run_id(run_id))
     run = data["run"]
     links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(200, RunDetail(run=run, steps=data["steps"], links=links))
@@ -238,7 +262,7 @@ def get_run(run_id: str) -> Response[RunDetail]:
                                (409, "already_cancelled (another cancel won) or run_ended (details.status says "
                                      "how it ended)")))
 def cancel_run(run_id: str) -> Response[CancelResult]:
-    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(run_id, by=_request().caller)))
+    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(_run_id(run_id), by=_request().caller)))
 
 
 @app.post("/runs/<run_id>/redrive", status_code=202, tags=["runs"],
@@ -247,7 +271,7 @@ def cancel_run(run_id: str) -> Response[CancelResult]:
                                (429, "no free concurrency slot"), (501, "RedriveExecution unavailable here")))
 def redrive_run(run_id: str) -> Response[RedriveResult]:
     svc = RunService(_settings().table)
-    result = svc.redrive(run_id)
+    result = svc.redrive(_run_id(run_id))
     run = svc.get(run_id)["run"]
     links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(202, RedriveResult(**result, links=links))
@@ -264,6 +288,8 @@ def _approval_item(approval_id: str) -> dict[str, Any]:
     """The stored approval, task token included (for the CSRF key only; never returned). One past
     its deadline is closed as EXPIRED by the store, so no page or answer shows it as still decidable.
     Raises NotFound."""
+    if len(approval_id) > ID_MAX:
+        raise NotFound("approval not found")
     return _approvals().item(approval_id)
 
 
