@@ -606,3 +606,29 @@ def test_an_id_that_cannot_exist_is_404_without_reading_the_store(method: str, p
     if before is not None:
         monkeypatch.undo()
         assert executions(cloud) == before
+
+
+def test_an_error_in_a_600_kb_template_is_reported_not_lost(tmp_path):
+    """The error quoted the whole template: the step record passed DynamoDB's 400 KB item limit,
+    and the run's only error became 'Item size has exceeded the maximum allowed size'."""
+    from tests.hostile.test_hostile_workflows import run_cli
+
+    (tmp_path / "bigerr.yaml").write_text(
+        "name: bigerr\nsteps:\n  - id: big\n    type: code\n    config:\n      language: javascript\n"
+        "      source: \"input.length\"\n      input: \"" + "x" * 600_000 + "{{ trigger.missing }}\"\n")
+    r = run_cli("run", str(tmp_path / "bigerr.yaml"), "--json")
+    assert r.exit_code == 1, r.stderr[-500:]
+    run = json.loads(r.stdout)["run"]
+    assert run["status"] == "FAILED"
+    assert "{{ trigger.missing }}: 'missing' is not in trigger at offset 600000 in '...xxx" in run["cause"]
+    assert "Item size" not in r.stdout and len(run["cause"]) < 1000
+
+
+def test_an_expression_error_quotes_a_window_around_the_problem():
+    from boternity.errors import ExpressionError
+
+    short = ExpressionError("bad", expression="a + ", offset=4)
+    assert str(short) == "bad at offset 4 in 'a + '"
+    long = ExpressionError("bad", expression="a" * 5000 + "@" + "b" * 5000, offset=5000)
+    assert str(long) == "bad at offset 5000 in '..." + "a" * 80 + "@" + "b" * 79 + "...'"
+    assert long.expression == "a" * 5000 + "@" + "b" * 5000

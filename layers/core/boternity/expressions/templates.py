@@ -264,12 +264,7 @@ class _Budget:
         self.left -= n
         if self.left < 0:
             raise _fail(f"the templates render to more than {self.limits.max_rendered_chars:,} characters "
-                        f"{over_limit(self.limits, 'max_rendered_chars')}", _clip(template), 0)
-
-
-def _clip(template: str) -> str:
-    """The template for a message: a long one is cut (the error must not be as large as the text)."""
-    return template if len(template) <= 200 else template[:200] + f"... ({len(template):,} characters)"
+                        f"{over_limit(self.limits, 'max_rendered_chars')}", template, 0)
 
 
 def _render(template: str, context: Mapping[str, Any], resolve: Resolver, budget: _Budget) -> str:
