@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from boternity.errors import ValidationFailed, WorkflowError
-from boternity.model.workflow import Workflow
+from boternity.model.workflow import STEP_ID_MAX, Workflow
 from boternity.parsing import Limits, ParseError, decode_utf8
 from boternity.parsing.yaml_loader import load_yaml_node
 
@@ -168,7 +168,8 @@ def _step_id_at(raw: Any, index: int) -> str | None:
         sid = raw["steps"][index].get("id")
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
-    return sid if isinstance(sid, str) else None
+    # An id too long to be one is named by its position: a message must not repeat 500,000 characters.
+    return sid if isinstance(sid, str) and len(sid) <= STEP_ID_MAX else None
 
 
 def _user_path(loc: tuple[Any, ...]) -> list[str | int]:
