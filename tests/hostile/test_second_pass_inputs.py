@@ -681,3 +681,35 @@ def test_odd_but_valid_workflow_files_load(case: str, text: str):
 
     wf = load_workflow_text(text).workflow
     assert wf.name == "x" and wf.steps[0].id == "a"
+
+
+# ------------------------------------------------------------------ a hostile update of a good workflow
+
+@pytest.mark.parametrize("hostile, status", [
+    ("bomb", 400), ("not-json", 400), ("too-many-steps", 400), ("too-many-triggers", 400), ("cycle", 400),
+    ("oversized", 413), ("renamed", 400),
+], ids=lambda v: str(v))
+def test_a_hostile_update_leaves_the_registered_workflow_as_it_was(hostile: str, status: int, cloud):
+    """Held: every refused PUT over an existing name leaves its version, definition and state
+    machine untouched."""
+    from tests.support.hostile_corpus import bomb_474_bytes
+
+    good = GOOD.replace("target", "kept").replace("/second-pass", "/kept")
+    assert put("kept", good).status in (200, 201)
+    before = call(api, "GET", "/workflows/kept").json
+    bodies = {
+        "bomb": bomb_474_bytes().decode().replace("hostile", "kept"),
+        "not-json": good + "variables: {d: 2026-01-01}\n",
+        "too-many-steps": _chain(1600, "kept"),
+        "too-many-triggers": "name: kept\ntriggers:\n" + "".join(
+            f"  - {{type: webhook, path: /k{i}}}\n" for i in range(101)) + f"steps:\n  - {{id: a, {WAIT[1:]}\n",
+        "cycle": f"name: kept\nsteps:\n  - {{id: a, depends_on: [b], {WAIT[1:]}\n  - {{id: b, depends_on: [a], {WAIT[1:]}\n",
+        "oversized": good + "metadata: {pad: '" + "p" * 300_000 + "'}\n",
+        "renamed": good.replace("name: kept", "name: other"),
+    }
+    r = put("kept", bodies[hostile])
+    assert r.status == status, r.text[:300]
+    after = call(api, "GET", "/workflows/kept").json
+    assert (after["version"], after["definition"], after["state_machine_arn"]) == (
+        before["version"], before["definition"], before["state_machine_arn"])
+    assert call(hook, "POST", "/hooks/kept", body={}).status == 202   # its trigger still works
