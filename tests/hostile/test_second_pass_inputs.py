@@ -713,3 +713,19 @@ def test_a_hostile_update_leaves_the_registered_workflow_as_it_was(hostile: str,
     assert (after["version"], after["definition"], after["state_machine_arn"]) == (
         before["version"], before["definition"], before["state_machine_arn"])
     assert call(hook, "POST", "/hooks/kept", body={}).status == 202   # its trigger still works
+
+
+def test_deleting_a_workflow_during_a_run_lets_the_run_end_and_starts_nothing_new(cloud):
+    """Held: as DeleteStateMachine does on AWS, a running execution goes on to its end and keeps
+    its records; new starts are 404; a cancel after the end is 409 run_ended."""
+    from boternity.local.server import wait_until
+
+    wf = "name: deleted\nsteps:\n  - {id: a, type: wait, config: {seconds: 1}}\n  - {id: b, type: wait, depends_on: [a], config: {seconds: 0}}\n"
+    assert put("deleted", wf).status == 201
+    run_id = call(api, "POST", "/workflows/deleted/runs", body={}).json["run_id"]
+    assert call(api, "DELETE", "/workflows/deleted").status == 200
+    assert call(api, "POST", "/workflows/deleted/runs", body={}).error["code"] == "not_found"
+    assert wait_until(lambda: call(api, "GET", f"/runs/{run_id}").json["run"]["status"] == "SUCCEEDED", timeout=30)
+    steps = call(api, "GET", f"/runs/{run_id}").json["steps"]
+    assert sorted((s["step_id"], s["status"]) for s in steps) == [("a", "completed"), ("b", "completed")]
+    assert call(api, "POST", f"/runs/{run_id}/cancel").error["code"] == "run_ended"
