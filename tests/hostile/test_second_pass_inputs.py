@@ -729,3 +729,16 @@ def test_deleting_a_workflow_during_a_run_lets_the_run_end_and_starts_nothing_ne
     steps = call(api, "GET", f"/runs/{run_id}").json["steps"]
     assert sorted((s["step_id"], s["status"]) for s in steps) == [("a", "completed"), ("b", "completed")]
     assert call(api, "POST", f"/runs/{run_id}/cancel").error["code"] == "run_ended"
+
+
+def test_string_concatenation_in_a_condition_stops_at_the_rendered_limit(monkeypatch):
+    """Sixty '+' of a 10 MB http body built 600 MB in 15 s: every partial sum is a new string."""
+    from boternity.expressions import ExpressionError, evaluate_condition
+
+    monkeypatch.setenv("BOTERNITY_MAX_RENDERED_CHARS", "1000000")
+    expr = " + ".join(["steps.a.output"] * 11) + " != ''"
+    with pytest.raises(ExpressionError) as info:
+        evaluate_condition(expr, CTX)
+    assert info.value.message == ("the string operations build more than 1,000,000 characters "
+                                  "(limit 1,000,000, BOTERNITY_MAX_RENDERED_CHARS)")
+    assert evaluate_condition(" + ".join(["steps.a.output"] * 4) + " != ''", CTX) is True
