@@ -8,6 +8,7 @@ layer never imports the validator).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,17 +69,24 @@ _NOT_JSON = {
     _YAML + "omap": ("not_json", "an ordered map (!!omap) is not a JSON value: write it as a mapping"),
     _YAML + "pairs": ("not_json", "a list of pairs (!!pairs) is not a JSON value: write it as a mapping"),
 }
-_NON_FINITE = {".nan": "NaN", ".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity"}
+# What PyYAML makes of a float scalar, to see whether it is finite: besides .nan and .inf, an
+# explicit tag (!!float nan, !!float inf) and an implicit 1.0e+999 become NaN or Infinity too.
+_FLOATS = yaml.constructor.SafeConstructor()
 
 
 def _not_json(node: yaml.Node) -> tuple[str, str] | None:
     """(code, message) when ``node`` holds a value JSON cannot: see _NOT_JSON."""
     if node.tag in _NOT_JSON:
         return _NOT_JSON[node.tag]
-    if node.tag == _YAML + "float" and isinstance(node.value, str):
-        word = _NON_FINITE.get(node.value.lower())
-        if word is not None:
-            return "invalid_number", f"{word} is not a JSON number"
+    if node.tag == _YAML + "float" and isinstance(node, yaml.ScalarNode):
+        try:
+            value = _FLOATS.construct_yaml_float(node)
+        except (ValueError, OverflowError):
+            return None   # the loader has already refused what it cannot construct
+        if not math.isfinite(value):
+            word = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            return "invalid_number", f"{shown} is {word}, which is not a JSON number"
     return None
 
 
