@@ -746,3 +746,38 @@ def test_string_concatenation_in_a_condition_stops_at_the_rendered_limit(monkeyp
     assert info.value.message == ("the string operations build more than 1,000,000 characters "
                                   "(limit 1,000,000, BOTERNITY_MAX_RENDERED_CHARS)")
     assert evaluate_condition(" + ".join(["steps.a.output"] * 4) + " != ''", CTX) is True
+
+
+def test_a_client_that_never_reads_its_answer_is_dropped_at_the_write_timeout():
+    """Held: an 8 MB answer to a client that never reads holds its connection slot only until
+    BOTERNITY_SERVE_WRITE_TIMEOUT_SECS, then the slot is free again."""
+    import socket
+    import threading
+
+    from boternity.local.http_server import BoundedHTTPServer, make_handler
+    from boternity.local.serve_limits import ServeLimits
+
+    limits = ServeLimits(write_timeout_secs=1, max_connections=1)
+    big = b"x" * (8 * 1024 * 1024)
+    server = BoundedHTTPServer(("127.0.0.1", 0), make_handler(lambda *_: (200, {}, big), limits, quiet=True), limits)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+        time.sleep(0.3)
+        assert answers(port, b"GET /other HTTP/1.1\r\nConnection: close\r\n\r\n") == [429]   # its slot is held
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as probe:
+                probe.sendall(b"GET /other HTTP/1.1\r\nConnection: close\r\n\r\n")
+                if probe.recv(12) == b"HTTP/1.1 200":
+                    break
+        else:
+            pytest.fail("the stalled client kept its slot past the write timeout")
+        stalled.close()
+    finally:
+        server.shutdown()
+        server.server_close()
