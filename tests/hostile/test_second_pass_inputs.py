@@ -781,3 +781,47 @@ def test_a_client_that_never_reads_its_answer_is_dropped_at_the_write_timeout():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ------------------------------------------------------------------ Step Functions paths smuggled in keys
+
+@pytest.mark.parametrize("extra, step_input, field, line", [
+    ("variables: {'a.$': '$$.Execution.Input'}\n", "'{{ variables }}'", "variables.a.$", 4),
+    ("", "{'k.$': '$'}", "steps.0.config.input.k.$", 3),
+    ("", "{'k.$': 'States.Format(1)'}", "steps.0.config.input.k.$", 3),
+    ("", "{outer: {'deep.$': '$.steps'}}", "steps.0.config.input.outer.deep.$", 3),
+    ("metadata: {'m.$': '$'}\n", "'x'", "metadata.m.$", 4),
+], ids=["variable-reads-execution-input", "input-reads-whole-state", "intrinsic-function", "nested", "metadata"])
+def test_a_key_ending_in_dollar_is_refused_not_evaluated_by_step_functions(extra, step_input, field, line, cloud):
+    """Workflow values are embedded in the state machine's Parameters, where Step Functions reads a
+    key ending in '.$' as a path: {'k.$': '$'} handed a step the run's whole state (every trigger
+    field and step record, upstream or not), 'a.$': '$$.Execution.Input' made a variable of the
+    payload, and an intrinsic function the definition parser could not take answered 500."""
+    text = (f"name: dollar\nsteps:\n  - {{id: a, type: code, config: {{language: javascript, source: 'input', "
+            f"input: {step_input}}}}}\n" + extra)
+    r = put("dollar", text)
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"], detail["line"]) == ("reserved_key", field, line)
+    assert "ends in '.$'" in detail["message"]
+    assert "boternity-dollar" not in registered(cloud)
+
+
+def test_a_dollar_key_in_a_json_workflow_is_refused_too(cloud):
+    body = {"name": "dollarjson", "variables": {"v.$": "$"},
+            "steps": [{"id": "a", "type": "wait", "config": {"seconds": 0}}]}
+    r = call(api, "PUT", "/workflows/dollarjson", body=body)
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"]) == ("reserved_key", "variables.v.$")
+
+
+def test_dollar_signs_elsewhere_are_plain_data(cloud):
+    """Held: only the '.$' suffix is a path to Step Functions; '$' keys and '$...' values are data."""
+    text = ("name: plain\nvariables: {'$': 1, '$$': 2, 'a$': '$.steps', p: '$$.Execution.Input'}\nsteps:\n"
+            "  - {id: a, type: wait, config: {seconds: 0}}\n")
+    r = put("plain", text)
+    assert r.status == 201, r.text[:300]
+    assert call(api, "GET", "/workflows/plain").json["definition"]["variables"] == {
+        "$": 1, "$$": 2, "a$": "$.steps", "p": "$$.Execution.Input"}
+    assert call(api, "DELETE", "/workflows/plain").status == 200

@@ -222,6 +222,29 @@ def pydantic_errors(exc: ValidationError, raw: Any, source: SourceMap) -> list[W
     return out
 
 
+def _path_keys(data: Any, source: SourceMap) -> list[WorkflowError]:
+    """Keys ending in '.$' anywhere in the workflow. Its values are embedded in the state machine's
+    Parameters, where Step Functions reads such a key as a path or intrinsic function to evaluate:
+    ``{'k.$': '$'}`` handed a step the run's whole state, ``'a.$': '$$.Execution.Input'`` the
+    payload, and an intrinsic the definition parser refused answered 500."""
+    errors: list[WorkflowError] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:   # bounded by the parser's node limit (YAML) or the body size (JSON)
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if isinstance(key, str) and key.endswith(".$"):
+                    errors.append(WorkflowError(
+                        f"the key {key[:64]!r} ends in '.$', which Step Functions reads as a path to evaluate: "
+                        "rename it", code="reserved_key", file=source.file, line=source.line_of((*path, key)),
+                        field=".".join(str(p) for p in (*path, key))))
+                else:
+                    stack.append((child, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(value))
+    return errors
+
+
 def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
     """Validate plain data (from YAML or a JSON API body) into a Workflow model."""
     source = source or SourceMap()
@@ -230,6 +253,9 @@ def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
             "a workflow must be a mapping with at least 'name' and 'steps'", code="not_a_mapping",
             file=source.file, line=1,
         )])
+    reserved = _path_keys(data, source)
+    if reserved:
+        raise ValidationFailed(reserved)
     try:
         return Workflow.model_validate(data)
     except ValidationError as exc:
