@@ -825,3 +825,39 @@ def test_dollar_signs_elsewhere_are_plain_data(cloud):
     assert call(api, "GET", "/workflows/plain").json["definition"]["variables"] == {
         "$": 1, "$$": 2, "a$": "$.steps", "p": "$$.Execution.Input"}
     assert call(api, "DELETE", "/workflows/plain").status == 200
+
+
+# ------------------------------------------------------------------ schedules
+
+@pytest.mark.parametrize("schedule, timezone, code", [
+    ("*/0 * * * *", "UTC", "invalid_schedule"),
+    ("0-99999999999 * * * *", "UTC", "invalid_schedule"),
+    ("*/99999999999999999999 * * * *", "UTC", "invalid_schedule"),
+    ("rate(0 minutes)", "UTC", "invalid_schedule"),
+    ("rate(99999999999999999999 days)", "UTC", "invalid_schedule"),
+    ("0 0 * * 5#9", "UTC", "invalid_schedule"),
+    ("@reboot", "UTC", "invalid_schedule"),
+    ("* * * * * *", "UTC", "cron_unsupported"),
+    ("0 0 * * *", "../../etc/passwd", "invalid_timezone"),
+    ("0 0 * * *", "/etc/localtime", "invalid_timezone"),
+    ("0 0 * * *", "UTC\\0", "invalid_timezone"),
+], ids=lambda v: str(v)[:24])
+def test_hostile_schedules_held_as_precise_errors(schedule: str, timezone: str, code: str):
+    from boternity.errors import ValidationFailed
+    from boternity.validate import load_workflow_text
+
+    text = (f"name: c\ntriggers:\n  - {{type: cron, schedule: '{schedule}', timezone: \"{timezone}\"}}\n"
+            f"steps:\n  - {{id: a, {WAIT[1:]}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_workflow_text(text)
+    assert [(e.code, e.line) for e in info.value.errors] == [(code, 3)]
+
+
+def test_a_schedule_that_never_fires_has_no_next_time_and_does_not_loop():
+    """Held: February 31st is accepted (EventBridge accepts it too) and simply never comes."""
+    import datetime as dt
+
+    from boternity.triggers.schedule import next_fire_times, to_scheduler_expression
+
+    expr = to_scheduler_expression("0 0 31 2 *")
+    assert next_fire_times(expr, "UTC", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1) == []
