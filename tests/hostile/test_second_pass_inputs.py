@@ -861,3 +861,27 @@ def test_a_schedule_that_never_fires_has_no_next_time_and_does_not_loop():
 
     expr = to_scheduler_expression("0 0 31 2 *")
     assert next_fire_times(expr, "UTC", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1) == []
+
+
+@pytest.mark.parametrize("first, second", [
+    (b"content-type: application/yaml", b"Content-Type: application/json"),
+    (b"Idempotency-Key: a", b"idempotency-key: b"),
+    (b"X-Hub-Signature-256: sha256=00", b"x-hub-signature-256: sha256=11"),
+    (b"webhook-id: one", b"Webhook-Id: two"),
+    (b"Host: 127.0.0.1", b"Host: evil.example"),
+], ids=["content-type", "idempotency-key", "github-signature", "webhook-id", "host"])
+def test_a_one_value_header_sent_twice_with_different_values_is_400(first: bytes, second: bytes, protocol):
+    """A workflow sent with 'content-type: application/yaml' and 'Content-Type: application/json'
+    was read as YAML, or as JSON with the two swapped: which one counts depended on the layer."""
+    port, app = protocol
+    request = b"POST /a HTTP/1.1\r\n" + first + b"\r\n" + second + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    assert answers(port, request) == [400]
+    assert app.seen == []
+
+
+def test_a_header_repeated_with_the_same_value_or_a_list_header_passes(protocol):
+    port, app = protocol
+    request = (b"GET /a HTTP/1.1\r\nContent-Type: application/json\r\ncontent-type: application/json\r\n"
+               b"Accept: text/html\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+    assert answers(port, request) == [200]
+    assert len(app.seen) == 1

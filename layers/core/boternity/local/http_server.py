@@ -39,6 +39,10 @@ _TRAILER_LINES_MAX = 32
 _LINGER_SECS = 2.0              # reading what a refused client still sends, so it sees the answer, not a reset
 _LINGER_BYTES = 1024 * 1024
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+# Headers with one value (RFC 9110 5.3) that the handlers act on: the body's type, the caller, the
+# run a retry names, a webhook's signature and delivery id. Content-Length has its own check.
+_SINGLETONS = ("Content-Type", "Host", "Authorization", "Idempotency-Key", "X-Hub-Signature-256",
+               "X-GitHub-Delivery", "webhook-id", "webhook-timestamp", "webhook-signature")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")   # RFC 9110 5.5: controls other than HTAB
 
 # The error codes of the statuses the protocol layer answers itself.
@@ -102,6 +106,11 @@ def _header_problem(headers: Any) -> str | None:
     for name, value in headers.items():
         if _BAD_VALUE.search(value):
             return f"the value of header {printable(name)[:64]!r} holds a line break or a control character"
+    for name in _SINGLETONS:
+        values = headers.get_all(name) or []
+        if len(set(values)) > 1:
+            # Sent twice (in any letter case) with different values, each layer could read another one.
+            return f"the header {name!r} is sent {len(values)} times with different values: send it once"
     return None
 
 
