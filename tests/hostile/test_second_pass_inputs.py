@@ -885,3 +885,29 @@ def test_a_header_repeated_with_the_same_value_or_a_list_header_passes(protocol)
                b"Accept: text/html\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
     assert answers(port, request) == [200]
     assert len(app.seen) == 1
+
+
+@pytest.mark.parametrize("condition, code", [
+    ("steps[trigger.x].output == 1", "invalid_reference"),
+    ("steps|length > 0", "invalid_reference"),
+    ("{a: steps} != null", "invalid_reference"),
+    ("[steps][0] != null", "invalid_reference"),
+    ('steps["a" + ""].output == 1', "invalid_reference"),
+    ("secrets.X == 1", "secrets_not_allowed"),
+    ('steps["b"].output == 1', "not_upstream"),
+    ("steps.a.output[steps.b.output] == 1", "not_upstream"),
+    ("(steps).b.output == 1", "not_upstream"),
+], ids=lambda v: str(v)[:30])
+def test_conditions_cannot_reach_steps_that_are_not_upstream(condition: str, code: str):
+    """Held: a computed step name, the whole 'steps' object, or a step that is not upstream is an
+    error at load, so a condition reads only what its step could read."""
+    from boternity.errors import ValidationFailed
+    from boternity.validate import load_workflow_text
+
+    wf = {"name": "x", "steps": [
+        {"id": "a", "type": "wait", "config": {"seconds": 0}},
+        {"id": "c", "type": "wait", "condition": condition, "depends_on": ["a"], "config": {"seconds": 0}},
+        {"id": "b", "type": "wait", "config": {"seconds": 0}}]}
+    with pytest.raises(ValidationFailed) as info:
+        load_workflow_text(json.dumps(wf))
+    assert info.value.codes() == [code]
