@@ -911,3 +911,30 @@ def test_conditions_cannot_reach_steps_that_are_not_upstream(condition: str, cod
     with pytest.raises(ValidationFailed) as info:
         load_workflow_text(json.dumps(wf))
     assert info.value.codes() == [code]
+
+
+@pytest.mark.parametrize("path, content_type", [
+    ("/approvals/x/decision", "application/json"),
+    ("/approvals/x/decision", "application/x-www-form-urlencoded"),
+    ("/approve/x", "application/x-www-form-urlencoded"),
+], ids=["decision-json", "decision-form", "approval-link-without-credentials"])
+def test_a_request_with_90000_unknown_fields_answers_with_the_first_hundred(path: str, content_type: str, cloud):
+    """A 970 KB decision of 90,000 unknown fields answered 7.8-10.4 MB of 422 details, over
+    Lambda's 6 MB, on /approve/{id} too, which anyone can call."""
+    if content_type == "application/json":
+        body = ("{" + ",".join(f'"k{i}":0' for i in range(90_000)) + ',"approved":true}').encode()
+    else:
+        body = ("&".join(f"k{i}=" for i in range(90_000)) + "&approved=true").encode()
+    r = call(api, "POST", path, body=body, binary=True, headers={"Content-Type": content_type})
+    assert r.status == 422, r.text[:300]
+    assert len(r.text) < 64 * 1024
+    assert r.error["message"] == ("the request does not match the API (90,000 problems; the first 100 are in "
+                                  "details)")
+    assert len(r.error["details"]) == 100 and r.error["details"][0]["type"] == "extra_forbidden"
+
+
+def test_a_request_with_a_few_problems_lists_them_all(cloud):
+    r = call(api, "POST", "/approvals/x/decision", body={"approved": "maybe", "extra": 1})
+    assert r.status == 422
+    assert r.error["message"] == "the request does not match the API"
+    assert sorted(d["type"] for d in r.error["details"]) == ["bool_parsing", "extra_forbidden"]

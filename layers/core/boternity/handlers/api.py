@@ -46,6 +46,7 @@ from boternity.handlers.rest import (
     JSON,
     Request,
     error_body,
+    invalid_request_message,
     parse_body,
     pydantic_details,
     read_request,
@@ -475,13 +476,13 @@ def _request_invalid(exc: RequestValidationError) -> Response[Any]:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error(400, error_body("invalid_json", "the body is not valid JSON"))
-    return _error(422, error_body("invalid_request", "the request does not match the API", pydantic_details(errors)))
+    return _error(422, error_body("invalid_request", invalid_request_message(len(errors)), pydantic_details(errors)))
 
 
 @app.exception_handler(ValidationError)
 def _model_invalid(exc: ValidationError) -> Response[Any]:
-    return _error(422, error_body("invalid_request", "the request does not match the API",
-                                  pydantic_details(exc.errors(include_url=False))))
+    errors = exc.errors(include_url=False)
+    return _error(422, error_body("invalid_request", invalid_request_message(len(errors)), pydantic_details(errors)))
 
 
 @app.exception_handler(RequestUnsupportedContentType)
