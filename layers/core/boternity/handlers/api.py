@@ -411,7 +411,7 @@ _COMMON_ERRORS = {
     400: "a malformed request: unreadable body, bad header or query value",
     413: "the body is over the API's payload limit (10 MB; routes keep smaller ones)",
     414: "the request line is over 10240 bytes",
-    422: "the request does not match the API: every problem in details",
+    422: "the request does not match the API: its problems in details (the first 100)",
     431: "the request line and headers are over 10240 bytes together",
     500: "internal error (a bug or an AWS outage, never bad input)",
 }
