@@ -151,7 +151,7 @@ def _json_response(status: int, model: Any, headers: dict[str, str] | None = Non
     summary="Register a workflow (create or update its state machine and triggers)",
     description="Body: the workflow as JSON, or as YAML with Content-Type application/yaml. The body's `name` "
                 "must equal the path's (or is filled from it). Answers 201 when created, 200 when updated.",
-    responses={**_responses(201, "created", (400, "invalid workflow: every validation error in details"),
+    responses={**_responses(201, "created", (400, "invalid workflow: its errors in details (the first 100)"),
                             (409, "webhook path taken, or a concurrent update"), (413, "body over 256 KiB"),
                             (415, "not JSON or YAML"), (422, "valid, but beyond a Step Functions limit")),
                200: {"description": "updated", "content": {JSON: {"model": WorkflowPutResult}}}},
