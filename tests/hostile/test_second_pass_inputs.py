@@ -938,3 +938,36 @@ def test_a_request_with_a_few_problems_lists_them_all(cloud):
     assert r.status == 422
     assert r.error["message"] == "the request does not match the API"
     assert sorted(d["type"] for d in r.error["details"]) == ["bool_parsing", "extra_forbidden"]
+
+
+# ------------------------------------------------------------------ forged page tokens
+
+def _token(key: Any) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("key", [
+    {"gsi1pk": "WF#target"},
+    {"gsi1pk": "WF#target", "gsi1sk": "x", "pk": "RUN#x", "sk": "RUN", "evil": "1"},
+    {"gsi1pk": "WF#target", "gsi1sk": "x", "pk": "RUN#x"},
+    {"gsi1pk": "WF#target", "gsi1sk": 1, "pk": 2, "sk": 3},
+    {"gsi1pk": "WF#target", "gsi1sk": {"S": "x"}, "pk": ["a"], "sk": None},
+    ["WF#target"],
+], ids=["missing-keys", "extra-key", "no-sort-key", "numbers", "nested", "a-list"])
+def test_a_forged_page_token_is_400_not_500(key: Any, cloud):
+    """A token naming the right listing but without the table's keys answered 500; one with an
+    extra attribute is a starting key DynamoDB refuses."""
+    r = call(api, "GET", f"/workflows/target/runs?limit=1&next_token={_token(key)}")
+    assert r.status == 400, r.text[:300]
+    assert r.error == {"code": "invalid_next_token", "message": "next_token is not valid", "details": None}
+
+
+def test_a_real_page_token_still_pages(cloud):
+    for _ in range(2):
+        assert call(api, "POST", "/workflows/target/runs", body={}).status == 202
+    first = call(api, "GET", "/workflows/target/runs?limit=1").json
+    assert first["next_token"]
+    second = call(api, "GET", f"/workflows/target/runs?limit=1&next_token={first['next_token']}")
+    assert second.status == 200 and second.json["runs"][0]["run_id"] != first["runs"][0]["run_id"]
