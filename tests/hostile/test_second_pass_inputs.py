@@ -971,3 +971,19 @@ def test_a_real_page_token_still_pages(cloud):
     assert first["next_token"]
     second = call(api, "GET", f"/workflows/target/runs?limit=1&next_token={first['next_token']}")
     assert second.status == 200 and second.json["runs"][0]["run_id"] != first["runs"][0]["run_id"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"a": 1, "b": 0}, {"a": "x", "b": 2}, {"a": [[[[1]]]], "b": 2}, {"a": {}, "b": []}, [1, 2], "text",
+], ids=["division-by-zero", "string-by-number", "nested-list", "object-and-list", "array-payload", "string-payload"])
+def test_a_webhook_condition_that_fails_on_a_payload_filters_it_and_starts_nothing(payload: Any, cloud):
+    """Held: a 'when' that cannot be evaluated on what a sender posted is a non-match (202
+    filtered), never a 5xx, and no run starts."""
+    wf = ("name: whenwf\ntriggers:\n  - {type: webhook, path: /when, when: 'event.a / event.b > 1'}\n"
+          f"steps:\n  - {{id: a, {WAIT[1:]}\n")
+    assert put("whenwf", wf).status in (200, 201)
+    arn = call(api, "GET", "/workflows/whenwf").json["state_machine_arn"]
+    before = len(cloud.sfn.list_executions(stateMachineArn=arn)["executions"])
+    r = call(hook, "POST", "/hooks/when", body=json.dumps(payload), headers=JSON)
+    assert (r.status, r.json) == (202, {"status": "filtered", "workflow": "whenwf"})
+    assert len(cloud.sfn.list_executions(stateMachineArn=arn)["executions"]) == before
