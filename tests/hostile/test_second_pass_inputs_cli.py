@@ -38,3 +38,18 @@ def test_an_error_in_a_600_kb_template_is_reported_not_lost(tmp_path):
     assert run["status"] == "FAILED"
     assert "{{ trigger.missing }}: 'missing' is not in trigger at offset 600000 in '...xxx" in run["cause"]
     assert "Item size" not in r.stdout and len(run["cause"]) < 1000
+
+
+def test_an_approval_prompt_too_large_to_store_fails_its_step_saying_so(tmp_path):
+    """A prompt rendering to 600 KB failed the step with only DynamoDB's 'Item size has exceeded
+    the maximum allowed size'; now the step says what and where, and nothing waits for a decision."""
+    (tmp_path / "approve.yaml").write_text(
+        "name: approve\nsteps:\n  - {id: ok, type: approval, config: {prompt: \"Approve {{ trigger.s }} and "
+        "{{ trigger.s }}\"}}\n")
+    (tmp_path / "in.json").write_text(json.dumps({"s": "x" * 300_000}))
+    r = run_cli("run", str(tmp_path / "approve.yaml"), "--json", "--approve", "--input", f"@{tmp_path / 'in.json'}")
+    assert r.exit_code == 1, r.stderr[-500:]
+    run = json.loads(r.stdout)["run"]
+    assert run["status"] == "FAILED"
+    assert ("[approval.prompt_too_large] step 'ok', field 'config.prompt': the prompt renders to 600,013 bytes; "
+            "an approval prompt holds at most 65,536") in run["cause"]

@@ -6,10 +6,15 @@ import json
 from typing import Any
 
 from boternity.approvals import ApprovalStore
+from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import traced
 from boternity.runtime.step import Services
 from boternity.store.run_records import RUN_FINAL, table_name_from_env
+
+# The approval item keeps the prompt next to its task token under DynamoDB's 400 KB item limit: a
+# 600 KB prompt failed the step with only "Item size has exceeded the maximum allowed size".
+APPROVAL_PROMPT_MAX_BYTES = 64 * 1024
 
 services = Services()
 _store: ApprovalStore | None = None
@@ -36,6 +41,11 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     cfg = sc.spec["config"]
     prompt = sc.render(cfg["prompt"], field_name="config.prompt")
     prompt = prompt if isinstance(prompt, str) else json.dumps(prompt)
+    size = len(prompt.encode("utf-8"))
+    if size > APPROVAL_PROMPT_MAX_BYTES:
+        raise StepFailed(f"step '{sc.step_id}', field 'config.prompt': the prompt renders to {size:,} bytes; an "
+                         f"approval prompt holds at most {APPROVAL_PROMPT_MAX_BYTES:,} (it is stored with the approval "
+                         "and shown on its page and in its notification)", code="approval.prompt_too_large")
     services.runs.step_started(sc.run_id, sc.step_id, iteration=iteration, step_type="approval")
     approval = store().create(token=token, run_id=sc.run_id, step_id=sc.step_id,
                               workflow=str(sc.ctx.get("workflow", {}).get("name")), prompt=prompt,
