@@ -995,3 +995,16 @@ def test_odd_short_names_are_plain_404s(path: str, says: str, cloud):
     """Held: short names the API could never have registered are looked up and not found."""
     r = call(api, "GET", path)
     assert r.status == 404 and says in r.error["message"], r.text[:300]
+
+
+@pytest.mark.parametrize("items", [1001, 60_000])
+def test_a_payload_list_too_long_for_a_for_each_fails_the_step_saying_so(items: int, cloud):
+    """Held: the list a for_each gets from a payload is counted before any item runs."""
+    from boternity.local.server import wait_until
+
+    wf = "name: fe\nsteps:\n  - {id: each, type: wait, for_each: '{{ trigger.items }}', config: {seconds: 0}}\n"
+    assert put("fe", wf).status in (200, 201)
+    run_id = call(api, "POST", "/workflows/fe/runs", body={"items": [0] * items}).json["run_id"]
+    assert wait_until(lambda: call(api, "GET", f"/runs/{run_id}").json["run"]["status"] == "FAILED", timeout=60)
+    cause = call(api, "GET", f"/runs/{run_id}").json["run"]["cause"]
+    assert f"for_each has {items} items; at most 1000 fit in one execution's history" in cause
