@@ -1008,3 +1008,15 @@ def test_a_payload_list_too_long_for_a_for_each_fails_the_step_saying_so(items: 
     assert wait_until(lambda: call(api, "GET", f"/runs/{run_id}").json["run"]["status"] == "FAILED", timeout=60)
     cause = call(api, "GET", f"/runs/{run_id}").json["run"]["cause"]
     assert f"for_each has {items} items; at most 1000 fit in one execution's history" in cause
+
+
+@pytest.mark.parametrize("transform", ["split('')", "split(',')", "upper", "lower", "trim"])
+def test_copying_transforms_count_against_the_same_limit(transform: str, monkeypatch):
+    """100 splits of a 10 MB body in one condition took 7 s; each copy now counts."""
+    from boternity.expressions import ExpressionError, evaluate_condition
+
+    monkeypatch.setenv("BOTERNITY_MAX_RENDERED_CHARS", "1000000")
+    expr = " || ".join([f"steps.a.output|{transform}|length == 0"] * 11)
+    with pytest.raises(ExpressionError, match="the string operations build more than 1,000,000 characters"):
+        evaluate_condition(expr, CTX)
+    assert evaluate_condition(" || ".join([f"steps.a.output|{transform}|length == 0"] * 9), CTX) is False

@@ -132,8 +132,9 @@ class _Env:
         self.context = context
         self.resolve = resolve
         self.limits = Limits.from_env()
-        # Characters '+' may still build. Sixty 'steps.f.output.body +' of a 10 MB body held 600 MB
-        # and took 15 s: every partial sum is a new string. Same budget as a step's templates.
+        # Characters '+' and the copying transforms (lower, upper, trim, split) may still build.
+        # Sixty 'steps.f.output.body +' of a 10 MB body held 600 MB and took 15 s: every partial sum
+        # is a new string. Same budget as a step's templates.
         self.left = self.limits.max_rendered_chars
 
     def spend(self, n: int, offset: int) -> None:
@@ -530,23 +531,30 @@ def _str_in(v: Any) -> str:
     return v if isinstance(v, str) else ""
 
 
+def _built(s: str, env: _Env, node: Transform) -> str:
+    """``s``, a string a transform copies, counted against the evaluation's budget (_Env.spend)."""
+    env.spend(len(s), node.offset)
+    return s
+
+
 def _t_lower(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).lower()
+    return _built(_str_in(v), env, node).lower()
 
 
 def _t_upper(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).upper()
+    return _built(_str_in(v), env, node).upper()
 
 
 def _t_trim(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).strip()
+    return _built(_str_in(v), env, node).strip()
 
 
 def _t_split(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
     delim = args[0] if args else ","
     if not isinstance(delim, str):
         raise env.fail(f"split() needs a string delimiter, got {type_name(delim)}", node.offset)
-    s = _str_in(v)
+    # Splitting copies the text into pieces (a 10 MB body split 100 times in one condition: 7 s).
+    s = _built(_str_in(v), env, node)
     return list(s) if delim == "" else s.split(delim)
 
 
