@@ -1020,3 +1020,29 @@ def test_copying_transforms_count_against_the_same_limit(transform: str, monkeyp
     with pytest.raises(ExpressionError, match="the string operations build more than 1,000,000 characters"):
         evaluate_condition(expr, CTX)
     assert evaluate_condition(" || ".join([f"steps.a.output|{transform}|length == 0"] * 9), CTX) is False
+
+
+@pytest.mark.parametrize("expr", [
+    "steps.a.output.list == steps.b.output.list",
+    "steps.a.output.list != steps.b.output.list",
+    "1 in steps.a.output.list",
+    "steps.a.output.list|contains(1)",
+    " || ".join(["steps.a.output.part != steps.b.output.part"] * 3),
+], ids=["equal", "not-equal", "in", "contains", "repeated"])
+def test_comparisons_stop_at_the_compared_values_limit(expr: str, monkeypatch):
+    """Two lists of five million numbers (a 10 MB http body) took 2 s to compare, and one
+    condition may compare a hundred times."""
+    from boternity.expressions import ExpressionError, evaluate_condition
+    from boternity.parsing import Limits
+
+    assert Limits().max_compared_values == 1_000_000
+    monkeypatch.setenv("BOTERNITY_MAX_COMPARED_VALUES", "10000")
+    zeros = [0] * 20_000
+    ctx = {"steps": {"a": {"output": {"list": zeros, "part": zeros[:4000]}},
+                     "b": {"output": {"list": list(zeros), "part": zeros[:4000]}}}}
+    with pytest.raises(ExpressionError) as info:
+        evaluate_condition(expr, ctx)
+    assert info.value.message == ("the comparisons visit more than 10,000 values "
+                                  "(limit 10,000, BOTERNITY_MAX_COMPARED_VALUES)")
+    small = {"steps": {"a": {"output": {"list": [0] * 100}}, "b": {"output": {"list": [0] * 100}}}}
+    assert evaluate_condition("steps.a.output.list == steps.b.output.list", small) is True

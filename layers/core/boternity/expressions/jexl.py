@@ -90,18 +90,20 @@ def _num_eq(a: int | float, b: int | float) -> bool:
         return False
 
 
-def _equal(a: Any, b: Any) -> bool:
-    """Equality by value: numbers within EPSILON, lists and objects deeply, mixed types never."""
+def _equal(a: Any, b: Any, env: _Env) -> bool:
+    """Equality by value: numbers within EPSILON, lists and objects deeply, mixed types never.
+    Every value visited counts against the evaluation's comparison budget (_Env.compared)."""
+    env.compared()
     if _is_num(a):
         return _is_num(b) and _num_eq(a, b)
     if a is None or isinstance(a, (bool, str)):
         return type(a) is type(b) and a == b
     if isinstance(a, (list, tuple)):
         return (isinstance(b, (list, tuple)) and len(a) == len(b)
-                and all(_equal(x, y) for x, y in zip(a, b, strict=True)))
+                and all(_equal(x, y, env) for x, y in zip(a, b, strict=True)))
     if isinstance(a, dict):
         return (isinstance(b, dict) and a.keys() == b.keys()
-                and all(_equal(v, b[k]) for k, v in a.items()))
+                and all(_equal(v, b[k], env) for k, v in a.items()))
     if isinstance(a, Mapping) or isinstance(b, Mapping):
         return a is b  # a lazy mapping is never iterated, so only identity can be known
     try:
@@ -125,7 +127,7 @@ def _needle(v: Any) -> str | None:
 class _Env:
     """Everything one evaluation needs: the source (for errors), the context, the claim resolver."""
 
-    __slots__ = ("context", "left", "limits", "resolve", "src")
+    __slots__ = ("compares_left", "context", "left", "limits", "resolve", "src")
 
     def __init__(self, src: str, context: Mapping[str, Any], resolve: Resolver) -> None:
         self.src = src
@@ -136,6 +138,15 @@ class _Env:
         # Sixty 'steps.f.output.body +' of a 10 MB body held 600 MB and took 15 s: every partial sum
         # is a new string. Same budget as a step's templates.
         self.left = self.limits.max_rendered_chars
+        # Values '==', '!=', 'in' and contains() may still visit: comparing two 5-million-element
+        # lists from an http body took 2 s, and one condition may hold a hundred comparisons.
+        self.compares_left = self.limits.max_compared_values
+
+    def compared(self) -> None:
+        self.compares_left -= 1
+        if self.compares_left < 0:
+            raise ExpressionError(f"the comparisons visit more than {self.limits.max_compared_values:,} values "
+                                  f"{over_limit(self.limits, 'max_compared_values')}", expression=self.src)
 
     def spend(self, n: int, offset: int) -> None:
         self.left -= n
@@ -391,11 +402,11 @@ class Conditional(Node):
 
 
 def _op_eq(a: Any, b: Any, env: _Env, at: int) -> bool:
-    return _equal(env.deep(a), env.deep(b))
+    return _equal(env.deep(a), env.deep(b), env)
 
 
 def _op_ne(a: Any, b: Any, env: _Env, at: int) -> bool:
-    return not _equal(env.deep(a), env.deep(b))
+    return not _equal(env.deep(a), env.deep(b), env)
 
 
 def _ordering(op: str) -> Callable[[Any, Any, _Env, int], bool]:
@@ -424,7 +435,7 @@ def _op_in(a: Any, b: Any, env: _Env, at: int) -> bool:
         return needle is not None and needle in b
     if isinstance(b, (list, tuple)):
         a = env.deep(a)
-        return any(_equal(a, env.deep(x)) for x in b)
+        return any(_equal(a, env.deep(x), env) for x in b)
     if isinstance(b, Mapping):
         if isinstance(a, int) and not isinstance(a, bool):
             a = str(a)  # object keys are strings, as in JavaScript

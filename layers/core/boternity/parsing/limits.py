@@ -41,6 +41,10 @@ class Limits:
     # process that runs every step locally. Room for the largest value a step can hold (an http
     # body is cut at 10 MiB) three times over.
     max_rendered_chars: int = 32 * 1024 * 1024
+    # Values one condition's comparisons ('==', '!=', 'in', contains) may visit: two lists of five
+    # million numbers (a 10 MB http body) took 2 s to compare, and a condition may compare a
+    # hundred times. Ten times the node limit: any two values a workflow or payload can hold.
+    max_compared_values: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Limits:
@@ -69,6 +73,7 @@ ENV_VARS: dict[str, str] = {
     "max_aliases": "BOTERNITY_MAX_ALIASES",
     "max_number_digits": "BOTERNITY_MAX_NUMBER_DIGITS",
     "max_rendered_chars": "BOTERNITY_MAX_RENDERED_CHARS",
+    "max_compared_values": "BOTERNITY_MAX_COMPARED_VALUES",
 }
 
 
