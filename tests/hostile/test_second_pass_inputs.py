@@ -1046,3 +1046,26 @@ def test_comparisons_stop_at_the_compared_values_limit(expr: str, monkeypatch):
                                   "(limit 10,000, BOTERNITY_MAX_COMPARED_VALUES)")
     small = {"steps": {"a": {"output": {"list": [0] * 100}}, "b": {"output": {"list": [0] * 100}}}}
     assert evaluate_condition("steps.a.output.list == steps.b.output.list", small) is True
+
+
+def test_parsed_expressions_of_hostile_size_are_not_kept_alive():
+    """The parse caches kept every tree: 30 distinct 250 KB array conditions (one per PUT) held
+    555 MB of the api function for good. Long expressions and templates are now parsed each time;
+    short ones are still cached."""
+    import gc
+    import tracemalloc
+
+    from boternity.expressions import parse_condition, template_references
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(5):
+            parse_condition("[" + ",".join(["0"] * 20_000) + f"] != {i}")
+            template_references("{{ trigger.a }}" * 5_000 + str(i))
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 * 1024 * 1024, f"{kept:,} bytes kept alive"
+    assert parse_condition("trigger.n > 1") is parse_condition("trigger.n > 1")   # short: cached

@@ -908,9 +908,14 @@ class _Parser:
         return ObjectLit(tuple(keys), tuple(values), start, end[3])
 
 
-@lru_cache(maxsize=1024)
+#: Conditions up to this long are cached once parsed. Longer ones are parsed each time: the cache
+#: kept every tree, and 30 distinct 250 KB array literals (one per PUT) held 555 MB of the api
+#: function's memory for good; at 1,024 entries this bounds what the cache can hold.
+CACHED_MAX_CHARS = 1024
+
+
 def parse(expr: str) -> Node:
-    """Parse a condition (cached: the same conditions are evaluated on every run).
+    """Parse a condition (cached when short: the same conditions are evaluated on every run).
 
     Raises ExpressionError with the offset of the problem, e.g. ``unexpected ')'`` at offset 7.
     Unknown transforms and wrong argument counts are parse errors too, so a workflow with a typo
@@ -918,6 +923,13 @@ def parse(expr: str) -> Node:
     """
     if not isinstance(expr, str):
         raise ExpressionError(f"a condition must be a string, not {type_name(expr)}")
+    if len(expr) > CACHED_MAX_CHARS:
+        return _Parser(expr).parse()
+    return _parse_cached(expr)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(expr: str) -> Node:
     return _Parser(expr).parse()
 
 

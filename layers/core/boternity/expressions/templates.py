@@ -192,9 +192,24 @@ def _parse_tag(src: str, start: int) -> tuple[_Tag, int]:
     return _Tag(ref, default), end
 
 
-@lru_cache(maxsize=1024)
+#: Templates up to this long are cached once parsed; longer ones are parsed each time (linear), so
+#: the cache cannot keep megabytes of hostile templates alive (as jexl.CACHED_MAX_CHARS).
+CACHED_MAX_CHARS = 1024
+
+
 def _parse(template: str) -> _Parsed:
     """Split a template into literal text and tags, in order; raise ExpressionError on bad syntax."""
+    if len(template) > CACHED_MAX_CHARS:
+        return _split(template)
+    return _parse_cached(template)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(template: str) -> _Parsed:
+    return _split(template)
+
+
+def _split(template: str) -> _Parsed:
     parts: list[str | _Tag] = []
     pos = 0
     while True:
