@@ -1069,3 +1069,33 @@ def test_parsed_expressions_of_hostile_size_are_not_kept_alive():
         tracemalloc.stop()
     assert kept < 2 * 1024 * 1024, f"{kept:,} bytes kept alive"
     assert parse_condition("trigger.n > 1") is parse_condition("trigger.n > 1")   # short: cached
+
+
+def test_aliased_trigger_lists_that_would_overflow_the_registry_record_are_refused(cloud):
+    """11 KB of YAML giving 50 file_watch triggers one aliased list of 50 long paths: 50 S3
+    notifications were made, then the registry item passed 400 KB (500), and they stayed."""
+    import boto3
+
+    paths = ", ".join(f"dir{i}/" + "p" * 190 for i in range(50))
+    text = (f"name: watched\nmetadata: {{p: &p [{paths}]}}\ntriggers:\n"
+            + "".join("  - {type: file_watch, paths: *p}\n" for _ in range(50))
+            + f"steps:\n  - {{id: a, {WAIT[1:]}\n")
+    r = put("watched", text)
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"], detail["line"]) == ("triggers_too_large", "triggers", 4)
+    assert detail["message"].startswith("the triggers are 498,601 bytes as JSON (aliases expanded), more than 65,536")
+    assert "boternity-watched" not in registered(cloud)
+    config = boto3.client("s3").get_bucket_notification_configuration(Bucket="boternity-local")
+    assert not any(v for k, v in config.items() if k.endswith("Configurations"))
+
+
+def test_a_webhook_path_too_long_for_a_store_key_is_refused(cloud):
+    r = put("longhook", f"name: longhook\ntriggers:\n  - {{type: webhook, path: /{'p' * 2100}}}\n"
+                        f"steps:\n  - {{id: a, {WAIT[1:]}\n")
+    assert r.status == 400, r.text[:300]
+    detail = first_detail(r)
+    assert (detail["code"], detail["field"]) == ("string_too_long", "triggers.0.path")
+    assert call(api, "PUT", "/workflows/longhook", body=f"name: longhook\ntriggers:\n  - {{type: webhook, path: /{'p' * 1000}}}\n"
+                f"steps:\n  - {{id: a, {WAIT[1:]}\n", headers=YAML).status == 201
+    assert call(api, "DELETE", "/workflows/longhook").status == 200

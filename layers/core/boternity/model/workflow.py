@@ -8,6 +8,7 @@ typo never silently does nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -38,6 +39,11 @@ MAX_STEPS = 1500
 # made (a 500, and schedules left firing a workflow that was never registered); 100 stays far
 # inside it and keeps registering within API Gateway's 29 s.
 MAX_TRIGGERS = 100
+# The registry item keeps each trigger's paths, patterns, sources and conditions (with its ARNs)
+# next to the source; aliases make them any size: 11 KB of YAML giving 50 file_watch triggers one
+# aliased list of 50 paths overflowed the item after 50 S3 notifications were made (a 500, and
+# the notifications stayed). As JSON, all triggers together fit in this.
+MAX_TRIGGERS_JSON_BYTES = 64 * 1024
 
 
 class _Model(BaseModel):
@@ -285,7 +291,8 @@ class CronTrigger(_Model):
 
 class WebhookTrigger(_Model):
     type: Literal["webhook"] = "webhook"
-    path: str = Field(min_length=2, pattern=r"^/[A-Za-z0-9._~/-]+$")
+    # The path is a DynamoDB key (HOOK#<path>, at most 2,048 bytes) and part of a URL.
+    path: str = Field(min_length=2, max_length=1024, pattern=r"^/[A-Za-z0-9._~/-]+$")
     auth: WebhookAuth | None = None
     when: str | None = None
 
@@ -363,6 +370,15 @@ class Workflow(_Model):
             raise PydanticCustomError(
                 "too_many_triggers", f"a workflow has at most {MAX_TRIGGERS} triggers, this one {len(v):,}: each "
                 "is an AWS resource and a part of the workflow's registry record")
+        if isinstance(v, list):
+            try:
+                size = len(json.dumps(v, separators=(",", ":")))
+            except (TypeError, ValueError):
+                return v   # not JSON data: each trigger's own validation names the field
+            if size > MAX_TRIGGERS_JSON_BYTES:
+                raise PydanticCustomError(
+                    "triggers_too_large", f"the triggers are {size:,} bytes as JSON (aliases expanded), more than "
+                    f"{MAX_TRIGGERS_JSON_BYTES:,}: they are kept in the workflow's registry record")
         return v
 
     @field_validator("version", mode="before")
