@@ -27,11 +27,12 @@ STEP_ID_MAX = 64
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]*$"
 WORKFLOW_NAME_MAX = 64
 MAX_LOOP_ITERATIONS = 1000
-# No workflow of more steps can compile: every step keeps a record of at least 169 bytes (a
-# 1-character id, compiler/limits.py's RECORD_OVERHEAD_BYTES and MIN_INLINE_BYTES) in one
-# execution's state, whose worst case is held under MAX_STATE_WORST_BYTES (224 KiB): 1,357 steps.
-# Refusing more when the file is read keeps validation and compiling (both superlinear in the
-# steps) from spending seconds on what must fail: 8,000 steps took 14 s to validate, 39 to refuse.
+# No workflow of more than 1,357 steps can compile: every step keeps a record of at least 169
+# bytes (a 1-character id, compiler/limits.py's RECORD_OVERHEAD_BYTES and MIN_INLINE_BYTES) in one
+# execution's state, whose worst case is held under MAX_STATE_WORST_BYTES (224 KiB). Refusing more
+# than 1,500 when the file is read (so nothing that could run is refused) keeps validation and
+# compiling (both superlinear in the steps) from spending seconds on what must fail: 8,000 steps
+# took 14 s to validate, 39 to refuse.
 MAX_STEPS = 1500
 # Each trigger is an AWS resource (a schedule, a rule, a webhook path) made while the workflow is
 # registered, and about 200 bytes in its registry item next to the source (at most 256 KiB) under
