@@ -1099,3 +1099,24 @@ def test_a_webhook_path_too_long_for_a_store_key_is_refused(cloud):
     assert call(api, "PUT", "/workflows/longhook", body=f"name: longhook\ntriggers:\n  - {{type: webhook, path: /{'p' * 1000}}}\n"
                 f"steps:\n  - {{id: a, {WAIT[1:]}\n", headers=YAML).status == 201
     assert call(api, "DELETE", "/workflows/longhook").status == 200
+
+
+def test_a_webhook_path_longer_than_any_registered_is_404_without_reading_the_store(cloud, monkeypatch):
+    from boternity.service.registry import Registry
+
+    def no_store(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the store was read for a path no webhook can have")
+
+    monkeypatch.setattr(Registry, "hook", no_store)
+    r = call(hook, "POST", "/hooks/" + "a" * 3000, body={})
+    assert (r.status, r.error["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/hooks/second-pass/", 202), ("/hooks//second-pass", 202), ("/hooks/./second-pass", 202),
+    ("/hooks/SECOND-PASS", 404), ("/hooks/x/../second-pass", 404), ("/hooks/second%2Dpass", 404), ("/hooks/", 404),
+], ids=lambda v: str(v))
+def test_webhook_paths_are_normalised_only_in_the_documented_ways(path: str, status: int, cloud):
+    """Held: trailing and doubled slashes and '.' segments reach the same hook; case, '..' and
+    percent-encoding do not."""
+    assert call(hook, "POST", path, body={}).status == status
