@@ -234,8 +234,9 @@ def test_an_approval_prompt_too_large_for_an_approval_fails_the_step_saying_so(c
 
     assert (done["run"]["status"], review["status"]) == ("FAILED", "failed")
     assert review["error"] == ("[approval.prompt_too_large] step 'review', field 'config.prompt': the "
-                               "prompt is 500,011 bytes; an approval holds at most 393,216: show a summary or a "
-                               "link instead")
+                               "prompt renders to 500,011 bytes; an approval prompt holds at most 65,536 (it is "
+                               "stored with the approval and shown on its page and in its notification): show a "
+                               "summary or a link instead")
 
 
 def test_one_idempotency_key_on_two_workflows_starts_one_run_of_each(cloud: Any) -> None:

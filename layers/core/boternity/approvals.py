@@ -51,9 +51,10 @@ _TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 # an id over DynamoDB's 2 KiB key limit would otherwise be an AWS error (a 500), and a
 # message echoing control characters or kilobytes back helps nobody.
 APPROVAL_ID = re.compile(r"[A-Za-z0-9_-]{22}")
-#: The largest prompt (UTF-8 bytes) an approval stores: DynamoDB items hold at most 400 KB, and the
-#: task token, the decision and its comment (2,000 characters) must fit beside it.
-MAX_PROMPT_BYTES = 384 * 1024
+#: The largest prompt (UTF-8 bytes) an approval stores: DynamoDB items hold at most 400 KB with the
+#: task token, the decision and its comment beside it, and the prompt is also sent in its SNS
+#: notification (256 KiB a message) and shown on its page: 64 KiB leaves room for all of them.
+MAX_PROMPT_BYTES = 64 * 1024
 
 
 def _iso(epoch: Any) -> str:

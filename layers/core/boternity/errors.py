@@ -154,6 +154,20 @@ class ValidationFailed(BoternityError):
         return [e.code for e in self.errors]
 
 
+# The most of an expression an error message quotes. A 600 KB template with one missing value was
+# quoted whole: its step record passed DynamoDB's 400 KB item limit, and the run said only that.
+EXCERPT_CHARS = 160
+
+
+def _excerpt(expression: str, offset: int | None) -> str:
+    """``expression``, or the part of it around ``offset`` when it is long ("..." where cut)."""
+    if len(expression) <= EXCERPT_CHARS:
+        return expression
+    start = max(0, min((offset or 0) - EXCERPT_CHARS // 2, len(expression) - EXCERPT_CHARS))
+    end = start + EXCERPT_CHARS
+    return ("..." if start else "") + expression[start:end] + ("..." if end < len(expression) else "")
+
+
 class ExpressionError(BoternityError):
     """A template or condition that cannot be parsed or evaluated."""
 
@@ -161,7 +175,7 @@ class ExpressionError(BoternityError):
 
     def __init__(self, message: str, *, expression: str = "", offset: int | None = None) -> None:
         where = f" at offset {offset}" if offset is not None else ""
-        shown = f" in {expression!r}" if expression else ""
+        shown = f" in {_excerpt(expression, offset)!r}" if expression else ""
         super().__init__(f"{message}{where}{shown}")
         self.message = message
         self.expression = expression

@@ -49,7 +49,41 @@ class Graph:
             sc = self.owner.get(sc, TOP)
         return chain
 
+    # step id -> its ancestors as a bitset over the keys of deps (bit i: the i-th step), built once;
+    # empty when the graph has a cycle. readable() runs once per step: a walk per call cost
+    # steps x edges (1,450 steps of 55 dependencies each took 7 s to validate).
+    _bits: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    def _ancestor_bits(self) -> dict[str, int]:
+        if self._bits is None:
+            position = {s: i for i, s in enumerate(self.deps)}
+            waiting = {s: len(ds) for s, ds in self.deps.items()}
+            succ = self.successors()
+            ready = [s for s, n in waiting.items() if n == 0]
+            bits: dict[str, int] = {}
+            while ready:   # Kahn's order: every dependency is done before its dependants
+                s = ready.pop()
+                mask = 0
+                for d in self.deps[s]:
+                    mask |= bits[d] | (1 << position[d])
+                bits[s] = mask
+                for t in succ[s]:
+                    waiting[t] -= 1
+                    if waiting[t] == 0:
+                        ready.append(t)
+            self._bits = bits if len(bits) == len(self.deps) else {}
+        return self._bits
+
     def ancestors(self, step_id: str) -> set[str]:
+        mask = self._ancestor_bits().get(step_id)
+        if mask is not None:
+            names = list(self.deps)
+            out: set[str] = set()
+            while mask:
+                low = mask & -mask
+                out.add(names[low.bit_length() - 1])
+                mask ^= low
+            return out
         seen: set[str] = set()
         stack = list(self.deps.get(step_id, []))
         while stack:

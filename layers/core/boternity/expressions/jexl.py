@@ -40,6 +40,7 @@ from boternity.expressions.paths import (
     to_text,
     type_name,
 )
+from boternity.parsing.limits import Limits, over_limit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,18 +90,20 @@ def _num_eq(a: int | float, b: int | float) -> bool:
         return False
 
 
-def _equal(a: Any, b: Any) -> bool:
-    """Equality by value: numbers within EPSILON, lists and objects deeply, mixed types never."""
+def _equal(a: Any, b: Any, env: _Env) -> bool:
+    """Equality by value: numbers within EPSILON, lists and objects deeply, mixed types never.
+    Every value visited counts against the evaluation's comparison budget (_Env.compared)."""
+    env.compared()
     if _is_num(a):
         return _is_num(b) and _num_eq(a, b)
     if a is None or isinstance(a, (bool, str)):
         return type(a) is type(b) and a == b
     if isinstance(a, (list, tuple)):
         return (isinstance(b, (list, tuple)) and len(a) == len(b)
-                and all(_equal(x, y) for x, y in zip(a, b, strict=True)))
+                and all(_equal(x, y, env) for x, y in zip(a, b, strict=True)))
     if isinstance(a, dict):
         return (isinstance(b, dict) and a.keys() == b.keys()
-                and all(_equal(v, b[k]) for k, v in a.items()))
+                and all(_equal(v, b[k], env) for k, v in a.items()))
     if isinstance(a, Mapping) or isinstance(b, Mapping):
         return a is b  # a lazy mapping is never iterated, so only identity can be known
     try:
@@ -124,12 +127,32 @@ def _needle(v: Any) -> str | None:
 class _Env:
     """Everything one evaluation needs: the source (for errors), the context, the claim resolver."""
 
-    __slots__ = ("context", "resolve", "src")
+    __slots__ = ("compares_left", "context", "left", "limits", "resolve", "src")
 
     def __init__(self, src: str, context: Mapping[str, Any], resolve: Resolver) -> None:
         self.src = src
         self.context = context
         self.resolve = resolve
+        self.limits = Limits.from_env()
+        # Characters '+' and the copying transforms (lower, upper, trim, split) may still build.
+        # Sixty 'steps.f.output.body +' of a 10 MB body held 600 MB and took 15 s: every partial sum
+        # is a new string. Same budget as a step's templates.
+        self.left = self.limits.max_rendered_chars
+        # Values '==', '!=', 'in' and contains() may still visit: comparing two 5-million-element
+        # lists from an http body took 2 s, and one condition may hold a hundred comparisons.
+        self.compares_left = self.limits.max_compared_values
+
+    def compared(self) -> None:
+        self.compares_left -= 1
+        if self.compares_left < 0:
+            raise ExpressionError(f"the comparisons visit more than {self.limits.max_compared_values:,} values "
+                                  f"{over_limit(self.limits, 'max_compared_values')}", expression=self.src)
+
+    def spend(self, n: int, offset: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise self.fail(f"the string operations build more than {self.limits.max_rendered_chars:,} characters "
+                            f"{over_limit(self.limits, 'max_rendered_chars')}", offset)
 
     def fail(self, message: str, offset: int) -> ExpressionError:
         return ExpressionError(message, expression=self.src, offset=offset)
@@ -379,11 +402,11 @@ class Conditional(Node):
 
 
 def _op_eq(a: Any, b: Any, env: _Env, at: int) -> bool:
-    return _equal(env.deep(a), env.deep(b))
+    return _equal(env.deep(a), env.deep(b), env)
 
 
 def _op_ne(a: Any, b: Any, env: _Env, at: int) -> bool:
-    return not _equal(env.deep(a), env.deep(b))
+    return not _equal(env.deep(a), env.deep(b), env)
 
 
 def _ordering(op: str) -> Callable[[Any, Any, _Env, int], bool]:
@@ -412,7 +435,7 @@ def _op_in(a: Any, b: Any, env: _Env, at: int) -> bool:
         return needle is not None and needle in b
     if isinstance(b, (list, tuple)):
         a = env.deep(a)
-        return any(_equal(a, env.deep(x)) for x in b)
+        return any(_equal(a, env.deep(x), env) for x in b)
     if isinstance(b, Mapping):
         if isinstance(a, int) and not isinstance(a, bool):
             a = str(a)  # object keys are strings, as in JavaScript
@@ -429,7 +452,9 @@ def _numbers(op: str, a: Any, b: Any, env: _Env, at: int) -> None:
 
 def _op_add(a: Any, b: Any, env: _Env, at: int) -> Any:
     if isinstance(a, str) or isinstance(b, str):
-        return env.text(a, at) + env.text(b, at)
+        left, right = env.text(a, at), env.text(b, at)
+        env.spend(len(left) + len(right), at)
+        return left + right
     _numbers("+", a, b, env, at)
     return _arith(lambda: a + b, env, at)
 
@@ -517,23 +542,30 @@ def _str_in(v: Any) -> str:
     return v if isinstance(v, str) else ""
 
 
+def _built(s: str, env: _Env, node: Transform) -> str:
+    """``s``, a string a transform copies, counted against the evaluation's budget (_Env.spend)."""
+    env.spend(len(s), node.offset)
+    return s
+
+
 def _t_lower(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).lower()
+    return _built(_str_in(v), env, node).lower()
 
 
 def _t_upper(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).upper()
+    return _built(_str_in(v), env, node).upper()
 
 
 def _t_trim(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
-    return _str_in(v).strip()
+    return _built(_str_in(v), env, node).strip()
 
 
 def _t_split(v: Any, args: list[Any], env: _Env, node: Transform) -> Any:
     delim = args[0] if args else ","
     if not isinstance(delim, str):
         raise env.fail(f"split() needs a string delimiter, got {type_name(delim)}", node.offset)
-    s = _str_in(v)
+    # Splitting copies the text into pieces (a 10 MB body split 100 times in one condition: 7 s).
+    s = _built(_str_in(v), env, node)
     return list(s) if delim == "" else s.split(delim)
 
 
@@ -629,6 +661,9 @@ def _tokenize(src: str) -> list[_Token]:
                 number: Any = float(src[i:j]) if is_float else int(src[i:j])
             except ValueError:  # more digits than Python will convert
                 raise ExpressionError("number too long", expression=src, offset=i) from None
+            if isinstance(number, float) and math.isinf(number):
+                # 1e999 would be Infinity, which no JSON value can be compared with meaningfully.
+                raise ExpressionError("number out of range (beyond a double)", expression=src, offset=i)
             tokens.append((_NUM, number, i, j))
             i = j
         elif c.isalpha() or c in "_$":
@@ -873,9 +908,14 @@ class _Parser:
         return ObjectLit(tuple(keys), tuple(values), start, end[3])
 
 
-@lru_cache(maxsize=1024)
+#: Conditions up to this long are cached once parsed. Longer ones are parsed each time: the cache
+#: kept every tree, and 30 distinct 250 KB array literals (one per PUT) held 555 MB of the api
+#: function's memory for good; at 1,024 entries this bounds what the cache can hold.
+CACHED_MAX_CHARS = 1024
+
+
 def parse(expr: str) -> Node:
-    """Parse a condition (cached: the same conditions are evaluated on every run).
+    """Parse a condition (cached when short: the same conditions are evaluated on every run).
 
     Raises ExpressionError with the offset of the problem, e.g. ``unexpected ')'`` at offset 7.
     Unknown transforms and wrong argument counts are parse errors too, so a workflow with a typo
@@ -883,6 +923,13 @@ def parse(expr: str) -> Node:
     """
     if not isinstance(expr, str):
         raise ExpressionError(f"a condition must be a string, not {type_name(expr)}")
+    if len(expr) > CACHED_MAX_CHARS:
+        return _Parser(expr).parse()
+    return _parse_cached(expr)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(expr: str) -> Node:
     return _Parser(expr).parse()
 
 

@@ -11,6 +11,7 @@ because a ``for_each`` step renders the same template once per item.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -29,6 +30,7 @@ from boternity.expressions.paths import (
     to_text,
     type_name,
 )
+from boternity.parsing.limits import Limits, over_limit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,6 +106,9 @@ def _read_literal(src: str, i: int) -> tuple[Any, int]:
             value: Any = float(text) if (m.group(1) or m.group(2)) else int(text)
         except ValueError:  # an integer longer than Python will convert
             raise _fail("number too long", src, i) from None
+        if isinstance(value, float) and math.isinf(value):
+            # 1e999 would be Infinity: not a JSON number, so no step could be given it.
+            raise _fail("number out of range (beyond a double)", src, i)
         return value, m.end()
     j = _read_name(src, i)
     word = src[i:j]
@@ -187,9 +192,24 @@ def _parse_tag(src: str, start: int) -> tuple[_Tag, int]:
     return _Tag(ref, default), end
 
 
-@lru_cache(maxsize=1024)
+#: Templates up to this long are cached once parsed; longer ones are parsed each time (linear), so
+#: the cache cannot keep megabytes of hostile templates alive (as jexl.CACHED_MAX_CHARS).
+CACHED_MAX_CHARS = 1024
+
+
 def _parse(template: str) -> _Parsed:
     """Split a template into literal text and tags, in order; raise ExpressionError on bad syntax."""
+    if len(template) > CACHED_MAX_CHARS:
+        return _split(template)
+    return _parse_cached(template)
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(template: str) -> _Parsed:
+    return _split(template)
+
+
+def _split(template: str) -> _Parsed:
     parts: list[str | _Tag] = []
     pos = 0
     while True:
@@ -245,24 +265,44 @@ def _as_text(tag: _Tag, template: str, context: Mapping[str, Any], resolve: Reso
         raise _fail(f"{tag.ref.text}: {exc.message}", template, tag.ref.offset) from None
 
 
-def _render(template: str, context: Mapping[str, Any], resolve: Resolver) -> str:
+class _Budget:
+    """Characters one render call may still produce (``BOTERNITY_MAX_RENDERED_CHARS``): checked
+    before the pieces are joined, so the oversized string is never built."""
+
+    __slots__ = ("left", "limits")
+
+    def __init__(self) -> None:
+        self.limits = Limits.from_env()
+        self.left = self.limits.max_rendered_chars
+
+    def spend(self, n: int, template: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise _fail(f"the templates render to more than {self.limits.max_rendered_chars:,} characters "
+                        f"{over_limit(self.limits, 'max_rendered_chars')}", template, 0)
+
+
+def _render(template: str, context: Mapping[str, Any], resolve: Resolver, budget: _Budget) -> str:
     if _OPEN not in template:
         return template
-    return "".join(
-        part if isinstance(part, str) else _as_text(part, template, context, resolve)
-        for part in _parse(template)
-    )
+    pieces: list[str] = []
+    for part in _parse(template):
+        piece = part if isinstance(part, str) else _as_text(part, template, context, resolve)
+        budget.spend(len(piece), template)
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def render(template: str, context: Mapping[str, Any], *,
            resolver: Callable[[dict[str, Any]], Any] | None = None) -> str:
     """Fill every ``{{ ... }}`` in ``template``: strings raw, anything else as compact JSON.
 
-    Raises ExpressionError for bad syntax and for a missing value without a default; the message
-    starts with the tag as written, e.g. ``{{ trigger.topic }}: 'topic' is not in trigger``.
+    Raises ExpressionError for bad syntax, for a missing value without a default (the message
+    starts with the tag as written, e.g. ``{{ trigger.topic }}: 'topic' is not in trigger``) and
+    for a result over ``BOTERNITY_MAX_RENDERED_CHARS``.
     A present ``null`` renders as ``null`` (``default`` is only for values that are not there).
     """
-    return _render(template, context, Resolver(resolver))
+    return _render(template, context, Resolver(resolver), _Budget())
 
 
 def _single_tag(parts: _Parsed) -> _Tag | None:
@@ -279,18 +319,19 @@ def _single_tag(parts: _Parsed) -> _Tag | None:
     return tag
 
 
-def _render_any(value: Any, context: Mapping[str, Any], resolve: Resolver) -> Any:
+def _render_any(value: Any, context: Mapping[str, Any], resolve: Resolver, budget: _Budget) -> Any:
     if isinstance(value, str):
         if _OPEN not in value:
             return value
         tag = _single_tag(_parse(value))
         if tag is not None:
+            # The value itself, shared rather than copied: it costs no new text.
             return _lookup(tag, value, context, resolve)
-        return _render(value, context, resolve)
+        return _render(value, context, resolve, budget)
     if isinstance(value, dict):
-        return {k: _render_any(v, context, resolve) for k, v in value.items()}
+        return {k: _render_any(v, context, resolve, budget) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_render_any(v, context, resolve) for v in value]
+        return [_render_any(v, context, resolve, budget) for v in value]
     return value
 
 
@@ -303,7 +344,7 @@ def render_value(value: Any, context: Mapping[str, Any], *,
     structured input keeps its types. Everything else renders like ``render``. Claims are resolved
     once per call, however many strings read them.
     """
-    return _render_any(value, context, Resolver(resolver))
+    return _render_any(value, context, Resolver(resolver), _Budget())
 
 
 def template_references(template: str) -> list[Ref]:

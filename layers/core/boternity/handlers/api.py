@@ -46,6 +46,7 @@ from boternity.handlers.rest import (
     JSON,
     Request,
     error_body,
+    invalid_request_message,
     parse_body,
     pydantic_details,
     read_request,
@@ -66,6 +67,7 @@ from boternity.service.api_models import (
     WorkflowDeleted,
     WorkflowList,
     WorkflowPutResult,
+    WorkflowSummary,
     WorkflowView,
     workflow_view,
 )
@@ -114,6 +116,30 @@ def _request() -> Request:
     return read_request(app.current_event.raw_event)
 
 
+# Path parameters too long to name anything are answered 404 before any store is read: DynamoDB
+# refuses a key over 2,048 bytes (ValidationException, a 500), and the answer must not echo 3,000
+# characters back. Workflow names have at most 64 characters, run ids (execution names) 80,
+# approval ids 22. (A length check only: the name pattern lives in boternity.model, which this
+# function does not load at cold start.)
+ID_MAX = 80
+
+
+def _workflow_name(name: str) -> str:
+    if len(name) > ID_MAX:
+        raise NotFound(f"workflow {_clipped(name)} not found")
+    return name
+
+
+def _run_id(run_id: str) -> str:
+    if len(run_id) > ID_MAX:
+        raise NotFound(f"run {_clipped(run_id)} not found")
+    return run_id
+
+
+def _clipped(value: str) -> str:
+    return repr(value) if len(value) <= 64 else repr(value[:64]) + f"... ({len(value):,} characters)"
+
+
 def _settings() -> Settings:
     return Settings.from_env()
 
@@ -130,7 +156,7 @@ def _json_response(status: int, model: Any, headers: dict[str, str] | None = Non
     summary="Register a workflow (create or update its state machine and triggers)",
     description="Body: the workflow as JSON, or as YAML with Content-Type application/yaml. The body's `name` "
                 "must equal the path's (or is filled from it). Answers 201 when created, 200 when updated.",
-    responses={**_responses(201, "created", (400, "invalid workflow: every validation error in details"),
+    responses={**_responses(201, "created", (400, "invalid workflow: its errors in details (the first 100)"),
                             (409, "webhook path taken, or a concurrent update"), (413, "body over 256 KiB"),
                             (415, "not JSON or YAML"), (422, "valid, but beyond a Step Functions limit")),
                200: {"description": "updated", "content": {JSON: {"model": WorkflowPutResult}}}},
@@ -151,14 +177,20 @@ def put_workflow(name: str) -> Response[WorkflowPutResult]:
 def list_workflows(limit: Annotated[int, Query(ge=1, le=100)] = 50,
                    next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[WorkflowList]:
     items, token = Registry(_settings().table).list(limit=limit, next_token=next_token)
-    return _json_response(200, WorkflowList(workflows=items, next_token=token))
+    # Summaries only: a registry item holds the source (up to 256 KiB), and 100 of them made a
+    # 25 MB page, over Lambda's 6 MB response limit. GET /workflows/{name} has the rest.
+    summaries = [{k: v for k, v in item.items() if k in _SUMMARY_FIELDS} for item in items]
+    return _json_response(200, WorkflowList(workflows=summaries, next_token=token))
+
+
+_SUMMARY_FIELDS = frozenset(WorkflowSummary.model_fields)
 
 
 @app.get("/workflows/<name>", tags=["workflows"],
          summary="A workflow: its source as sent, the definition, state machine ARN, triggers",
          responses=_responses(200, "the workflow", (404, "no such workflow")))
 def get_workflow(name: str) -> Response[WorkflowView]:
-    item = WorkflowService(_settings()).describe(name)
+    item = WorkflowService(_settings()).describe(_workflow_name(name))
     return _json_response(200, WorkflowView(**_workflow_view(_request(), item, with_source=True)))
 
 
@@ -166,7 +198,7 @@ def get_workflow(name: str) -> Response[WorkflowView]:
             summary="Delete a workflow: its state machine and trigger resources (run records stay)",
             responses=_responses(200, "deleted", (404, "no such workflow")))
 def delete_workflow(name: str) -> Response[WorkflowDeleted]:
-    return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(name)))
+    return _json_response(200, WorkflowDeleted(**WorkflowService(_settings()).undeploy(_workflow_name(name))))
 
 
 def _workflow_view(req: Request, item: dict[str, Any], *, with_source: bool = False) -> dict[str, Any]:
@@ -191,7 +223,7 @@ def _workflow_view(req: Request, item: dict[str, Any], *, with_source: bool = Fa
     openapi_extensions={"requestBody": {"required": False, "content": {JSON: {"schema": {}}}}},
 )
 def start_run(name: str,
-              idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+              idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
               ) -> Response[RunAccepted]:
     req = _request()
     # Depth, long numbers, NaN, UTF-8: a ParseError is a 400 naming line and column, before any run.
@@ -200,7 +232,7 @@ def start_run(name: str,
                                      "application/json")
     trigger = {"type": "http", "caller": req.caller}
     started = RunService(_settings().table, context=app.lambda_context).start(
-        name, payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
+        _workflow_name(name), payload, trigger_type="http", trigger=trigger, idempotency_key=idempotency_key)
     links = run_links(api_base_url(req.event), started.run_id, started.workflow, started.execution_arn)
     accepted = RunAccepted(run_id=started.run_id, status=started.status, workflow=started.workflow, links=links,
                            replayed=started.replayed)
@@ -214,7 +246,7 @@ def list_runs(name: str,
               limit: Annotated[int, Query(ge=1, le=100)] = 20,
               next_token: Annotated[str | None, Query(max_length=2048)] = None) -> Response[RunList]:
     table = _settings().table
-    runs, token = RunService(table).list(name, status=status, limit=limit, next_token=next_token)
+    runs, token = RunService(table).list(_workflow_name(name), status=status, limit=limit, next_token=next_token)
     if not runs and next_token is None and Registry(table).get(name) is None:
         raise NotFound(f"workflow '{name}' not found and has no runs")
     return _json_response(200, RunList(runs=runs, next_token=token))
@@ -223,7 +255,7 @@ def list_runs(name: str,
 @app.get("/runs/<run_id>", tags=["runs"], summary="A run and each of its steps",
          responses=_responses(200, "the run and its steps", (404, "no such run")))
 def get_run(run_id: str) -> Response[RunDetail]:
-    data = RunService(_settings().table).get(run_id)
+    data = RunService(_settings().table).get(_run_id(run_id))
     run = data["run"]
     links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(200, RunDetail(run=run, steps=data["steps"], links=links))
@@ -238,7 +270,7 @@ def get_run(run_id: str) -> Response[RunDetail]:
                                (409, "already_cancelled (another cancel won) or run_ended (details.status says "
                                      "how it ended)")))
 def cancel_run(run_id: str) -> Response[CancelResult]:
-    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(run_id, by=_request().caller)))
+    return _json_response(200, CancelResult(**RunService(_settings().table).cancel(_run_id(run_id), by=_request().caller)))
 
 
 @app.post("/runs/<run_id>/redrive", status_code=202, tags=["runs"],
@@ -247,7 +279,7 @@ def cancel_run(run_id: str) -> Response[CancelResult]:
                                (429, "no free concurrency slot"), (501, "RedriveExecution unavailable here")))
 def redrive_run(run_id: str) -> Response[RedriveResult]:
     svc = RunService(_settings().table)
-    result = svc.redrive(run_id)
+    result = svc.redrive(_run_id(run_id))
     run = svc.get(run_id)["run"]
     links = run_links(api_base_url(_request().event), run_id, run.get("workflow"), run.get("execution_arn"))
     return _json_response(202, RedriveResult(**result, links=links))
@@ -264,6 +296,8 @@ def _approval_item(approval_id: str) -> dict[str, Any]:
     """The stored approval, task token included (for the CSRF key only; never returned). One past
     its deadline is closed as EXPIRED by the store, so no page or answer shows it as still decidable.
     Raises NotFound."""
+    if len(approval_id) > ID_MAX:
+        raise NotFound("approval not found")
     return _approvals().item(approval_id)
 
 
@@ -400,7 +434,7 @@ _COMMON_ERRORS = {
     400: "a malformed request: unreadable body, bad header or query value",
     413: "the body is over the API's payload limit (10 MB; routes keep smaller ones)",
     414: "the request line is over 10240 bytes",
-    422: "the request does not match the API: every problem in details",
+    422: "the request does not match the API: its problems in details (the first 100)",
     431: "the request line and headers are over 10240 bytes together",
     500: "internal error (a bug or an AWS outage, never bad input)",
 }
@@ -465,13 +499,13 @@ def _request_invalid(exc: RequestValidationError) -> Response[Any]:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error(400, error_body("invalid_json", "the body is not valid JSON"))
-    return _error(422, error_body("invalid_request", "the request does not match the API", pydantic_details(errors)))
+    return _error(422, error_body("invalid_request", invalid_request_message(len(errors)), pydantic_details(errors)))
 
 
 @app.exception_handler(ValidationError)
 def _model_invalid(exc: ValidationError) -> Response[Any]:
-    return _error(422, error_body("invalid_request", "the request does not match the API",
-                                  pydantic_details(exc.errors(include_url=False))))
+    errors = exc.errors(include_url=False)
+    return _error(422, error_body("invalid_request", invalid_request_message(len(errors)), pydantic_details(errors)))
 
 
 @app.exception_handler(RequestUnsupportedContentType)

@@ -40,8 +40,9 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     size = len(prompt.encode("utf-8", "surrogatepass"))
     if size > MAX_PROMPT_BYTES:
         # Before the approval is stored: DynamoDB would refuse the item with a bare ValidationException.
-        error = StepFailed(f"step '{sc.step_id}', field 'config.prompt': the prompt is {size:,} bytes; an approval "
-                           f"holds at most {MAX_PROMPT_BYTES:,}: show a summary or a link instead",
+        error = StepFailed(f"step '{sc.step_id}', field 'config.prompt': the prompt renders to {size:,} bytes; an "
+                           f"approval prompt holds at most {MAX_PROMPT_BYTES:,} (it is stored with the approval and "
+                           "shown on its page and in its notification): show a summary or a link instead",
                            code="approval.prompt_too_large")
         services.runs.step_ended(sc.run_id, sc.step_id, status="failed", iteration=iteration, error=str(error),
                                  step_type="approval")

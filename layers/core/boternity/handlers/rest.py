@@ -62,6 +62,7 @@ __all__ = [
     "media_type",
     "parse_body",
     "proxy_response",
+    "invalid_request_message",
     "pydantic_details",
     "raw_body",
     "read_request",
@@ -102,6 +103,19 @@ STATUS: dict[type[BoternityError], int] = {
 # ---------------------------------------------------------------------- errors → HTTP
 
 
+# The most validation errors one answer lists. A 256 KiB body naming an unknown step 50,000 times
+# made 50,000 errors, a 6.3 MB answer: over Lambda's 6 MB response limit, so the cloud answered 502.
+MAX_ERROR_DETAILS = 100
+
+
+def invalid_request_message(count: int) -> str:
+    """The message of a 422 for ``count`` problems, saying when details hold only the first ones."""
+    message = "the request does not match the API"
+    if count > MAX_ERROR_DETAILS:
+        message += f" ({count:,} problems; the first {MAX_ERROR_DETAILS} are in details)"
+    return message
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -118,8 +132,10 @@ def _body(exc: BoternityError) -> dict[str, Any]:
         return error_body(exc.code, str(exc), exc.details())
     if isinstance(exc, ValidationFailed):
         n = len(exc.errors)
-        return error_body("validation_failed", f"{n} error{'s' if n != 1 else ''} in the workflow",
-                          [e.to_dict() for e in exc.errors])
+        message = f"{n:,} error{'s' if n != 1 else ''} in the workflow"
+        if n > MAX_ERROR_DETAILS:
+            message += f" (the first {MAX_ERROR_DETAILS} are in details)"
+        return error_body("validation_failed", message, [e.to_dict() for e in exc.errors[:MAX_ERROR_DETAILS]])
     if isinstance(exc, WorkflowError):
         return error_body(exc.code, str(exc), [exc.to_dict()])
     if isinstance(exc, CompileError):
@@ -158,9 +174,11 @@ def error_class(status: int, code: str | None = None) -> type[BoternityError]:
 
 
 def pydantic_details(errors: Any) -> list[dict[str, Any]]:
-    """pydantic/Powertools validation errors without the offending input (it may be large or secret)."""
+    """pydantic/Powertools validation errors without the offending input (it may be large or secret),
+    at most MAX_ERROR_DETAILS of them: a 970 KB decision of 90,000 unknown fields made 90,000
+    errors, a 7.8 MB answer (on /approve/{id} too, which needs no credentials)."""
     out = []
-    for e in errors or []:
+    for e in list(errors or [])[:MAX_ERROR_DETAILS]:
         loc = [p if isinstance(p, int | str) else str(p) for p in e.get("loc", ())]
         out.append({"loc": loc, "type": e.get("type"), "message": e.get("msg")})
     return out

@@ -38,6 +38,7 @@ from boternity.webhooks import execution_name_for_delivery, verify
 
 WEBHOOK_BODY_MAX = 256 * 1024
 NOT_FOUND_MESSAGE = "no webhook at this path"
+HOOK_PATH_MAX = 1024   # boternity.model.workflow.WebhookTrigger.path's max_length (not imported: cold start)
 
 
 @traced
@@ -68,8 +69,13 @@ def _hook(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if len(req.body) > WEBHOOK_BODY_MAX:
         raise PayloadTooLarge(f"the webhook body is larger than {WEBHOOK_BODY_MAX // 1024} KiB",
                               details={"limit_bytes": WEBHOOK_BODY_MAX})
+    raw_path = _hook_path(event)
+    if len(raw_path) > HOOK_PATH_MAX:
+        # No webhook path is this long (WebhookTrigger.path), and HOOK#<path> past 2,048 bytes is a
+        # key DynamoDB refuses (ValidationException, a 500): answer before reading the store.
+        raise NotFound(NOT_FOUND_MESSAGE)
     try:
-        path = webhook_path_key(_hook_path(event))
+        path = webhook_path_key(raw_path)
     except WorkflowError:
         raise NotFound(NOT_FOUND_MESSAGE) from None
     table = os.environ.get("BOTERNITY_TABLE") or ""

@@ -39,6 +39,11 @@ _TRAILER_LINES_MAX = 32
 _LINGER_SECS = 2.0              # reading what a refused client still sends, so it sees the answer, not a reset
 _LINGER_BYTES = 1024 * 1024
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+# Headers with one value (RFC 9110 5.3) that the handlers act on: the body's type, the caller, the
+# run a retry names, a webhook's signature and delivery id. Content-Length has its own check.
+_SINGLETONS = ("Content-Type", "Host", "Authorization", "Idempotency-Key", "X-Hub-Signature-256",
+               "X-GitHub-Delivery", "webhook-id", "webhook-timestamp", "webhook-signature")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")   # RFC 9110 5.5: controls other than HTAB
 
 # The error codes of the statuses the protocol layer answers itself.
 _CODES = {
@@ -88,6 +93,25 @@ class _BudgetReader:
         if self.budget < 0:
             raise _HeadersTooLarge
         return line
+
+
+def _header_problem(headers: Any) -> str | None:
+    """Why the header block is malformed, or None. The standard library's parser stops at a line
+    that is not ``name: value`` (no colon, a space in the name) and takes the rest, Content-Length
+    included, for the body of the header block: the request's real body was then read as the next
+    request. RFC 9112 5.2 lets a server refuse obs-fold (a continuation line), and 5.5 forbids
+    CR, LF and NUL in a value; both are refused (400) rather than handed on."""
+    if headers.defects:
+        return "malformed header line: every header must be 'Name: value' with no space in the name"
+    for name, value in headers.items():
+        if _BAD_VALUE.search(value):
+            return f"the value of header {printable(name)[:64]!r} holds a line break or a control character"
+    for name in _SINGLETONS:
+        values = headers.get_all(name) or []
+        if len(set(values)) > 1:
+            # Sent twice (in any letter case) with different values, each layer could read another one.
+            return f"the header {name!r} is sent {len(values)} times with different values: send it once"
+    return None
 
 
 def error_json(status: int, message: str, details: Any = None) -> bytes:
@@ -145,6 +169,10 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
                 self._refuse(400, "HTTP/0.9 requests are not supported: send HTTP/1.1")
                 return
             if not self.parse_request():
+                return
+            problem = _header_problem(self.headers)
+            if problem is not None:
+                self._refuse(400, problem)
                 return
         except _HeadersTooLarge:
             self._refuse(431, f"the request line and headers exceed {self.limits.max_header_bytes} bytes")

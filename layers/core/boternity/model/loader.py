@@ -7,6 +7,8 @@ layer never imports the validator).
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from boternity.errors import ValidationFailed, WorkflowError
-from boternity.model.workflow import Workflow
+from boternity.model.workflow import STEP_ID_MAX, Workflow
 from boternity.parsing import Limits, ParseError, decode_utf8
 from boternity.parsing.yaml_loader import load_yaml_node
 
@@ -56,19 +58,69 @@ class LoadedWorkflow:
     raw: dict[str, Any]
 
 
+_YAML = "tag:yaml.org,2002:"
+# Values YAML's safe schema makes that JSON has no form for: a workflow is stored, compared and
+# compiled as JSON, so each is refused where it is written (json.dumps raised TypeError and the
+# ASL parser choked on NaN later, answering 500). tag -> (code, message).
+_NOT_JSON = {
+    _YAML + "timestamp": ("not_json", "a date/time is not a JSON value: quote it to keep it as text"),
+    _YAML + "binary": ("not_json", "binary data (!!binary) is not a JSON value: write it as a base64 string"),
+    _YAML + "set": ("not_json", "a set (!!set) is not a JSON value: write it as a list"),
+    _YAML + "omap": ("not_json", "an ordered map (!!omap) is not a JSON value: write it as a mapping"),
+    _YAML + "pairs": ("not_json", "a list of pairs (!!pairs) is not a JSON value: write it as a mapping"),
+}
+# What PyYAML makes of a float scalar, to see whether it is finite: besides .nan and .inf, an
+# explicit tag (!!float nan, !!float inf) and an implicit 1.0e+999 become NaN or Infinity too.
+_FLOATS = yaml.constructor.SafeConstructor()
+
+
+def _not_json(node: yaml.Node) -> tuple[str, str] | None:
+    """(code, message) when ``node`` holds a value JSON cannot: see _NOT_JSON."""
+    if node.tag in _NOT_JSON:
+        return _NOT_JSON[node.tag]
+    if node.tag == _YAML + "float" and isinstance(node, yaml.ScalarNode):
+        try:
+            value = _FLOATS.construct_yaml_float(node)
+        except (ValueError, OverflowError):
+            return None   # the loader has already refused what it cannot construct
+        if not math.isfinite(value):
+            word = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            return "invalid_number", f"{shown} is {word}, which is not a JSON number"
+    return None
+
+
 def _walk_marks(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], errors: list[WorkflowError],
                 file: str | None) -> None:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    problem = _not_json(node)
+    if problem is not None:
+        errors.append(WorkflowError(problem[1], code=problem[0], file=file, line=node.start_mark.line + 1,
+                                    field=".".join(str(p) for p in path) or None))
+        return
     if isinstance(node, yaml.MappingNode):
+        # Duplicates among the keys written in this mapping only: keys a merge (<<: *base) brings
+        # in are meant to be overridden by them (PyYAML's construction has already spliced the
+        # merged pairs into node.value; the loader kept the mapping's own pairs).
         seen: set[str] = set()
-        for key_node, value_node in node.value:
+        for key_node, _ in getattr(node, "own_pairs", node.value):
             key = key_node.value
+            if key_node.tag == _YAML + "merge" or not isinstance(key, str):
+                continue
             if key in seen:
                 errors.append(WorkflowError(
                     f"duplicate key '{key}'", code="duplicate_key", file=file,
                     line=key_node.start_mark.line + 1, field=".".join(str(p) for p in (*path, key)),
                 ))
             seen.add(key)
+        for key_node, value_node in node.value:
+            key = key_node.value
+            problem = _not_json(key_node)
+            if problem is not None:
+                errors.append(WorkflowError(f"a key: {problem[1]}", code=problem[0], file=file,
+                                            line=key_node.start_mark.line + 1,
+                                            field=".".join(str(p) for p in path) or None))
+                continue
             _walk_marks(value_node, (*path, key), marks, errors, file)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -96,7 +148,27 @@ def parse_yaml(text: str, *, file: str | None = None, limits: Limits | None = No
         _walk_marks(node, (), source.marks, errors, file)
     if errors:
         raise ValidationFailed(errors)
+    _check_expanded_json(data, file)
     return data, source
+
+
+# A workflow is stored as its source but answered (PUT, GET) as JSON with its aliases expanded and
+# non-ASCII escaped: an 80 KB file aliasing a 40,000-character string 100 times answered 24 MB,
+# over Lambda's 6 MB response limit (API Gateway: 502), on every GET. Any JSON body the API
+# accepts (256 KiB) stays under this even written entirely in escaped characters.
+MAX_WORKFLOW_JSON_BYTES = 2 * 1024 * 1024
+
+
+def _check_expanded_json(data: Any, file: str | None) -> None:
+    try:
+        size = len(json.dumps(data, separators=(",", ":")))
+    except (TypeError, ValueError):
+        return   # not JSON data: the model refuses it, naming the field
+    if size > MAX_WORKFLOW_JSON_BYTES:
+        raise ValidationFailed([WorkflowError(
+            f"the workflow is {size:,} bytes as JSON once its aliases are expanded, more than "
+            f"{MAX_WORKFLOW_JSON_BYTES:,}: write fewer aliases of long values", code="too_large_expanded",
+            file=file, line=1)])
 
 
 def _step_id_at(raw: Any, index: int) -> str | None:
@@ -104,7 +176,8 @@ def _step_id_at(raw: Any, index: int) -> str | None:
         sid = raw["steps"][index].get("id")
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
-    return sid if isinstance(sid, str) else None
+    # An id too long to be one is named by its position: a message must not repeat 500,000 characters.
+    return sid if isinstance(sid, str) and len(sid) <= STEP_ID_MAX else None
 
 
 def _user_path(loc: tuple[Any, ...]) -> list[str | int]:
@@ -149,6 +222,29 @@ def pydantic_errors(exc: ValidationError, raw: Any, source: SourceMap) -> list[W
     return out
 
 
+def _path_keys(data: Any, source: SourceMap) -> list[WorkflowError]:
+    """Keys ending in '.$' anywhere in the workflow. Its values are embedded in the state machine's
+    Parameters, where Step Functions reads such a key as a path or intrinsic function to evaluate:
+    ``{'k.$': '$'}`` handed a step the run's whole state, ``'a.$': '$$.Execution.Input'`` the
+    payload, and an intrinsic the definition parser refused answered 500."""
+    errors: list[WorkflowError] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:   # bounded by the parser's node limit (YAML) or the body size (JSON)
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if isinstance(key, str) and key.endswith(".$"):
+                    errors.append(WorkflowError(
+                        f"the key {key[:64]!r} ends in '.$', which Step Functions reads as a path to evaluate: "
+                        "rename it", code="reserved_key", file=source.file, line=source.line_of((*path, key)),
+                        field=".".join(str(p) for p in (*path, key))))
+                else:
+                    stack.append((child, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(value))
+    return errors
+
+
 def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
     """Validate plain data (from YAML or a JSON API body) into a Workflow model."""
     source = source or SourceMap()
@@ -157,6 +253,9 @@ def parse_workflow(data: Any, *, source: SourceMap | None = None) -> Workflow:
             "a workflow must be a mapping with at least 'name' and 'steps'", code="not_a_mapping",
             file=source.file, line=1,
         )])
+    reserved = _path_keys(data, source)
+    if reserved:
+        raise ValidationFailed(reserved)
     try:
         return Workflow.model_validate(data)
     except ValidationError as exc:

@@ -8,10 +8,12 @@ typo never silently does nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 STEP_TYPES = ("agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait")
 StepType = Literal["agent", "skill", "code", "http", "conditional", "loop", "approval", "sub_workflow", "wait"]
@@ -25,6 +27,24 @@ STEP_ID_MAX = 64
 WORKFLOW_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]*$"
 WORKFLOW_NAME_MAX = 64
 MAX_LOOP_ITERATIONS = 1000
+# No workflow of more than 1,357 steps can compile: every step keeps a record of at least 169
+# bytes (a 1-character id, compiler/limits.py's RECORD_OVERHEAD_BYTES and MIN_INLINE_BYTES) in one
+# execution's state, whose worst case is held under MAX_STATE_WORST_BYTES (224 KiB). Refusing more
+# than 1,500 when the file is read (so nothing that could run is refused) keeps validation and
+# compiling (both superlinear in the steps) from spending seconds on what must fail: 8,000 steps
+# took 14 s to validate, 39 to refuse.
+MAX_STEPS = 1500
+# Each trigger is an AWS resource (a schedule, a rule, a webhook path) made while the workflow is
+# registered, and about 200 bytes in its registry item next to the source (at most 256 KiB) under
+# DynamoDB's 400 KB item limit. 3,000 triggers overflowed the item after 3,000 schedules had been
+# made (a 500, and schedules left firing a workflow that was never registered); 100 stays far
+# inside it and keeps registering within API Gateway's 29 s.
+MAX_TRIGGERS = 100
+# The registry item keeps each trigger's paths, patterns, sources and conditions (with its ARNs)
+# next to the source; aliases make them any size: 11 KB of YAML giving 50 file_watch triggers one
+# aliased list of 50 paths overflowed the item after 50 S3 notifications were made (a 500, and
+# the notifications stayed). As JSON, all triggers together fit in this.
+MAX_TRIGGERS_JSON_BYTES = 64 * 1024
 
 
 class _Model(BaseModel):
@@ -272,7 +292,8 @@ class CronTrigger(_Model):
 
 class WebhookTrigger(_Model):
     type: Literal["webhook"] = "webhook"
-    path: str = Field(min_length=2, pattern=r"^/[A-Za-z0-9._~/-]+$")
+    # The path is a DynamoDB key (HOOK#<path>, at most 2,048 bytes) and part of a URL.
+    path: str = Field(min_length=2, max_length=1024, pattern=r"^/[A-Za-z0-9._~/-]+$")
     auth: WebhookAuth | None = None
     when: str | None = None
 
@@ -318,7 +339,8 @@ class Workflow(_Model):
 
     id: str | None = None
     name: str = Field(min_length=1, max_length=WORKFLOW_NAME_MAX, pattern=WORKFLOW_NAME_PATTERN)
-    description: str | None = None
+    # Every page of GET /workflows carries up to 100 descriptions: short text, not a document.
+    description: str | None = Field(default=None, max_length=4096)
     version: str | None = None
     owner: Owner | None = None
     concurrency: int | None = Field(default=None, ge=1, le=10_000)
@@ -328,9 +350,37 @@ class Workflow(_Model):
         default=False, description="Let HTTP steps reach loopback, private and link-local addresses."
     )
     variables: dict[str, Any] = Field(default_factory=dict)
-    triggers: list[Trigger] = Field(default_factory=list)
-    steps: list[Step] = Field(min_length=1)
+    triggers: list[Trigger] = Field(default_factory=list, max_length=MAX_TRIGGERS)
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _not_too_many_steps(cls, v: Any) -> Any:
+        # Before each step is validated: counting is all it takes to refuse.
+        if isinstance(v, list) and len(v) > MAX_STEPS:
+            raise PydanticCustomError(
+                "too_many_steps", f"a workflow has at most {MAX_STEPS:,} steps, this one {len(v):,}: no more fit "
+                "one execution's state. Move groups of steps into workflows of their own, run by sub_workflow steps")
+        return v
+
+    @field_validator("triggers", mode="before")
+    @classmethod
+    def _not_too_many_triggers(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) > MAX_TRIGGERS:
+            raise PydanticCustomError(
+                "too_many_triggers", f"a workflow has at most {MAX_TRIGGERS} triggers, this one {len(v):,}: each "
+                "is an AWS resource and a part of the workflow's registry record")
+        if isinstance(v, list):
+            try:
+                size = len(json.dumps(v, separators=(",", ":")))
+            except (TypeError, ValueError):
+                return v   # not JSON data: each trigger's own validation names the field
+            if size > MAX_TRIGGERS_JSON_BYTES:
+                raise PydanticCustomError(
+                    "triggers_too_large", f"the triggers are {size:,} bytes as JSON (aliases expanded), more than "
+                    f"{MAX_TRIGGERS_JSON_BYTES:,}: they are kept in the workflow's registry record")
+        return v
 
     @field_validator("version", mode="before")
     @classmethod

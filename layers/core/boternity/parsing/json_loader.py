@@ -10,6 +10,7 @@ only text that passes it reaches ``json.loads``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 from typing import Any
@@ -22,10 +23,11 @@ from boternity.parsing.limits import Limits, ParseError, over_limit
 _TOKENS = re.compile(
     r'"[^"\\]*(?:\\.[^"\\]*)*"'
     r"|(?P<open>[\[{])|(?P<close>[\]}])"
-    r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+    r"|(?P<number>-?\d+(?P<fraction>(?:\.\d+)?(?:[eE][+-]?\d+)?))"
     r"|(?P<constant>-?Infinity|NaN)",
     re.ASCII | re.DOTALL,
 )
+_FRACTION = "fraction"   # a number with one becomes a float in json.loads; only floats overflow
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -69,6 +71,12 @@ def _prescan(text: str, limits: Limits, what: str) -> None:
                 raise ParseError(f"{what} holds a number of {digits:,} characters, longer than allowed "
                                  f"{over_limit(limits, 'max_number_digits')}", code="number_too_long",
                                  line=line, column=col, limit="BOTERNITY_MAX_NUMBER_DIGITS")
+            if m.group(_FRACTION) and math.isinf(float(m.group())):
+                # 1e999 is three digits long, but json.loads makes it Infinity: NaN by another spelling.
+                line, col = _line_col(text, m.start())
+                raise ParseError(f"{what} holds {m.group()}, a number beyond a double's range (it would be "
+                                 "Infinity, which is not a JSON number)", code="invalid_number", line=line,
+                                 column=col)
         else:
             line, col = _line_col(text, m.start())
             raise ParseError(f"{what} holds {m.group()}, which is not a JSON number", code="invalid_number",

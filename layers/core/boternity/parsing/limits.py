@@ -36,6 +36,15 @@ class Limits:
     # Characters of one number. Python refuses to turn more than 4,300 decimal digits into an int
     # (ValueError), and serialising a huge int back is just as slow.
     max_number_digits: int = 100
+    # Characters of text one render of a step's templates may produce. A template is small, but
+    # each ``{{ }}`` copies what it names: 10,000 references to a 100 KB output made 1 GB, in the
+    # process that runs every step locally. Room for the largest value a step can hold (an http
+    # body is cut at 10 MiB) three times over.
+    max_rendered_chars: int = 32 * 1024 * 1024
+    # Values one condition's comparisons ('==', '!=', 'in', contains) may visit: two lists of five
+    # million numbers (a 10 MB http body) took 2 s to compare, and a condition may compare a
+    # hundred times. Ten times the node limit: any two values a workflow or payload can hold.
+    max_compared_values: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Limits:
@@ -63,6 +72,8 @@ ENV_VARS: dict[str, str] = {
     "max_scalar_chars": "BOTERNITY_MAX_SCALAR_CHARS",
     "max_aliases": "BOTERNITY_MAX_ALIASES",
     "max_number_digits": "BOTERNITY_MAX_NUMBER_DIGITS",
+    "max_rendered_chars": "BOTERNITY_MAX_RENDERED_CHARS",
+    "max_compared_values": "BOTERNITY_MAX_COMPARED_VALUES",
 }
 
 

@@ -118,6 +118,9 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
         self._count(1, 0, self.peek_event().start_mark)
         node = super().compose_mapping_node(anchor)
+        # The pairs as written: constructing a mapping splices a merge's (<<: *base) pairs into
+        # node.value, and the duplicate-key check (model/loader.py) must see only these.
+        node.own_pairs = list(node.value)
         self._close(node, [n for pair in node.value for n in pair])
         return node
 

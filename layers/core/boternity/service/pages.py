@@ -28,6 +28,9 @@ def encode_token(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_PAGE_KEY = {"pk", "sk", "gsi1pk", "gsi1sk"}   # every listing pages the gsi1 index
+
+
 def decode_token(token: str | None, *, expect: dict[str, str]) -> dict[str, Any] | None:
     """A page token back to an ExclusiveStartKey. ``expect`` pins attributes (the partition being
     listed), so a token from one listing cannot be replayed against another."""
@@ -38,7 +41,11 @@ def decode_token(token: str | None, *, expect: dict[str, str]) -> dict[str, Any]
         key = json.loads(raw)
     except (binascii.Error, ValueError):
         raise BadRequest("next_token is not valid", code="invalid_next_token") from None
-    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+    # Exactly a page key of the gsi1 listings (table keys and index keys, each within DynamoDB's
+    # 1,024-byte sort-key size): a forged token without them answered 500, and one with extra
+    # attributes DynamoDB refuses as a starting key.
+    if (not isinstance(key, dict) or set(key) != _PAGE_KEY
+            or not all(isinstance(v, str) and len(v) <= 1024 for v in key.values())):
         raise BadRequest("next_token is not valid", code="invalid_next_token")
     if any(key.get(k) != v for k, v in expect.items()):
         raise BadRequest("next_token belongs to another listing", code="invalid_next_token")
