@@ -103,3 +103,17 @@ def test_the_escaping_stream_passes_everything_else_through(capsys):
     assert stream.write("x\x1by\n") == 4
     stream.flush()
     assert capsys.readouterr().out == "x\\u001by\n"
+
+
+def test_tags_a_library_adds_to_pyyaml_safe_loader_are_not_ours(monkeypatch):
+    """samtranslator's yaml_parse makes every ``!Tag`` a CloudFormation intrinsic on
+    ``yaml.SafeLoader`` itself, for the whole process; a workflow's ``!Ref`` must still be refused
+    (it was accepted as a field named 'Ref' once the template tests had run)."""
+    monkeypatch.setattr(yaml.SafeLoader, "yaml_multi_constructors", dict(yaml.SafeLoader.yaml_multi_constructors))
+    yaml.SafeLoader.add_multi_constructor("!", lambda loader, suffix, node: {suffix: loader.construct_scalar(node)})
+    monkeypatch.setattr(yaml.SafeLoader, "yaml_constructors", dict(yaml.SafeLoader.yaml_constructors))
+    yaml.SafeLoader.add_constructor("!Sub", lambda loader, node: "substituted")
+    assert yaml.safe_load("a: !Ref x") == {"a": {"Ref": "x"}}   # the library's loader, as it wants
+    for text in ("a: !Ref x", "a: !Sub x"):
+        with pytest.raises(ParseError, match="could not determine a constructor for the tag"):
+            load_yaml(text)

@@ -36,6 +36,14 @@ def _path_text(path: list[str | int]) -> str | None:
 
 
 class _BoundedLoader(yaml.SafeLoader):
+    # Tags and implicit types of its own, as PyYAML's safe loader defines them: a library that
+    # adds to ``yaml.SafeLoader`` at run time (samtranslator's ``yaml_parse`` makes every ``!Tag``
+    # a CloudFormation intrinsic) changes every subclass that shares its tables, and then a
+    # workflow's ``!Ref`` would load instead of being refused.
+    yaml_constructors = dict(yaml.constructor.SafeConstructor.yaml_constructors)
+    yaml_multi_constructors = dict(yaml.constructor.SafeConstructor.yaml_multi_constructors)
+    yaml_implicit_resolvers = {k: list(v) for k, v in yaml.resolver.Resolver.yaml_implicit_resolvers.items()}
+
     def __init__(self, text: str, limits: Limits) -> None:
         super().__init__(text)
         self.limits = limits
