@@ -73,3 +73,27 @@ def test_the_process_cache_keeps_at_most_its_budget(parses):
     for n in range(3):
         roomy.parse(json.dumps({"StartAt": f"P{n}", "States": {f"P{n}": {"Type": "Pass", "End": True}}}))
     assert len(roomy._pickles) == 3 and roomy._size == sum(len(b) for b in roomy._pickles.values())
+
+
+def test_the_disk_cache_drops_the_least_recently_used_past_its_budget(tmp_path, parses):
+    """One file per distinct definition (every edit of a workflow adds one): the folder stays under
+    its budget, and a program read recently is kept over one that was not."""
+    folder = tmp_path / "asl"
+    d0, d1, d2 = (json.dumps({"StartAt": f"P{n}", "States": {f"P{n}": {"Type": "Pass", "End": True}}})
+                  for n in range(3))
+
+    def cache() -> ParsedPrograms:   # a new process each time, as each `boternity run` is
+        size = max((p.stat().st_size for p in folder.iterdir()), default=0) if folder.exists() else 0
+        return ParsedPrograms(directory=str(folder), disk_max_bytes=int(2.5 * size) if size else 1 << 30)
+
+    def path(definition: str):
+        return folder / (ParsedPrograms.key(definition) + ".pickle")
+
+    cache().parse(d0)
+    cache().parse(d1)
+    os.utime(path(d0), (1, 1))
+    os.utime(path(d1), (2, 2))
+    cache().parse(d0)            # read from disk: d0 is now the most recently used
+    assert len(parses) == 2
+    cache().parse(d2)            # a third program does not fit: the least recently used goes
+    assert sorted(p.name for p in folder.iterdir()) == sorted(path(d).name for d in (d0, d2))

@@ -335,4 +335,17 @@ def test_a_bad_limit_in_the_environment_fails_the_step_naming_the_variable(
         handler.execute(_StepContext({"url": "http://127.0.0.1:9/"}))
 
     assert caught.value.code == "http.invalid_config"
-    assert caught.value.message == f"environment variable {name} must be a positive number, got {value!r}"
+    upto = " up to 900" if name == "BOTERNITY_HTTP_TIMEOUT_SECS" else ""
+    assert caught.value.message == f"environment variable {name} must be a positive number{upto}, got {value!r}"
+
+
+def test_a_default_timeout_past_the_longest_allowed_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It blamed the step's timeout_secs, which the workflow never set."""
+    from boternity.handlers import http as handler
+
+    monkeypatch.setenv("BOTERNITY_HTTP_TIMEOUT_SECS", "5000")
+    with pytest.raises(StepFailed) as caught:
+        handler.execute(_StepContext({"url": "http://127.0.0.1:9/"}))
+    assert caught.value.code == "http.invalid_config"
+    assert caught.value.message == ("environment variable BOTERNITY_HTTP_TIMEOUT_SECS must be a positive number "
+                                    "up to 900, got '5000'")

@@ -94,30 +94,39 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _sub_workflows(loaded: LoadedWorkflow, base: Path, seen: dict[str, Any]) -> None:
-    """Load the workflows that sub_workflow steps name, from the same folder."""
-    for s in loaded.workflow.steps:
-        if s.type != "sub_workflow":
-            continue
-        name = s.config.workflow_name
-        if name in seen:
-            continue
-        candidates = [base / f"{name}.yaml", base / f"{name}.yml", *sorted(base.glob("*.y*ml"))]
-        for c in candidates:
-            if not c.is_file():
+    """Load the workflows that sub_workflow steps name, from the same folder, and theirs in turn
+    (a worklist, not recursion: a chain of a thousand sub-workflows is a long list, not a crash)."""
+    pending = [loaded]
+    while pending:
+        current = pending.pop()
+        for s in current.workflow.steps:
+            if s.type != "sub_workflow":
                 continue
-            try:
-                child = load_workflow(c)
-            except ValidationFailed:
-                if c.stem == name:
-                    raise
+            name = s.config.workflow_name
+            if name in seen:
                 continue
-            if child.workflow.name == name:
-                seen[name] = child.workflow
-                _sub_workflows(child, base, seen)
-                break
-        else:
-            raise BoternityError(f"{loaded.source.file}: step '{s.id}': sub-workflow '{name}' not found "
-                                 f"(looked for a workflow named '{name}' in {base})")
+            child = _find_workflow(name, base)
+            if child is None:
+                raise BoternityError(f"{current.source.file}: step '{s.id}': sub-workflow '{name}' not found "
+                                     f"(looked for a workflow named '{name}' in {base})")
+            seen[name] = child.workflow
+            pending.append(child)
+
+
+def _find_workflow(name: str, base: Path) -> LoadedWorkflow | None:
+    """``<name>.yaml`` (or .yml) in ``base``, else the first file there whose workflow is named ``name``."""
+    for c in [base / f"{name}.yaml", base / f"{name}.yml", *sorted(base.glob("*.y*ml"))]:
+        if not c.is_file():
+            continue
+        try:
+            child = load_workflow(c)
+        except ValidationFailed:
+            if c.stem == name:
+                raise
+            continue
+        if child.workflow.name == name:
+            return child
+    return None
 
 
 _ICONS = {"running": "▶", "completed": "✓", "skipped": "↷", "failed": "✗", "aborted": "■", "timed_out": "⧗"}

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from boternity.errors import StepFailed
-from boternity.executors.http import run_http
+from boternity.executors.http import MAX_TIMEOUT_SECS, run_http
 from boternity.runtime.context import Secrets
 from boternity.runtime.log import traced
 from boternity.runtime.secrets import lookup_secret
@@ -26,7 +26,7 @@ MAX_BODY_ENV, MAX_BODY_DEFAULT = "BOTERNITY_HTTP_MAX_BODY_BYTES", 10 * 1024 * 10
 TIMEOUT_ENV, TIMEOUT_DEFAULT = "BOTERNITY_HTTP_TIMEOUT_SECS", 30.0
 
 
-def _positive_env(name: str, default: float, kind: type[int] | type[float]) -> Any:
+def _positive_env(name: str, default: float, kind: type[int] | type[float], *, most: float = math.inf) -> Any:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -34,9 +34,10 @@ def _positive_env(name: str, default: float, kind: type[int] | type[float]) -> A
         value = kind(raw)
     except ValueError:
         value = 0
-    if not (value > 0 and math.isfinite(value)):
+    if not (value > 0 and math.isfinite(value)) or value > most:
         # A deployment mistake, not the workflow's: say which variable, and do not guess a value.
-        raise StepFailed(f"environment variable {name} must be a positive number, got {raw!r}",
+        upto = f" up to {most:g}" if math.isfinite(most) else ""
+        raise StepFailed(f"environment variable {name} must be a positive number{upto}, got {raw!r}",
                          code="http.invalid_config")
     return value
 
@@ -48,7 +49,7 @@ def execute(sc: StepContext) -> Any:
         cfg,
         allow_private_network=allow,
         max_body_bytes=_positive_env(MAX_BODY_ENV, MAX_BODY_DEFAULT, int),
-        default_timeout=_positive_env(TIMEOUT_ENV, TIMEOUT_DEFAULT, float),
+        default_timeout=_positive_env(TIMEOUT_ENV, TIMEOUT_DEFAULT, float, most=MAX_TIMEOUT_SECS),
     )
 
 

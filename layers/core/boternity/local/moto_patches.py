@@ -435,9 +435,11 @@ class ParsedPrograms:
     else can write to (files likewise); anything else is ignored and the definition parsed.
     """
 
-    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, directory: str | None = None) -> None:
+    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, directory: str | None = None,
+                 disk_max_bytes: int = 256 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.directory = directory
+        self.disk_max_bytes = disk_max_bytes
         self._pickles: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -538,7 +540,9 @@ class ParsedPrograms:
             if not (self._private(self.directory) and self._private(path)):
                 return None
             with open(path, "rb") as f:
-                return f.read(self.max_bytes + 1)
+                data = f.read(self.max_bytes + 1)
+            os.utime(path)   # used now: the disk cache drops the least recently used first
+            return data
         except OSError:
             return None
 
@@ -556,8 +560,27 @@ class ParsedPrograms:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, os.path.join(self.directory, key + ".pickle"))
+            self._trim_disk()
         except OSError:
             pass  # a cache that cannot be written is only slower
+
+    def _trim_disk(self) -> None:
+        """Keep the folder under ``disk_max_bytes``: least recently used programs go first (one
+        file per distinct definition, so every edit of a workflow adds one)."""
+        import os
+
+        entries = []
+        with os.scandir(self.directory) as it:
+            for e in it:
+                if e.name.endswith(".pickle") and e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    entries.append((st.st_mtime, st.st_size, e.path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.disk_max_bytes:
+                break
+            os.unlink(path)
+            total -= size
 
 
 PROGRAMS = ParsedPrograms()

@@ -98,6 +98,10 @@ class CodeConfig(_Model):
     input: Any = None
 
 
+# RFC 9110 token characters: what a header name may be made of.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 class HttpConfig(_Model):
     """An HTTP request (private addresses refused unless the workflow allows them).
 
@@ -118,6 +122,26 @@ class HttpConfig(_Model):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        # What is written before the first template is known now: a scheme there that is not
+        # http(s), or a URL without templates and without a scheme, can never be requested.
+        literal = v.split("{{", 1)[0]
+        if re.match(r"(?i)https?://", literal) or ("{{" in v and not re.match(r"(?i)[a-z][a-z0-9+.-]*:", literal)):
+            return v
+        raise ValueError(f"an http step requests http:// or https:// URLs only, not {v[:80]!r}")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_lines(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if "{{" not in name and not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name[:80]!r} is not a valid HTTP header name")
+            if "\r" in value or "\n" in value or "\x00" in value:
+                raise ValueError(f"header {name[:80]!r}: a value cannot hold line breaks or NUL")
+        return v
 
 
 class ConditionalConfig(_Model):
