@@ -171,3 +171,31 @@ def test_a_state_over_256_kib_still_fails_with_data_limit_exceeded(engine: Any) 
     ex = engine.sfn.start_execution(stateMachineArn=arn, name="too-big", input="{}")["executionArn"]
     status, error = _wait(engine, ex)
     assert (status, error) == ("FAILED", "States.DataLimitExceeded")
+
+
+@pytest.mark.parametrize("name", ["mixed", "n-shape", "loop-and-for-each"])
+def test_every_state_measured_for_the_quota_has_its_exact_size(engine: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               name: str) -> None:
+    """The sizes kept for ResultPath's copies (worked out from the sizes they replace) are what
+    moto would measure by serialising each state."""
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    from boternity.model import parse_workflow
+
+    measured = moto_patches.json_size
+    checked: list[int] = []
+    wrong: list[tuple[int, int]] = []
+
+    def checking(value: Any) -> int:
+        size = measured(value)
+        exact = len(to_json_str(value).encode())
+        checked.append(size)
+        if size != exact:
+            wrong.append((size, exact))
+        return size
+
+    monkeypatch.setattr(moto_patches, "json_size", checking)
+    wf = parse_workflow(MIXED) if name == "mixed" else load_workflow(EXAMPLES / f"{name}.yaml").workflow
+    assert engine.run(wf, {"topic": "agents"}, timeout=120).status == "SUCCEEDED"
+    assert len(checked) > 20 and max(checked) > 300
+    assert wrong == []

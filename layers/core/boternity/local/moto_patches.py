@@ -809,17 +809,21 @@ def _patch_result_path_sharing() -> None:
         if type(state) is not dict:
             return original(self, env)
         *parents, leaf = src[2:].split(".")
-        out = dict(state)
-        node = out
+        # (the object before, the copy that replaces it), from the state down the path
+        levels: list[tuple[dict[str, Any] | None, dict[str, Any]]] = [(state, dict(state))]
         for key in parents:
-            child = node.get(key)
-            if child is None and key not in node:
-                child = {}
+            before, node = levels[-1]
+            child = before.get(key) if before is not None else None
+            if child is None and (before is None or key not in before):
+                child = None
             elif type(child) is not dict:
                 return original(self, env)   # moto's own rules (and errors) for anything else
-            node[key] = node = dict(child)
-        node[leaf] = json_copy(env.stack.pop())
-        env.stack.append(out)
+            node[key] = copy = dict(child) if child is not None else {}
+            levels.append((child, copy))
+        value = json_copy(env.stack.pop())
+        levels[-1][1][leaf] = value
+        _sizes_after_write(levels, [*parents, leaf], value)
+        env.stack.append(levels[0][1])
 
     ResultPath._eval_body = eval_body  # type: ignore[method-assign]
 
@@ -842,15 +846,15 @@ def json_size(value: Any) -> int:
         if kind is dict:
             if not all(type(k) is str for k in value):
                 return _serialised_size(value)
-            n = 2 + sum(len(json.dumps(k)) + 2 + json_size(v) for k, v in value.items())
+            n = 2 + sum(_key_size(k) + 2 + json_size(v) for k, v in value.items())
         else:
             n = 2 + sum(json_size(v) for v in value)
         if len(value) > 1:
             n += 2 * (len(value) - 1)
-        if len(_SIZES) >= _SIZES_MAX:
-            _SIZES.clear()
-        _SIZES[id(value)] = (value, n)
+        _remember_size(value, n)
         return n
+    if kind is str:
+        return _key_size(value)
     if kind in _SCALARS:
         return len(json.dumps(value).encode())
     return _serialised_size(value)
@@ -884,6 +888,38 @@ def _patch_size_quota() -> None:
 _QUOTA_USERS = ("moto.stepfunctions.parser.asl.component.state.state",
                 "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service",
                 "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda")
+
+
+def _sizes_after_write(levels: list[tuple[dict[str, Any] | None, dict[str, Any]]], keys: list[str],
+                       value: Any) -> None:
+    """Keep the sizes of the copies a ResultPath made, from the sizes of what they replace: a
+    state's size then costs the path, not the whole state (one key changed in a dict of 500
+    records). Where a size before is not known, nothing is kept and json_size measures it."""
+    child_size = json_size(value)
+    for (before, copy), key in zip(reversed(levels), reversed(keys), strict=True):
+        known = _SIZES.get(id(before)) if before is not None else None
+        if known is None or known[0] is not before:
+            if before is not None or len(copy) != 1:
+                return
+            size = 2 + _key_size(key) + 2 + child_size      # a new object holding just this key
+        elif key in before:
+            size = known[1] - json_size(before[key]) + child_size
+        else:
+            size = known[1] + _key_size(key) + 2 + child_size + (2 if before else 0)
+        _remember_size(copy, size)
+        child_size = size
+
+
+def _key_size(key: str) -> int:
+    if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+        return len(key) + 2
+    return len(json.dumps(key))
+
+
+def _remember_size(value: Any, size: int) -> None:
+    if len(_SIZES) >= _SIZES_MAX:
+        _SIZES.clear()
+    _SIZES[id(value)] = (value, size)
 
 
 class _StateJson:
