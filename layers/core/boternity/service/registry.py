@@ -66,8 +66,8 @@ class Registry:
     def list(self, *, limit: int = 50, next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         start = decode_token(next_token, expect=self.records.listing())
         items, last = self.records.page(limit=limit, start=start)
-        # Summaries: a page of 100 sources (up to 256 KiB each) would pass Lambda's 6 MB answer.
-        return [{k: v for k, v in _workflow(i).items() if k != "source"} for i in items], encode_token(last)
+        # The API answers summaries of these (handlers/api.py, list_workflows).
+        return [_workflow(i) for i in items], encode_token(last)
 
     def put(self, item: dict[str, Any], *, expected_version: int | None) -> None:
         """Write a workflow item; ``expected_version`` None means "must not exist yet"."""
