@@ -50,7 +50,7 @@ class SyncStore:
             UpdateExpression="SET done = :t, #r = :r, expires_at = :x",
             ExpressionAttributeNames={"#r": "record"},
             ExpressionAttributeValues={":t": {"BOOL": True}, ":r": {"S": body},
-                                       ":x": {"N": str(int(time.time()) + RECORD_TTL_SECS)}},
+                                       ":x": {"N": self._expiry()}},
             ReturnValues="ALL_NEW",
         )
         tokens = resp["Attributes"].get("waiters", {}).get("SS", [])
@@ -125,7 +125,7 @@ class SyncStore:
         resp = self.dynamodb.update_item(
             TableName=self.table_name, Key=self._key(run_id, step_id, iteration),
             UpdateExpression="ADD waiters :w SET expires_at = :x",
-            ExpressionAttributeValues={":w": {"SS": [token]}, ":x": {"N": str(int(time.time()) + RECORD_TTL_SECS)}},
+            ExpressionAttributeValues={":w": {"SS": [token]}, ":x": {"N": self._expiry()}},
             ReturnValues="ALL_NEW",
         )
         attrs = resp["Attributes"]
