@@ -236,7 +236,8 @@ def test_concurrency_reject_answers_429(cloud):
 
 
 def test_concurrency_queue_starts_the_next_run_when_a_slot_frees(cloud):
-    deploy(wf("line", {"id": "nap", "type": "wait", "config": {"seconds": 1}}, concurrency=1))
+    # 4 s, not 1: the two starts after the first must land while it still runs, also on a loaded machine.
+    deploy(wf("line", {"id": "nap", "type": "wait", "config": {"seconds": 4}}, concurrency=1))
     first = start("line", {"n": 1})
     second = start("line", {"n": 2})
     third = start("line", {"n": 3})

@@ -109,18 +109,26 @@ def test_a_retried_occurrence_starts_no_second_run(cloud):
 
 @pytest.mark.parametrize(("on_limit", "second"), [("queue", "QUEUED"), ("reject", "refused")])
 def test_scheduled_runs_respect_the_concurrency_limit(cloud, on_limit, second):
+    # The first run waits far longer than the test: a short wait could end before the second
+    # occurrence fires on a loaded machine. Cancelling it is what frees the slot.
     doc = {"name": "one-at-a-time", "concurrency": 1, "on_limit": on_limit,
            "triggers": [{"type": "cron", "schedule": "every minute"}],
-           "steps": [{"id": "slow", "type": "wait", "config": {"seconds": 2}}]}
+           "steps": [{"id": "slow", "type": "wait", "config": {"seconds": 600}}]}
     created = put(doc)
-    assert _fire("one-at-a-time", "2030-01-01T08:00:00Z")["status"] == "RUNNING"
+    first = _fire("one-at-a-time", "2030-01-01T08:00:00Z")
+    assert first["status"] == "RUNNING"
     overlapping = _fire("one-at-a-time", "2030-01-01T08:01:00Z")
     assert overlapping["status"] == second
     if on_limit == "reject":
         assert overlapping["code"] == "concurrency_limit"
         assert len(executions(created["state_machine_arn"])) == 1
-    else:   # the queued run starts when the first one ends
-        wait_for(lambda: len(executions(created["state_machine_arn"])) == 2, timeout=30)
+        assert call(api, "POST", f"/runs/{first['run_id']}/cancel").status == 200
+        return
+    assert len(executions(created["state_machine_arn"])) == 1
+    assert call(api, "POST", f"/runs/{first['run_id']}/cancel").status == 200
+    # the queued run starts when the first one ends
+    wait_for(lambda: len(executions(created["state_machine_arn"])) == 2, timeout=30)
+    assert call(api, "POST", f"/runs/{overlapping['run_id']}/cancel").status == 200
 
 
 def test_cron_triggers_need_a_scheduler_group(cloud, monkeypatch):
