@@ -54,8 +54,10 @@ RUNNERS = ("boternity", "prefect", "langgraph", "asyncio")
 PEER_PACKAGES = {"prefect": "prefect", "langgraph": "langgraph"}
 EXTRA_HINT = "pip install -e '.[bench-peers]'"
 # Repeats per measurement in full mode; the fastest is kept (on a shared machine noise only ever
-# adds time). Cheap runners more often, since their per-step cost is a small difference of walls.
-REPEATS = {"boternity": 1, "prefect": 2, "langgraph": 5, "asyncio": 5}
+# adds time). Cheap runners more often, since their per-step cost is a small difference of walls;
+# ours three times, since flat in N compares a 50-chain's small difference with a 500-chain's
+# (one sample each put it anywhere between 1.0 and 1.3 on this machine).
+REPEATS = {"boternity": 3, "prefect": 2, "langgraph": 5, "asyncio": 5}
 STARTUP_REPEATS = {"boternity": 3, "prefect": 3, "langgraph": 5, "asyncio": 5}
 # Runs inside one child for the in-process measure (the fastest is kept). Prefect's first flow run
 # also starts its ephemeral server, whose seconds of jitter would swamp 200 steps: its second run,

@@ -133,6 +133,14 @@ class _Compiler:
         self.gates: list[str] = []
         self.in_item = False   # compiling a for_each item: its state also has item and index
         self._reads_cache: dict[str, frozenset[str]] = {}
+        # step -> the conditionals whose then/else lists name it, and which side: looked up once
+        # per step, so compiling stays linear in the number of steps.
+        self._in_branches: dict[str, list[tuple[str, str]]] = {}
+        for o in wf.steps:
+            if o.config.type == "conditional":
+                for side, listed in (("then", o.config.then_steps), ("else", o.config.else_steps)):
+                    for sid in dict.fromkeys(listed):
+                        self._in_branches.setdefault(sid, []).append((o.id, side))
         for reserved in (START, DONE):
             self.names.take(reserved)
         # Every step's inline share of the state budget, so the whole state stays under 256 KiB
@@ -306,8 +314,7 @@ class _Compiler:
             refs += condition_references(e)
         out = {str(r.path[0]) for r in refs if r.root == "steps" and r.path}
         out |= set(self.g.deps.get(s.id, []))
-        out |= {o.id for o in self.wf.steps if o.config.type == "conditional"
-                and (s.id in o.config.then_steps or s.id in o.config.else_steps)}
+        out |= {c for c, _ in self._in_branches.get(s.id, ())}
         out |= set(self.g.scope_chain(s.id))
         out.discard(s.id)
         result = self._reads_cache[s.id] = frozenset(out)
@@ -429,13 +436,8 @@ class _Compiler:
     # ------------------------------------------------------------------ steps
     def spec(self, s: Step, *, signal: bool) -> dict[str, Any]:
         """What a step's Lambda needs to know, fixed at compile time."""
-        branches = []
-        for other in self.wf.steps:
-            if other.config.type == "conditional" and self.g.owner.get(other.id) == self.g.owner.get(s.id):
-                if s.id in other.config.then_steps:
-                    branches.append([other.id, "then"])
-                if s.id in other.config.else_steps:
-                    branches.append([other.id, "else"])
+        branches = [[c, side] for c, side in self._in_branches.get(s.id, ())
+                    if self.g.owner.get(c) == self.g.owner.get(s.id)]
         spec: dict[str, Any] = {
             "id": s.id,
             "name": s.name,
@@ -751,10 +753,7 @@ class _Compiler:
         if step_id in self._skippable:
             return self._skippable[step_id]
         s = self.g.steps[step_id]
-        in_branch = any(
-            o.config.type == "conditional" and (step_id in o.config.then_steps or step_id in o.config.else_steps)
-            for o in self.wf.steps
-        )
+        in_branch = step_id in self._in_branches
         deps = self.g.deps.get(step_id, [])
         result = bool(s.condition) or in_branch or (bool(deps) and all(self._may_skip(d) for d in deps))
         self._skippable[step_id] = result
