@@ -181,6 +181,46 @@ def _aggregate(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
     }
 
 
+# What one static wait (``seconds: 0``, nothing can skip it) costs by where it sits: each pair is
+# a workflow with the wait and the same workflow without it, so the differences are the wait's.
+WAIT_POSITIONS: dict[str, tuple[list[tuple[str, str, list[str]]], list[tuple[str, str, list[str]]]]] = {
+    # (step id, kind, dependencies) with the wait, then without it
+    "between_steps": ([("a", "skill", []), ("w", "wait", ["a"]), ("b", "skill", ["w"])],
+                      [("a", "skill", []), ("b", "skill", ["a"])]),
+    "after_a_step_at_the_end": ([("a", "skill", []), ("w", "wait", ["a"])], [("a", "skill", [])]),
+    "first_in_the_run": ([("w", "wait", []), ("b", "skill", ["w"])], [("b", "skill", [])]),
+    "after_a_wait": ([("v", "wait", []), ("w", "wait", ["v"]), ("b", "skill", ["w"])],
+                     [("v", "wait", []), ("b", "skill", ["v"])]),
+}
+
+
+def _position_wf(name: str, steps: list[tuple[str, str, list[str]]]) -> Any:
+    from boternity.model import parse_workflow
+
+    docs = []
+    for sid, kind, deps in steps:
+        config = ({"skill": "echo-prompt", "input": sid} if kind == "skill" else {"seconds": 0})
+        docs.append({"id": sid, "type": kind, "config": config, **({"depends_on": deps} if deps else {})})
+    return parse_workflow({"name": name, "steps": docs})
+
+
+def static_wait_cost(engine: LocalEngine) -> dict[str, Any]:
+    """Transitions and Lambda invocations one static wait adds, by position (moto histories)."""
+    out: dict[str, Any] = {}
+    for position, (with_wait, without) in WAIT_POSITIONS.items():
+        counts = []
+        for label, steps in (("with", with_wait), ("without", without)):
+            run = run_workflow(engine, _position_wf(f"wait-{position}-{label}".replace("_", "-"), steps), timeout=RUN_TIMEOUT_S)
+            if run.status != "SUCCEEDED":
+                out[position] = {"error": f"{label} the wait: run {run.status}"}
+                break
+            counts.append(count(run.events, [sid for sid, _, _ in steps]))
+        else:
+            out[position] = {"transitions": counts[0].transitions - counts[1].transitions,
+                             "lambda_invocations": counts[0].lambda_invocations - counts[1].lambda_invocations}
+    return out
+
+
 def run(dags: Sequence[Dag] | None = None, *, quick: bool = False, seed: int = DEFAULT_SEED,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     chosen = list(dags) if dags is not None else sample(corpus(seed), 3 if quick else 10)
@@ -190,6 +230,7 @@ def run(dags: Sequence[Dag] | None = None, *, quick: bool = False, seed: int = D
         for kind in kinds:
             for dag in chosen:
                 rows.append(measure(engine, dag, kind))
+        by_position = static_wait_cost(engine)
     by_kind: dict[str, Any] = {}
     for kind in kinds:
         krows = [r for r in rows if r["kind"] == kind]
@@ -213,6 +254,8 @@ def run(dags: Sequence[Dag] | None = None, *, quick: bool = False, seed: int = D
         "goal_transitions_per_step": GOAL_TRANSITIONS,
         "transitions_per_step_by_kind": {k: by_kind[k]["ours"].get("transitions_per_step") for k in kinds},
         "lambda_invocations_per_wait_step": by_kind.get("wait0", {}).get("ours", {}).get("lambda_invocations_per_step"),
+        # The issue's "a static wait costs one Wait state and no Lambda invocation", by position.
+        "static_wait_by_position": by_position,
         "payload_bytes_per_step_by_kind": {k: by_kind[k]["ours"].get("payload_bytes_per_step") for k in kinds},
         "payload_records_per_step_by_kind": {k: by_kind[k]["ours"].get("payload_records_per_step") for k in kinds},
         "by_kind": by_kind,
@@ -267,4 +310,14 @@ def _render(res: dict[str, Any]) -> str:
                        f"{tps:.3f}: {verdict}")
     out.append("overhead/step = transitions beyond the step's own states, per step (broken down above); "
                f"simulator transition counts agree with moto: {res['simulator_agrees']}")
+    positions = res.get("static_wait_by_position") or {}
+    if positions:
+        out.append("")
+        out.append(table(["one static wait (0 s)", "transitions", "λ invocations"],
+                         [[pos.replace("_", " "), v.get("transitions", v.get("error")), v.get("lambda_invocations")]
+                          for pos, v in positions.items()]))
+        out.append("goal (a static wait costs one Wait state and no Lambda invocation): "
+                   + ", ".join(f"{pos.replace('_', ' ')} "
+                               + ("met" if v.get("transitions") == 1 and v.get("lambda_invocations") == 0 else "not met")
+                               for pos, v in positions.items()))
     return "\n".join(out)

@@ -65,8 +65,89 @@ def test_a_wait_awaited_by_another_branch_is_signalled_by_the_task_after_it(engi
     assert at(recs["a"]["ended_at"]) <= at(recs["c"]["started_at"])
 
 
-def test_a_wait_last_in_the_run_is_ended_by_its_done_task(engine):
+def test_a_wait_last_in_the_run_is_settled_by_the_runs_end(engine):
+    result = engine.run(wf([wait("first", 0), wait("pause", 1, depends_on=["first"])]), timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert entered(engine, result) == ["Run.start", "first.prepare", "first", "pause.prepare", "pause"]
+    pause = records(engine, result)["pause"]
+    assert pause["status"] == "completed" and pause["output"]["seconds"] == 1
+    # Ended when the run stopped (not when its status event arrived), a second after its start.
+    stop = engine.sfn.describe_execution(executionArn=result.execution_arn)["stopDate"]
+    assert at(pause["ended_at"]) == stop.replace(microsecond=stop.microsecond // 1000 * 1000)
+    assert (at(pause["ended_at"]) - at(pause["started_at"])).total_seconds() >= 1.0
+
+
+# ------------------------------------------------------------ started by the step before it
+
+
+def test_a_wait_after_a_step_is_one_wait_state_and_its_record_is_the_whole_truth(engine):
+    steps = [skill("fetch"), wait("pause", 1, depends_on=["fetch"]),
+             {"id": "use", "type": "skill", "depends_on": ["pause"],
+              "config": {"skill": "echo-prompt", "input": "{{ steps.pause.output.seconds }}s until {{ steps.pause.output.until }}"}}]
+    result = engine.run(wf(steps), timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    # No start task, no .done task: the wait costs its Wait state and no Lambda invocation.
+    assert entered(engine, result) == ["Run.start", "fetch", "pause", "use"]
+    recs = records(engine, result)
+    fetch, pause, use = recs["fetch"], recs["pause"], recs["use"]
+    assert pause["status"] == "completed" and pause["step_type"] == "wait"
+    assert set(pause["output"]) == {"until", "seconds"} and pause["output"]["seconds"] == 1
+    assert at(fetch["ended_at"]) <= at(pause["started_at"])
+    assert (at(pause["ended_at"]) - at(pause["started_at"])).total_seconds() >= 1.0
+    assert at(pause["ended_at"]) <= at(use["started_at"])
+    # The step after it read its record; the run's output holds it beside the others, in order.
+    assert use["output"]["output"] == f"Handled: 1s until {pause['output']['until']}\n"
+    assert list(result.output) == ["fetch", "pause", "use"]
+    assert result.output["pause"] == {"status": "completed", "output": pause["output"]}
+    assert result.output["fetch"] == {"status": "completed", "output": fetch["output"]}
+    # ...and so does the run record the API and console read.
+    assert engine.runs.get_run(result.run_id)["output"] == result.output
+
+
+def test_a_started_wait_last_in_the_run_costs_its_wait_state_alone(engine):
     result = engine.run(wf([skill("work"), wait("pause", 0, depends_on=["work"])]), timeout=60)
     assert result.status == "SUCCEEDED", result.cause
-    assert entered(engine, result)[-1] == "pause.done"
-    assert records(engine, result)["pause"]["status"] == "completed"
+    assert entered(engine, result) == ["Run.start", "work", "pause"]
+    recs = records(engine, result)
+    assert recs["pause"]["status"] == "completed" and recs["pause"]["output"]["seconds"] == 0
+    assert result.output["pause"] == {"status": "completed", "output": recs["pause"]["output"]}
+
+
+def test_a_started_wait_in_a_loop_is_recorded_per_iteration_and_read_after_the_loop(engine):
+    steps = [
+        {"id": "again", "type": "loop",
+         "config": {"condition": "loop.iteration < 2", "max_iterations": 3, "body_steps": ["draft", "pause"]}},
+        skill("draft"), wait("pause", 0, depends_on=["draft"]),
+        # After the loop its body's records are not certainly in the state (it may run zero
+        # times): this step's function gets the whole state, where pause sits under draft's record.
+        {"id": "after", "type": "skill", "depends_on": ["again"],
+         "config": {"skill": "echo-prompt", "input": "{{ steps.pause.status }} {{ steps.pause.output.seconds }}"}},
+    ]
+    result = engine.run(wf(steps), timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    rid = result.execution_arn.rsplit(":", 1)[-1]
+    def iterations(step_id: str) -> list[tuple[str, str]]:
+        return sorted((str(r.get("iteration") or ""), r["status"]) for r in engine.runs.steps(rid)
+                      if r.get("step_id") == step_id)
+
+    # One record per iteration (and the step's latest), as for the step that started it.
+    assert iterations("pause") == iterations("draft") == [("", "completed"), ("1", "completed"), ("2", "completed")]
+    assert result.output["after"]["output"]["output"] == "Handled: completed 0\n"
+    assert "pause.prepare" not in entered(engine, result)
+
+
+def test_a_child_run_gives_its_parent_the_started_waits_records_beside_the_others(engine):
+    engine.deploy(wf([skill("fetch"), wait("pause", 0, depends_on=["fetch"]),
+                      skill("use", depends_on=["pause"])]).model_copy(update={"name": "child-waits"}))
+    parent = parse_workflow({"name": "parent-waits", "steps": [
+        {"id": "child", "type": "sub_workflow", "config": {"workflow_name": "child-waits"}},
+        {"id": "read", "type": "skill", "depends_on": ["child"],
+         "config": {"skill": "echo-prompt", "input": "{{ steps.child.output.pause.output.seconds }}"}}]})
+    check_workflow(parent)
+    result = engine.run(parent, timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    child = result.output["child"]["output"]
+    assert list(child) == ["fetch", "pause", "use"]
+    assert child["fetch"] == {"status": "completed", "output": child["fetch"]["output"]}
+    assert child["pause"]["status"] == "completed" and child["pause"]["output"]["seconds"] == 0
+    assert result.output["read"]["output"]["output"] == "Handled: 0\n"

@@ -38,14 +38,31 @@ def test_the_next_task_ends_the_wait_and_no_done_task_is_compiled():
     assert payload(sts, "work")["state"]["steps"] == {"pause.$": "$.steps.pause"}
 
 
-def test_a_wait_with_nothing_after_it_keeps_its_done_task():
+def test_a_wait_that_ends_the_run_ends_it_and_the_runs_end_settles_its_record():
+    # Its final record is in the run's output; runtime/finish.py settles it in the run table.
+    for steps in ("""
+  - {id: work, type: skill, config: {skill: s, input: "W"}}
+  - {id: pause, type: wait, depends_on: [work], config: {seconds: 5}}
+""", """
+  - {id: pause, type: wait, config: {seconds: 5}}
+"""):
+        sts = states(compiled(steps))
+        assert "pause.done" not in sts
+        assert sts["pause"]["End"] is True and sts["pause"]["OutputPath"] == "$.steps"
+
+
+def test_a_wait_ending_a_branch_keeps_its_done_task():
+    # The other branch may go on for long after it: its record must end when it does.
     sts = states(compiled("""
   - {id: work, type: skill, config: {skill: s, input: "W"}}
   - {id: pause, type: wait, depends_on: [work], config: {seconds: 5}}
+  - {id: slow, type: skill, config: {skill: s, input: "S"}}
+  - {id: end, type: skill, depends_on: [pause, slow], config: {skill: s, input: "E"}}
 """))
-    assert sts["pause"]["Next"] == "pause.done"
-    assert payload(sts, "pause.done")["op"] == "finish"
-    assert sts["pause.done"]["End"] is True
+    par = next(st for st in sts.values() if st["Type"] == "Parallel")
+    branch = next(b["States"] for b in par["Branches"] if "pause" in b["States"])
+    assert branch["pause"]["Next"] == "pause.done"
+    assert payload(branch, "pause.done")["op"] == "finish"
 
 
 def test_a_wait_that_can_be_skipped_or_waits_until_a_time_is_prepared_as_before():
@@ -92,3 +109,104 @@ def test_an_approval_after_a_wait_does_not_end_it():
   - {id: ok, type: approval, depends_on: [pause], config: {prompt: "go?"}}
 """))
     assert sts["pause"]["Next"] == "pause.done" and "ended" not in payload(sts, "ok")
+
+
+# ---------------------------------------------------------------- started by the task before it
+# A static wait right after a Lambda step's task is started by that task: it records the start
+# and returns the wait's record with its own (under its record's "started"), so the wait is the
+# Wait state alone: no start task, no Lambda invocation of its own.
+
+
+def test_the_task_before_a_wait_starts_it_and_the_wait_is_one_state():
+    sts = states(compiled("""
+  - {id: fetch, type: skill, config: {skill: s, input: "F"}}
+  - {id: pause, type: wait, depends_on: [fetch], config: {seconds: 5}}
+  - {id: use, type: skill, depends_on: [pause], config: {skill: s, input: "{{ steps.pause.output.until }}"}}
+"""))
+    assert set(sts) == {"Run.start", "fetch", "fetch.failed", "pause", "use", "use.failed"}
+    assert payload(sts, "fetch")["starts"] == [{"id": "pause", "seconds": 5, "loops": []}]
+    assert sts["fetch"]["ResultSelector"]["started.$"] == "$.Payload.started"
+    assert sts["fetch"]["ResultPath"] == "$.steps.fetch" and sts["fetch"]["Next"] == "pause"
+    assert sts["pause"]["Type"] == "Wait" and sts["pause"]["Seconds"] == 5 and sts["pause"]["Next"] == "use"
+    # The step after it reads (and ends) the record where the starting task put it.
+    assert payload(sts, "use")["ended"] == [{"id": "pause", "loops": []}]
+    assert payload(sts, "use")["state"]["steps"] == {"pause.$": "$.steps.fetch.started.pause"}
+
+
+def test_a_started_wait_with_nothing_after_it_is_ended_by_a_done_task_that_adds_no_copy():
+    # In a loop body (its check runs before the first iteration too, so it cannot end the wait).
+    sts = states(compiled("""
+  - {id: again, type: loop, config: {condition: "loop.iteration < 2", max_iterations: 3, body_steps: [fetch, pause]}}
+  - {id: fetch, type: skill, config: {skill: s, input: "F"}}
+  - {id: pause, type: wait, depends_on: [fetch], config: {seconds: 5}}
+"""))
+    assert "pause.prepare" not in sts and sts["pause"]["Next"] == "pause.done"
+    done = sts["pause.done"]
+    assert done["ResultPath"] is None and "ResultSelector" not in done
+    assert payload(sts, "pause.done")["state"]["steps"]["pause.$"] == "$.steps.fetch.started.pause"
+
+
+def test_only_a_lambda_step_task_that_the_flow_leaves_by_starts_a_wait():
+    sts = states(compiled("""
+  - {id: risky, type: skill, continue_on_error: true, config: {skill: s, input: "R"}}
+  - {id: p1, type: wait, depends_on: [risky], config: {seconds: 1}}
+  - {id: ok, type: approval, depends_on: [p1], config: {prompt: "go?"}}
+  - {id: p2, type: wait, depends_on: [ok], config: {seconds: 1}}
+  - {id: sub, type: sub_workflow, depends_on: [p2], config: {workflow_name: other}}
+  - {id: p3, type: wait, depends_on: [sub], config: {seconds: 1}}
+"""))
+    # continue_on_error leaves through a Pass; an approval's result is the decision; a
+    # sub-workflow ends with its .done task: each wait keeps its start task.
+    for wait in ("p1", "p2", "p3"):
+        assert payload(sts, f"{wait}.prepare")["op"] == "start", wait
+    assert not any("starts" in st.get("Parameters", {}).get("Payload", {}) for st in sts.values()
+                   if isinstance(st.get("Parameters"), dict))
+
+
+def test_a_wait_in_a_branch_is_read_under_its_starter_there_and_after_the_merge():
+    # a and b run side by side; b starts wb in its branch; d (needs a and wb) comes after them.
+    sts = states(compiled("""
+  - {id: a, type: skill, config: {skill: s, input: "A"}}
+  - {id: b, type: skill, config: {skill: s, input: "B"}}
+  - {id: wb, type: wait, depends_on: [b], config: {seconds: 1}}
+  - {id: d, type: wait, depends_on: [a, wb], config: {seconds: 1}}
+  - {id: e, type: skill, depends_on: [d], config: {skill: s, input: "{{ steps.wb.output.seconds }}"}}
+"""))
+    branch = next(st for st in sts.values() if st["Type"] == "Parallel")["Branches"][1]["States"]
+    assert payload(branch, "b")["starts"] == [{"id": "wb", "seconds": 1, "loops": []}]
+    assert branch["b"]["ResultPath"] == "$.b1.b"
+    assert payload(branch, "wb.done")["state"]["steps"]["wb.$"] == "$.b1.b.started.wb"
+    # After the Parallel the branch's records are merged into $.steps, b's with what it carries.
+    assert payload(sts, "d.prepare")["state"]["steps"]["wb.$"] == "$.steps.b.started.wb"
+    assert payload(sts, "e")["state"]["steps"]["wb.$"] == "$.steps.b.started.wb"
+    # d comes right after a Parallel, not a task: its own start task starts it.
+    assert payload(sts, "d.prepare")["op"] == "start"
+
+
+def test_a_wait_in_a_loop_body_after_a_task_is_started_with_the_loops_it_is_in():
+    sts = states(compiled("""
+  - {id: again, type: loop, config: {condition: "loop.iteration < 2", max_iterations: 3, body_steps: [draft, pause]}}
+  - {id: draft, type: skill, config: {skill: s, input: "D"}}
+  - {id: pause, type: wait, depends_on: [draft], config: {seconds: 1}}
+"""))
+    assert payload(sts, "draft")["starts"] == [{"id": "pause", "seconds": 1, "loops": ["again"]}]
+    assert payload(sts, "draft")["state"]["steps"].get("again.$")   # the iteration number it needs
+    assert sts["pause"]["Next"] == "pause.done"
+
+
+def test_flat_records_puts_started_waits_beside_the_others_in_order():
+    from boternity.compiler.records import flat_records
+
+    carried = {"fetch": {"status": "completed", "output": 1,
+                         "started": {"pause": {"status": "completed", "output": {"seconds": 5}}}},
+               "use": {"status": "completed", "output": 2}}
+    flat = flat_records(carried)
+    assert list(flat) == ["fetch", "pause", "use"]
+    assert flat["fetch"] == {"status": "completed", "output": 1}
+    assert flat["pause"] == {"status": "completed", "output": {"seconds": 5}}
+    assert carried["fetch"]["started"]   # the state it read is not changed
+    # A record also written flat keeps its place; nothing to lift is no copy; non-mappings pass.
+    both = {**carried, "pause": {"status": "completed", "output": {"seconds": 5, "flat": True}}}
+    assert flat_records(both)["pause"]["output"]["flat"] is True
+    plain = {"a": {"status": "completed", "output": None}}
+    assert flat_records(plain) is plain and flat_records(None) is None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 from boternity.compiler import limits, states
 from boternity.compiler.names import Names
 from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope, signalled
+from boternity.compiler.records import STARTED
 from boternity.compiler.states import NEXT, wire
 from boternity.compiler.targets import TaskTargets, step_function_kind
 from boternity.errors import CompileError
@@ -64,6 +65,7 @@ class OpenWait:
     step: str
     wait_state: str
     level: int                           # where its record is in the state ($.steps or $.b<level>)
+    record_path: str                     # the path of its record there
     loops: list[str]
     signal: bool
     done_name: str
@@ -132,6 +134,11 @@ class _Compiler:
         self.gated: dict[str, str] = {}
         self.gates: list[str] = []
         self.in_item = False   # compiling a for_each item: its state also has item and index
+        # The Lambda step task compiled last in the current flow, while nothing else has been
+        # (step id, task state): a static wait right after it is started by it (static_wait).
+        self._starter: tuple[str, dict[str, Any]] | None = None
+        # Static waits whose record sits under the record of the task that started them.
+        self._carrier: dict[str, str] = {}
         self._reads_cache: dict[str, frozenset[str]] = {}
         # step -> the conditionals whose then/else lists name it, and which side: looked up once
         # per step, so compiling stays linear in the number of steps.
@@ -150,7 +157,12 @@ class _Compiler:
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Compiled:
-        top = self._close(self.scope(TOP))
+        top = self.scope(TOP)
+        if top.open_wait is not None and not top.open_wait.signal:
+            # The run ends with a static wait's Wait: its final record is in the run's output, and
+            # the run's end settles it in the run table (runtime/finish.py), so no .done task.
+            top.open_wait = None
+        top = self._close(top)
         init = states.pass_(
             comment=f"Workflow {self.wf.name}: the trigger payload becomes ctx.trigger",
             parameters={
@@ -225,6 +237,7 @@ class _Compiler:
 
     # ------------------------------------------------------------------ scopes and plan nodes
     def scope(self, scope_id: str) -> Frag:
+        self._starter = None
         nodes = self.g.scopes.get(scope_id, [])
         plan = plan_scope(nodes, self.g.deps)
         return self.node(plan, signalled(plan))
@@ -274,6 +287,9 @@ class _Compiler:
     def _record_path(self, step_id: str) -> str:
         if step_id in self.gated:
             return self.gated[step_id]
+        carrier = self._carrier.get(step_id)
+        if carrier is not None:
+            return f"{self._record_path(carrier)}.{STARTED}.{step_id}"
         level = self.visible[step_id]
         return f"$.steps.{step_id}" if level == 0 else f"$.b{level}.{step_id}"
 
@@ -348,8 +364,9 @@ class _Compiler:
         sent = payload.get("state")
         if isinstance(sent, dict) and isinstance(sent.get("steps"), dict):
             # The wait's record (written by its start task) and its loops' iteration numbers.
-            for sid in (ow.step, *ow.loops):
-                level = ow.level if sid == ow.step else self.visible.get(sid, ow.level)
+            sent["steps"].setdefault(f"{ow.step}.$", ow.record_path)
+            for sid in ow.loops:
+                level = self.visible.get(sid, ow.level)
                 sent["steps"].setdefault(f"{sid}.$", f"$.steps.{sid}" if level == 0 else f"$.b{level}.{sid}")
         return True
 
@@ -368,6 +385,7 @@ class _Compiler:
         """Compile branch builders side by side: the first at this level, the others one deeper."""
         if len(build) == 1:
             return build[0]()
+        self._starter = None
         before = dict(self.visible)
         gated, gates = dict(self.gated), list(self.gates)
         first = build[0]()
@@ -378,6 +396,7 @@ class _Compiler:
             for b in build[1:]:
                 self.visible = dict(before)
                 self.gated, self.gates = dict(gated), list(gates)
+                self._starter = None
                 rest.append(b())
                 seen.append(self.visible)
         finally:
@@ -392,6 +411,7 @@ class _Compiler:
                 self.visible[sid] = min(lv, self.level)
                 if sid not in before:
                     self.gated.pop(sid, None)
+        self._starter = None
         return self.parallel([first, *rest])
 
     def parallel(self, branches: list[Frag]) -> Frag:
@@ -553,6 +573,7 @@ class _Compiler:
         return name, {name: st}
 
     def await_(self, sid: str, dep: str) -> Frag:
+        self._starter = None
         name = self.names.take(f"{sid}.await.{dep}")
         st = states.task(
             states.LAMBDA_CALLBACK,
@@ -572,6 +593,7 @@ class _Compiler:
         """One wait for every producer ``sid`` needs from other branches: the sync store counts
         their arrivals, and the last one (or this task, if they were all done) sends the token
         with all their records (one transition instead of one per producer)."""
+        self._starter = None
         name = self.names.take(f"{sid}.await.{'+'.join(producers)}")
         key = f"w_{sid}"
         loops = list(reversed(self.g.scope_chain(sid)))
@@ -594,18 +616,26 @@ class _Compiler:
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
 
     def step(self, s: Step, *, signal: bool) -> Frag:
+        starter, self._starter = self._starter, None
         t = s.config.type
         if t == "loop":
-            return self.loop(s, signal=signal)
-        if s.for_each:
-            return self.for_each(s, signal=signal)
-        if t in LAMBDA_TYPES or t == "conditional":
-            return self.lambda_step(s, signal=signal)
-        if t == "approval":
-            return self.approval(s, signal=signal)
-        if t in ("wait", "sub_workflow"):
-            return self.prepared(s, signal=signal)
-        raise CompileError(f"step type '{t}' cannot be compiled", step_id=s.id)
+            frag = self.loop(s, signal=signal)
+        elif s.for_each:
+            frag = self.for_each(s, signal=signal)
+        elif t in LAMBDA_TYPES or t == "conditional":
+            frag = self.lambda_step(s, signal=signal)
+        elif t == "approval":
+            frag = self.approval(s, signal=signal)
+        elif t in ("wait", "sub_workflow"):
+            frag = self.prepared(s, signal=signal, starter=starter)
+        else:
+            raise CompileError(f"step type '{t}' cannot be compiled", step_id=s.id)
+        # Whatever the step's own states compiled inside it (a loop's body), the flow goes on
+        # from its last state: a Lambda step's task can start a static wait that follows it,
+        # unless its failure can go on (continue_on_error leaves through a Pass, not the task).
+        starts = (t in LAMBDA_TYPES or t == "conditional") and not s.continue_on_error
+        self._starter = (s.id, frag.states[frag.start]) if starts else None
+        return frag
 
     def _comment(self, s: Step) -> str:
         return f"{s.name} ({s.type})" if s.name != s.id else f"{s.type} step"
@@ -696,9 +726,11 @@ class _Compiler:
             default=NEXT, comment="Skipped (or nothing to do): go on without running",
         )
 
-    def prepared(self, s: Step, *, signal: bool) -> Frag:
+    def prepared(self, s: Step, *, signal: bool, starter: tuple[str, dict[str, Any]] | None = None) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
         if self._static_wait(s):
+            if starter is not None:
+                return self.started_wait(s, starter, signal=signal)
             return self.static_wait(s, signal=signal)
         rp = self._rp(s.id)
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
@@ -741,11 +773,32 @@ class _Compiler:
         prep["Next"] = wname
         w = states.wait(seconds=s.config.seconds, comment=self._comment(s))
         done_name, done = self._done(s, rp, signal=signal)
-        ow = OpenWait(step=s.id, wait_state=wname, level=self.level,
+        ow = OpenWait(step=s.id, wait_state=wname, level=self.level, record_path=self._record_path(s.id),
                       loops=list(reversed(self.g.scope_chain(s.id))), signal=signal,
                       done_name=done_name, done=done)
         return Frag(name, {name: prep, wname: w, **st}, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id],
                     open_wait=ow)
+
+    def started_wait(self, s: Step, starter: tuple[str, dict[str, Any]], *, signal: bool) -> Frag:
+        """A static wait right after a Lambda step's task: that task starts it (records its start
+        and returns its final record with its own, see compiler/records.py), so the wait is the
+        Wait state alone. Its end is recorded as any static wait's (:meth:`_ends_wait`)."""
+        carrier, task = starter
+        loops = list(reversed(self.g.scope_chain(s.id)))
+        task["Parameters"]["Payload"].setdefault("starts", []).append(
+            {"id": s.id, "seconds": s.config.seconds, "loops": loops})
+        task["ResultSelector"][f"{STARTED}.$"] = f"$.Payload.{STARTED}"
+        self._wrote(s.id)
+        self._carrier[s.id] = carrier
+        wname = self.names.take(s.id)
+        w = states.wait(seconds=s.config.seconds, comment=self._comment(s) + f" (started by '{carrier}')")
+        # The .done task, if nothing else ends it, reads the record where it is and adds no copy.
+        done_name, done = self._done(s, self._rp(s.id), signal=signal)
+        done.pop("ResultSelector", None)
+        done["ResultPath"] = None
+        ow = OpenWait(step=s.id, wait_state=wname, level=self.level, record_path=self._record_path(s.id),
+                      loops=loops, signal=signal, done_name=done_name, done=done)
+        return Frag(wname, {wname: w}, limits.EVENTS_SIMPLE, [s.id], open_wait=ow)
 
     def _may_skip(self, step_id: str) -> bool:
         """Whether the gate can ever skip this step: its own condition, a conditional branch, or

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boternity.compiler import TaskTargets, compile_workflow
+from boternity.compiler.records import flat_records
 from boternity.compiler.targets import FUNCTIONS
 from boternity.local import moto_patches
 from boternity.store.run_records import RUN_FINAL, unwatch_steps, watch_steps
@@ -288,7 +289,7 @@ class LocalEngine:
                     seen[key] = str(rec.get("status", ""))
                     on_step(rec)
         record = self.runs.get_run(run_id)
-        output = json.loads(d["output"]) if d.get("output") else None
+        output = flat_records(json.loads(d["output"])) if d.get("output") else None
         return RunResult(run_id=run_id, status=d["status"], output=output, error=d.get("error"),
                          cause=d.get("cause"), steps=steps, record=record,
                          execution_arn=execution_arn, seconds=time.monotonic() - t0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from boternity.compiler.records import flat_records
 from boternity.errors import ExpressionError, StepFailed, readable_cause
 from boternity.expressions.jexl import condition_references, evaluate_condition
 from boternity.expressions.templates import render_value
@@ -171,7 +172,7 @@ class StepContext:
     @property
     def steps(self) -> StepRecords:
         if self._records is None:
-            self._records = StepRecords(self.state.get("steps", {}), self._fetch_record)
+            self._records = StepRecords(flat_records(self.state.get("steps", {})), self._fetch_record)
         return self._records
 
     def _fetch_record(self, step_id: str) -> dict[str, Any] | None:

@@ -14,13 +14,14 @@ because they need the condition language (one implementation, in Python).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from boternity.compiler import limits
+from boternity.compiler.records import flat_records
 from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
-from boternity.runtime.step import Services, end_waits, record, run_step
+from boternity.runtime.step import Services, end_waits, record, run_step, static_wait_output
 from boternity.store.blobs import claim_check
 
 
@@ -128,9 +129,7 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
             raw = sc.render(cfg["until"], field_name="config.until")
             data["until"] = _timestamp(raw, sc.step_id)
         else:
-            now = datetime.now(UTC)
-            data["until"] = (now + timedelta(seconds=int(cfg["seconds"]))).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            data["seconds"] = int(cfg["seconds"])
+            data.update(static_wait_output(int(cfg["seconds"]), datetime.now(UTC)))
     elif cfg["type"] == "sub_workflow":
         # The child's trigger: by reference when it is large, as for any run (store/blobs.py).
         data["input"] = claim_check(sc.render(cfg.get("input"), field_name="config.input"),
@@ -210,7 +209,7 @@ def _child_output(execution_arn: str) -> Any:
     if _sfn is None:
         _sfn = boto3.client("stepfunctions")
     d = _sfn.describe_execution(executionArn=execution_arn)
-    return json.loads(d["output"]) if d.get("output") else None
+    return flat_records(json.loads(d["output"])) if d.get("output") else None
 
 
 _SHOWN_CHARS = 100  # of a bad value in the message: a trigger payload may hold megabytes

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from boternity.compiler.records import flat_records
 from boternity.errors import readable_cause
 from boternity.store.run_records import RUN_FINAL, STEP_FINAL, STEP_OPEN
 
@@ -21,7 +22,7 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     run_id = detail.get("name")
     if not run_id or status not in RUN_FINAL:
         return {"run_id": run_id, "status": status, "updated": False}
-    output = _json(detail.get("output"))
+    output = flat_records(_json(detail.get("output")))
     stop = detail.get("stopDate")
     ended_at = None
     if isinstance(stop, int | float):
@@ -45,8 +46,10 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                     reduced = readable_cause(out.get("error"), out.get("cause"))
                     out = {**out, "cause": reduced}
                     error = f"{out.get('error')}: {reduced}" if out.get("error") else reduced
+                # Ended no later than the run: its stop is a truer end than this event's arrival
+                # (a static wait that ends the run has no task of its own to record its end).
                 runs.step_ended(run_id, step_id, status=rec["status"], output=out, error=error,
-                                only_if_not_final=True, child_execution_arn=child)
+                                only_if_not_final=True, child_execution_arn=child, ended_at=ended_at)
     raw_cause = detail.get("cause") or None
     cause = readable_cause(None, raw_cause)
     # The end of an attempt the run was redriven past in the meantime (AWS counts redrives in the

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from boternity import metrics
+from boternity.compiler.records import STARTED
 from boternity.errors import StepError, StepFailed, StepRetryable
 from boternity.runtime.context import StepContext
 from boternity.runtime.log import logger
@@ -71,9 +73,36 @@ def end_waits(event: dict[str, Any], services: Services) -> None:
             services.sync.signal(sc.run_id, sc.step_id, iteration, record(status, rec.get("output")))
 
 
+def static_wait_output(seconds: int, now: datetime) -> dict[str, Any]:
+    """A wait of fixed seconds ends with ``{until, seconds}``, known when it starts."""
+    return {"until": (now + timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "seconds": int(seconds)}
+
+
+def start_waits(event: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Start the static waits that come right after this task (``"starts"`` in the payload),
+    last thing, as their own start task would have: record each start and return each final
+    record, which the task's ResultSelector puts under its own record (compiler/records.py)."""
+    started: dict[str, Any] = {}
+    for wait in event.get("starts") or []:
+        sc = StepContext(spec={"id": wait["id"], "loops": wait.get("loops", [])}, state=event.get("state", {}))
+        services.runs.step_started(sc.run_id, sc.step_id, iteration=sc.iteration_key(), step_type="wait")
+        started[sc.step_id] = record("completed", static_wait_output(wait["seconds"], datetime.now(UTC)))
+    return started
+
+
 def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
              secrets: Any = None) -> dict[str, Any]:
-    """Run a compiled step task. Returns the step record; raises StepFailed/StepRetryable."""
+    """Run a compiled step task. Returns the step record (with the records of the static waits
+    it starts, when it starts some); raises StepFailed/StepRetryable."""
+    result = _run_step(event, execute, services, secrets=secrets)
+    if "starts" in event:
+        result = {**result, STARTED: start_waits(event, services)}
+    return result
+
+
+def _run_step(event: dict[str, Any], execute: Executor, services: Services, *,
+              secrets: Any = None) -> dict[str, Any]:
     end_waits(event, services)
     spec = event["step"]
     sc = StepContext(spec=spec, state=event.get("state", {}), **({"secrets": secrets} if secrets is not None else {}))

@@ -225,10 +225,13 @@ class RunStore:
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
-                   only_if_not_final: bool = False, child_execution_arn: str | None = None) -> bool:
+                   only_if_not_final: bool = False, child_execution_arn: str | None = None,
+                   ended_at: str | None = None) -> bool:
         """``child_execution_arn``: a sub_workflow step's child execution; the record names it
-        and the child's run id (the execution's name, the last part of its ARN)."""
-        fields: dict[str, Any] = {"status": status, "ended_at": now_iso(), "step_id": step_id, "iteration": iteration,
+        and the child's run id (the execution's name, the last part of its ARN). ``ended_at``:
+        when the step ended, if not now (a record settled at its run's end: the run's stop)."""
+        fields: dict[str, Any] = {"status": status, "ended_at": ended_at or now_iso(), "step_id": step_id,
+                                  "iteration": iteration,
                                   "expires_at": int(time.time()) + RECORD_TTL_SECS}
         if child_execution_arn:
             fields["child_execution_arn"] = child_execution_arn
