@@ -152,6 +152,9 @@ def assemble(sections: dict[str, Any], args: argparse.Namespace, timings: dict[s
             "lambda_per_wait_step": _first(
                 _get(co, "lambda_per_wait_step"), _get(co, "lambda_invocations_per_wait_step"),
                 *(_get(co, "by_kind", name, "ours", "lambda_invocations_per_step") for name in ("wait", "wait0"))),
+            # One static wait's transitions and Lambda invocations, by where it sits (between two
+            # steps: its Wait state alone).
+            "static_wait_by_position": _get(co, "static_wait_by_position"),
             "detail": co,
         },
         "cold_start_ms": cold,

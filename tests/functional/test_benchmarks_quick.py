@@ -97,3 +97,19 @@ def test_table_aligns_columns() -> None:
     lines = text.splitlines()
     assert len({len(line) for line in lines[:2]}) == 1
     assert lines[2].endswith(" 1.50") and lines[3].endswith("12.25")
+
+
+def test_one_static_wait_costs_by_position() -> None:
+    from benchmarks import cost
+    from benchmarks.motorun import local_engine
+
+    with local_engine() as engine:
+        res = cost.static_wait_cost(engine)
+    # Between two steps: its Wait state alone. First in the run or after another wait: its start
+    # task too. At the end of the run the run's end settles it, so no .done task either.
+    assert res == {
+        "between_steps": {"transitions": 1, "lambda_invocations": 0},
+        "after_a_step_at_the_end": {"transitions": 1, "lambda_invocations": 0},
+        "first_in_the_run": {"transitions": 2, "lambda_invocations": 1},
+        "after_a_wait": {"transitions": 2, "lambda_invocations": 1},
+    }

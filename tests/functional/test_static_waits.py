@@ -151,3 +151,18 @@ def test_a_child_run_gives_its_parent_the_started_waits_records_beside_the_other
     assert child["fetch"] == {"status": "completed", "output": child["fetch"]["output"]}
     assert child["pause"]["status"] == "completed" and child["pause"]["output"]["seconds"] == 0
     assert result.output["read"]["output"]["output"] == "Handled: 0\n"
+
+
+def test_a_started_wait_survives_the_merge_with_another_branchs_copy_of_its_starter(engine):
+    # s1 starts s2 in its branch; s5, in another branch, awaits s1 and so holds a copy of s1's
+    # record. After the Parallel the merged records keep one s1: whichever it is, it carries s2.
+    # (Found by the random-DAG property test: the copy, signalled without s2, won the merge and
+    # s2's record was lost from the run's output.)
+    steps = [skill("s0"), skill("s1"), wait("s2", 0, depends_on=["s1"]),
+             skill("s3", condition="trigger.flag"), skill("s4"),
+             skill("s5", depends_on=["s1", "s3"], condition="trigger.flag")]
+    result = engine.run(wf(steps), {"flag": False}, timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert sorted(result.output) == ["s0", "s1", "s2", "s3", "s4", "s5"]
+    assert result.output["s2"]["status"] == "completed" and result.output["s2"]["output"]["seconds"] == 0
+    assert any(n.startswith("s5.await.s1") for n in entered(engine, result))

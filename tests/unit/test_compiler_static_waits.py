@@ -154,10 +154,13 @@ def test_only_a_lambda_step_task_that_the_flow_leaves_by_starts_a_wait():
   - {id: p2, type: wait, depends_on: [ok], config: {seconds: 1}}
   - {id: sub, type: sub_workflow, depends_on: [p2], config: {workflow_name: other}}
   - {id: p3, type: wait, depends_on: [sub], config: {seconds: 1}}
+  - {id: each, type: skill, for_each: "{{ trigger.items }}", depends_on: [p3], config: {skill: s, input: "E"}}
+  - {id: p4, type: wait, depends_on: [each], config: {seconds: 1}}
+  - {id: last, type: skill, depends_on: [p4], config: {skill: s, input: "L"}}
 """))
     # continue_on_error leaves through a Pass; an approval's result is the decision; a
-    # sub-workflow ends with its .done task: each wait keeps its start task.
-    for wait in ("p1", "p2", "p3"):
+    # sub-workflow and a for_each step end with their .done task: each wait keeps its start task.
+    for wait in ("p1", "p2", "p3", "p4"):
         assert payload(sts, f"{wait}.prepare")["op"] == "start", wait
     assert not any("starts" in st.get("Parameters", {}).get("Payload", {}) for st in sts.values()
                    if isinstance(st.get("Parameters"), dict))

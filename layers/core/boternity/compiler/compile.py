@@ -137,7 +137,8 @@ class _Compiler:
         # The Lambda step task compiled last in the current flow, while nothing else has been
         # (step id, task state): a static wait right after it is started by it (static_wait).
         self._starter: tuple[str, dict[str, Any]] | None = None
-        # Static waits whose record sits under the record of the task that started them.
+        # Static waits whose record sits under the record of the task that started them, at the
+        # point being compiled (kept per branch, as ``visible``: an await elsewhere brings a flat copy).
         self._carrier: dict[str, str] = {}
         self._reads_cache: dict[str, frozenset[str]] = {}
         # step -> the conditionals whose then/else lists name it, and which side: looked up once
@@ -340,6 +341,7 @@ class _Compiler:
         """The record of ``step_id`` is in the state from here on, at this level."""
         self.visible[step_id] = self.level
         self.gated.pop(step_id, None)
+        self._carrier.pop(step_id, None)
 
     def sequence(self, frags: list[Frag]) -> Frag:
         merged: dict[str, dict[str, Any]] = {}
@@ -388,17 +390,21 @@ class _Compiler:
         self._starter = None
         before = dict(self.visible)
         gated, gates = dict(self.gated), list(self.gates)
+        carried = dict(self._carrier)
         first = build[0]()
         seen = [self.visible]
+        seen_carried = [self._carrier]
         self.level += 1
         try:
             rest = []
             for b in build[1:]:
                 self.visible = dict(before)
                 self.gated, self.gates = dict(gated), list(gates)
+                self._carrier = dict(carried)
                 self._starter = None
                 rest.append(b())
                 seen.append(self.visible)
+                seen_carried.append(self._carrier)
         finally:
             self.level -= 1
         # After the Parallel, every branch's records are merged at this level; the gates opened
@@ -406,11 +412,20 @@ class _Compiler:
         # its branches are not (what they brought in is merged with the branch that wrote it).
         self.visible = dict(before)
         self.gated, self.gates = gated, gates
-        for branch in seen:
+        self._carrier = carried
+        flat: set[str] = set()
+        for branch, branch_carried in zip(seen, seen_carried, strict=True):
             for sid, lv in branch.items():
                 self.visible[sid] = min(lv, self.level)
                 if sid not in before:
                     self.gated.pop(sid, None)
+                    if sid in branch_carried:
+                        self._carrier.setdefault(sid, branch_carried[sid])
+                    else:
+                        flat.add(sid)
+        # A record some branch holds flat (an await's copy) is flat in the merged records too.
+        for sid in flat:
+            self._carrier.pop(sid, None)
         self._starter = None
         return self.parallel([first, *rest])
 
@@ -632,8 +647,9 @@ class _Compiler:
             raise CompileError(f"step type '{t}' cannot be compiled", step_id=s.id)
         # Whatever the step's own states compiled inside it (a loop's body), the flow goes on
         # from its last state: a Lambda step's task can start a static wait that follows it,
-        # unless its failure can go on (continue_on_error leaves through a Pass, not the task).
-        starts = (t in LAMBDA_TYPES or t == "conditional") and not s.continue_on_error
+        # unless its failure can go on (continue_on_error leaves through a Pass, not the task)
+        # or it runs per item (a Map, whose .done task the flow leaves by).
+        starts = (t in LAMBDA_TYPES or t == "conditional") and not s.continue_on_error and not s.for_each
         self._starter = (s.id, frag.states[frag.start]) if starts else None
         return frag
 

@@ -95,10 +95,7 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
              secrets: Any = None) -> dict[str, Any]:
     """Run a compiled step task. Returns the step record (with the records of the static waits
     it starts, when it starts some); raises StepFailed/StepRetryable."""
-    result = _run_step(event, execute, services, secrets=secrets)
-    if "starts" in event:
-        result = {**result, STARTED: start_waits(event, services)}
-    return result
+    return _run_step(event, execute, services, secrets=secrets)
 
 
 def _run_step(event: dict[str, Any], execute: Executor, services: Services, *,
@@ -115,9 +112,7 @@ def _run_step(event: dict[str, Any], execute: Executor, services: Services, *,
         logger.info("step skipped", extra={"reason": reason})
         services.runs.step_ended(run_id, sc.step_id, status="skipped", iteration=iteration,
                                  output={"reason": reason}, step_type=spec.get("type"))
-        result = record("skipped")
-        _signal(services, sc, result)
-        return result
+        return _ended(event, services, sc, record("skipped"))
     services.runs.step_started(run_id, sc.step_id, iteration=iteration, attempt=attempt, step_type=spec.get("type"))
     began = time.monotonic()
     try:
@@ -144,9 +139,7 @@ def _run_step(event: dict[str, Any], execute: Executor, services: Services, *,
     # The last attempt's duration (earlier ones are in the attempt records), and how many it took.
     metrics.step_ended(str(spec.get("type")), duration_ms=(time.monotonic() - began) * 1000, attempts=attempt + 1)
     logger.info("step completed", extra={"claim_checked": stored is not output})
-    result = record("completed", stored)
-    _signal(services, sc, result)
-    return result
+    return _ended(event, services, sc, record("completed", stored))
 
 
 # AWS's "slow down" answers (botocore's retry handler lists the same family). Botocore already
@@ -177,6 +170,12 @@ def _max_attempts(spec: dict[str, Any], exc: StepError) -> int:
     return 3 if exc.retryable else 1
 
 
-def _signal(services: Services, sc: StepContext, result: dict[str, Any]) -> None:
+def _ended(event: dict[str, Any], services: Services, sc: StepContext, result: dict[str, Any]) -> dict[str, Any]:
+    """The step's record as its task returns it: with the static waits it starts (before the
+    signal, so that another branch's copy of this record, which the merge after the Parallel may
+    keep instead of this one, still carries them), signalled when another branch waits for it."""
+    if "starts" in event:
+        result = {**result, STARTED: start_waits(event, services)}
     if sc.spec.get("signal"):
         services.sync.signal(sc.run_id, sc.step_id, sc.iteration_key(), result)
+    return result

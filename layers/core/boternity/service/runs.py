@@ -232,7 +232,8 @@ class RunService:
                                   trigger=trigger)
             # A duplicate whose execution this call had to start is this call's start, not a repeat.
             resumed = started.duplicate and self._finish_interrupted_start(started, record, text)
-            return {"run_id": started.run_id, "duplicate": started.duplicate and not resumed}
+            return {"run_id": started.run_id, "duplicate": started.duplicate and not resumed,
+                    "status": started.status, "execution_arn": started.execution_arn}
 
         try:
             claim = start_once(self.table_name, client=self.low_level_client, scope=scope, workflow=workflow, key=key,
@@ -247,6 +248,11 @@ class RunService:
                                 code=f"{_code(scope)}_reused") from None
         first_id = str(claim.result.get("run_id") or final_run_id)
         if not claim.replayed and not claim.result.get("duplicate"):
+            # What this start did (RUNNING or QUEUED), not what the run has become since: a short
+            # run can have ended before this answer is made.
+            if claim.result.get("status"):
+                return StartResult(run_id=first_id, status=str(claim.result["status"]), workflow=workflow,
+                                   execution_arn=claim.result.get("execution_arn"))
             rec = self.runs.get_run(first_id) or {}
             return StartResult(run_id=first_id, status=str(rec.get("status") or "RUNNING"), workflow=workflow,
                                execution_arn=rec.get("execution_arn"))
