@@ -95,11 +95,6 @@ def run_step(event: dict[str, Any], execute: Executor, services: Services, *,
              secrets: Any = None) -> dict[str, Any]:
     """Run a compiled step task. Returns the step record (with the records of the static waits
     it starts, when it starts some); raises StepFailed/StepRetryable."""
-    return _run_step(event, execute, services, secrets=secrets)
-
-
-def _run_step(event: dict[str, Any], execute: Executor, services: Services, *,
-              secrets: Any = None) -> dict[str, Any]:
     end_waits(event, services)
     spec = event["step"]
     sc = StepContext(spec=spec, state=event.get("state", {}), **({"secrets": secrets} if secrets is not None else {}))
