@@ -653,3 +653,41 @@ def test_misconfiguration_is_a_clear_500(cloud, monkeypatch):
     r = call(api, "PUT", "/workflows/x", body=wf("x"))
     assert r.status == 500 and r.error["code"] == "misconfigured" and "BOTERNITY_FUNCTION_ARNS" in r.error["message"]
     assert "Traceback" not in r.text
+
+
+def test_a_cancel_during_a_wait_started_by_the_step_before_it_closes_its_record(cloud):
+    deploy(wf("nap-after-step",
+              {"id": "first", "type": "skill", "config": {"skill": "echo-prompt", "input": "x"}},
+              {"id": "nap", "type": "wait", "depends_on": ["first"], "config": {"seconds": 600}}))
+    rid = start("nap-after-step")["run_id"]
+    wait_for(lambda: {s["step_id"]: s["status"] for s in call(api, "GET", f"/runs/{rid}").json["steps"]}
+             .get("nap") == "running")
+    assert call(api, "POST", f"/runs/{rid}/cancel", body={}).status == 200
+    body = finished(rid)
+    steps = {s["step_id"]: s for s in body["steps"]}
+    assert body["run"]["status"] == "ABORTED"
+    assert steps["first"]["status"] == "completed" and steps["nap"]["status"] == "aborted"
+
+
+def test_redrive_after_a_started_wait_keeps_its_record_and_does_not_wait_again(cloud, flaky):
+    deploy(wf("flaky-after-nap",
+              {"id": "first", "type": "http", "config": {"url": flaky.url + "/a"}},
+              {"id": "nap", "type": "wait", "depends_on": ["first"], "config": {"seconds": 1}},
+              {"id": "second", "type": "http", "depends_on": ["nap"], "retry": {"max_attempts": 1},
+               "config": {"url": flaky.url + "/b"}},
+              allow_private_network=True))
+    sm = call(api, "GET", "/workflows/flaky-after-nap").json["state_machine_arn"]
+    states = json.loads(cloud.sfn.describe_state_machine(stateMachineArn=sm)["definition"])["States"]
+    assert states["first"]["Next"] == "nap" and "nap.prepare" not in states   # first's task starts nap
+    rid = start("flaky-after-nap")["run_id"]
+    failed = finished(rid)
+    assert failed["run"]["status"] == "FAILED"
+    nap = {s["step_id"]: s for s in failed["steps"]}["nap"]
+    assert nap["status"] == "completed" and nap["output"]["seconds"] == 1
+    flaky.healthy.set()
+    assert call(api, "POST", f"/runs/{rid}/redrive").status == 202
+    body = finished(rid)
+    assert body["run"]["status"] == "SUCCEEDED", body["run"]
+    assert {s["step_id"]: s for s in body["steps"]}["nap"] == nap   # not run, not rewritten
+    assert list(body["run"]["output"]) == ["first", "nap", "second"]
+    assert body["run"]["output"]["nap"] == {"status": "completed", "output": nap["output"]}
