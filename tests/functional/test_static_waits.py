@@ -166,3 +166,15 @@ def test_a_started_wait_survives_the_merge_with_another_branchs_copy_of_its_star
     assert sorted(result.output) == ["s0", "s1", "s2", "s3", "s4", "s5"]
     assert result.output["s2"]["status"] == "completed" and result.output["s2"]["output"]["seconds"] == 0
     assert any(n.startswith("s5.await.s1") for n in entered(engine, result))
+
+
+def test_the_follow_up_example_runs_its_wait_as_one_state(engine):
+    from boternity.validate import load_workflow
+    from tests.conftest import EXAMPLES
+
+    result = engine.run(load_workflow(EXAMPLES / "follow-up.yaml").workflow, {"who": "Ada"}, timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert entered(engine, result) == ["Run.start", "draft", "pause", "follow-up"]
+    until = result.output["pause"]["output"]["until"]
+    assert result.output["follow-up"]["output"]["output"] == (
+        f"Handled: Follow-up for Ada, 2 s after the reminder (at {until})\n")

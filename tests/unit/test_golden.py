@@ -11,7 +11,7 @@ from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 FORBIDDEN = set(' ?*<>{}[]"#%^|~`$&,;:/\\')  # AWS's characters not allowed in state names
-CASES = ["fan-out", "n-shape", "conditional-join", "loop-and-for-each", "research-digest"]
+CASES = ["fan-out", "n-shape", "conditional-join", "loop-and-for-each", "research-digest", "follow-up"]
 
 
 @pytest.mark.parametrize("name", CASES)
