@@ -65,8 +65,11 @@ def test_false_condition_skips_the_step_and_skips_propagate(engine):
 
 
 def test_a_failing_step_fails_the_run_naming_the_step(engine):
+    # fetch fails a second in, so that its 5 s sibling has certainly started (its record is what
+    # this checks); without the pause it could fail before the sibling's first task ran.
     w = wf([
-        {"id": "fetch", "type": "http", "config": {"url": "http://127.0.0.1:9/never"}},
+        noop("pause", seconds=1),
+        {"id": "fetch", "type": "http", "depends_on": ["pause"], "config": {"url": "http://127.0.0.1:9/never"}},
         noop("slow", seconds=5),
         noop("after", depends_on=["fetch"]),
     ])
