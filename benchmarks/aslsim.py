@@ -19,6 +19,12 @@ It interprets a definition structurally, on the happy path (no Catch, no Retry):
   Wait of fixed seconds after an op ``start`` task), when the task right after the Wait starts:
   its payload's ``ended`` entries with ``"signal": true`` name the waits it ends and signals first.
 
+* A static wait planned ahead (compiler/waits.py: its record started by an earlier task, whose
+  payload's ``starts`` entry gives its own ``seconds``) may wait longer than its own seconds: the
+  rest of its ``Seconds`` (a *pad*) waits for its dependencies in other branches, and the step's own
+  run starts after it. A Wait state ``<id>.after.<deps>`` before another step is such a pad too,
+  and, like an await, not part of the step's run.
+
 Cross-branch waits are solved as a fixed point over the branch timelines: every signal time starts
 at its lower bound (an await on a signal not yet seen returns at once), the whole machine is
 simulated, the signal times are updated, and this repeats until nothing moves. Times only grow
@@ -111,11 +117,28 @@ def _ended_waits(state: Mapping[str, Any]) -> list[str]:
     return [str(e.get("id")) for e in ended if isinstance(e, Mapping) and e.get("signal")]
 
 
+def _planned_seconds(sm: Mapping[str, Any], out: dict[str, float]) -> dict[str, float]:
+    """The own seconds of every planned wait, from its carrier's ``starts`` (anywhere in ``sm``)."""
+    for st in (sm.get("States") or {}).values():
+        if not isinstance(st, Mapping):
+            continue
+        for started in _payload(st).get("starts") or []:
+            if isinstance(started, Mapping) and "id" in started:
+                out[str(started["id"])] = float(started.get("seconds") or 0)
+        for b in st.get("Branches") or []:
+            _planned_seconds(b, out)
+        if isinstance(st.get("ItemProcessor"), Mapping):
+            _planned_seconds(st["ItemProcessor"], out)
+    return out
+
+
 @dataclass
 class _Round:
     durations: Mapping[str, float]
     known: Mapping[str, float]                  # signal times from the previous round
     task_seconds: float
+    planned: Mapping[str, float] = field(default_factory=dict)   # planned wait -> its own seconds
+    begins: dict[str, float] = field(default_factory=dict)       # a padded wait's own run starts here
     signals: dict[str, float] = field(default_factory=dict)
     awaited: set[str] = field(default_factory=set)
     step_start: dict[str, float] = field(default_factory=dict)
@@ -156,8 +179,9 @@ class _Round:
         sid, role = step_of(name)
         if sid not in self.durations:
             return
-        if role is not None and role.startswith("await."):
+        if role is not None and role.startswith(("await.", "after.")):
             return  # waiting for another branch is not part of the step's own run
+        t0 = self.begins.pop(sid, t0) if role is None else t0
         self.step_start[sid] = min(self.step_start.get(sid, t0), t0)
         self.step_end[sid] = max(self.step_end.get(sid, t1), t1)
         if role is None:
@@ -173,7 +197,11 @@ class _Round:
             raise SimulationError(f"reached Fail state {name!r}")
         if kind == "Wait":
             if own:
-                return t + float(self.durations[sid])
+                own_seconds = self.planned.get(sid)
+                pad = max(0.0, float(st.get("Seconds", 0)) - own_seconds) if own_seconds is not None else 0.0
+                if pad:
+                    self.begins[sid] = t + pad
+                return t + pad + float(self.durations[sid])
             if "Seconds" in st:
                 return t + float(st["Seconds"])
             raise SimulationError(f"Wait state {name!r} has no Seconds and no step duration")
@@ -201,11 +229,12 @@ def simulate(definition: Mapping[str, Any], durations: Mapping[str, float], *,
              task_seconds: float = 0.0, max_rounds: int | None = None) -> SimResult:
     """Simulate ``definition`` with ``durations[step_id]`` seconds per step; see the module docstring."""
     known: dict[str, float] = {}
+    planned = _planned_seconds(definition, {})
     limit = max_rounds if max_rounds is not None else None
     rounds = 0
     while True:
         rounds += 1
-        r = _Round(durations=durations, known=known, task_seconds=task_seconds)
+        r = _Round(durations=durations, known=known, task_seconds=task_seconds, planned=planned)
         end = r.machine(definition, 0.0)
         missing = r.awaited - set(r.signals)
         if missing:

@@ -1,8 +1,10 @@
-"""A static wait (fixed seconds, nothing can skip it) runs as a start task and a Wait state, and
-the task after it ends its record: the records the API and CLI show are still the whole truth."""
+"""A static wait (fixed seconds, nothing can skip it) is planned ahead (compiler/waits.py): the task
+before it writes its record whole, start and end, and it runs as its Wait state alone. The records
+the API and CLI show are still the whole truth: read by the clock, and settled if the run stops."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -52,29 +54,92 @@ def test_the_next_step_ends_the_wait_record_with_its_true_times(engine):
     assert result.output["pause"] == {"status": "completed", "output": pause["output"]}
 
 
-def test_a_wait_awaited_by_another_branch_is_signalled_by_the_task_after_it(engine):
-    # a -> c, a -> d, b -> d: d (in b's branch) waits for a; c's start task ends a and signals it.
-    result = engine.run(wf([wait("a", 1), wait("b", 0), wait("c", 0, depends_on=["a"]),
-                            wait("d", 0, depends_on=["a", "b"])]), timeout=60)
+def test_an_n_shape_of_waits_is_planned_by_one_task_with_exact_dataflow(engine):
+    # a -> c, a -> d, b -> d: a's prepare plans all four; d, in b's branch, waits out a's end
+    # in its own Wait. No await, no signal, no .done.
+    result = engine.run(wf([wait("a", 2), wait("b", 1), wait("c", 0, depends_on=["a"]),
+                            wait("d", 1, depends_on=["a", "b"])]), timeout=60)
     assert result.status == "SUCCEEDED", result.cause
     names = entered(engine, result)
-    assert "a.done" not in names and not any(n.endswith(".signal") for n in names)
+    assert sorted(n for n in names if not n.startswith("Parallel")) == ["Run.start", "a", "a.prepare", "b", "c", "d"]
     recs = records(engine, result)
     assert {s: r["status"] for s, r in recs.items()} == dict.fromkeys("abcd", "completed")
+    assert recs["a"]["started_at"] == recs["b"]["started_at"]
+    assert at(recs["c"]["started_at"]) == at(recs["a"]["ended_at"])
+    assert at(recs["d"]["started_at"]) == max(at(recs["a"]["ended_at"]), at(recs["b"]["ended_at"]))
+    for sid, secs in (("a", 2), ("b", 1), ("c", 0), ("d", 1)):
+        assert (at(recs[sid]["ended_at"]) - at(recs[sid]["started_at"])).total_seconds() == secs
+    # The Wait states took as long as the plan: the run lasted the critical path (3 s), not 4.
+    d = engine.sfn.describe_execution(executionArn=result.execution_arn)
+    assert 3.0 <= (d["stopDate"] - d["startDate"]).total_seconds() < 3.9
+    assert at(recs["d"]["ended_at"]) <= d["stopDate"]
+
+
+def test_a_planned_wait_another_branch_awaits_is_signalled_by_the_task_after_it(engine):
+    # d (after b, a skill: another clock) needs a: c, the task after a, ends a and signals it.
+    result = engine.run(wf([wait("a", 1), skill("b"), skill("c", depends_on=["a"]),
+                            skill("d", depends_on=["a", "b"])]), timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    names = entered(engine, result)
+    assert "d.await.a" in names and "a.done" not in names
+    recs = records(engine, result)
     assert at(recs["a"]["ended_at"]) <= at(recs["d"]["started_at"])
     assert at(recs["a"]["ended_at"]) <= at(recs["c"]["started_at"])
 
 
-def test_a_wait_last_in_the_run_is_settled_by_the_runs_end(engine):
+def test_a_planned_wait_shows_by_the_clock_not_started_running_then_completed(engine):
+    run_id, arn = engine.start(wf([skill("go"), wait("w1", 2, depends_on=["go"]),
+                                   wait("w2", 2, depends_on=["w1"])]))
+    shown: list[tuple[str, ...]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        recs = {r["step_id"]: r["status"] for r in engine.runs.steps(run_id)}
+        row = tuple(recs.get(s, "-") for s in ("w1", "w2"))
+        if not shown or shown[-1] != row:
+            shown.append(row)
+        if row == ("completed", "completed"):
+            break
+        time.sleep(0.1)
+    # w2 is not a step of the run before w1 ends, though its record was written with w1's.
+    assert shown[-1] == ("completed", "completed")
+    assert ("running", "-") in shown and ("completed", "running") in shown
+    assert all(row != ("running", "running") and row[1] != "completed" or row[0] == "completed" for row in shown)
+    assert engine.wait(run_id, arn, timeout=60).status == "SUCCEEDED"
+
+
+def test_a_cancel_settles_planned_waits_ended_cut_and_never_started(engine):
+    run_id, arn = engine.start(wf([skill("go"), wait("w1", 1, depends_on=["go"]),
+                                   wait("w2", 60, depends_on=["w1"]), wait("w3", 5, depends_on=["w2"])]))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if {r["step_id"]: r["status"] for r in engine.runs.steps(run_id)}.get("w2") == "running":
+            break
+        time.sleep(0.1)
+    engine.sfn.stop_execution(executionArn=arn, error="Test.Cancel", cause="cancelled by the test")
+    result = engine.wait(run_id, arn, timeout=60)
+    assert result.status == "ABORTED"
+    stored = {r["step_id"]: r for r in engine.runs.steps(run_id, as_stored=True)}
+    stop = engine.sfn.describe_execution(executionArn=arn)["stopDate"]
+    # w1 had ended: completed at its planned end; w2 was cut: aborted at the stop; w3 never
+    # started: no record at all.
+    assert stored["w1"]["status"] == "completed" and stored["w1"]["ended_at"] == stored["w1"]["ends_at"]
+    assert stored["w2"]["status"] == "aborted"
+    assert abs((at(stored["w2"]["ended_at"]) - stop).total_seconds()) < 0.002
+    assert "w3" not in stored
+    assert {r["step_id"] for r in engine.runs.steps(run_id)} == {"go", "w1", "w2"}
+
+
+def test_a_wait_last_in_the_run_ends_when_it_was_planned_to(engine):
     result = engine.run(wf([wait("first", 0), wait("pause", 1, depends_on=["first"])]), timeout=60)
     assert result.status == "SUCCEEDED", result.cause
-    assert entered(engine, result) == ["Run.start", "first.prepare", "first", "pause.prepare", "pause"]
+    # first's prepare plans pause too: one task for both.
+    assert entered(engine, result) == ["Run.start", "first.prepare", "first", "pause"]
     pause = records(engine, result)["pause"]
     assert pause["status"] == "completed" and pause["output"]["seconds"] == 1
-    # Ended when the run stopped (not when its status event arrived), a second after its start.
+    assert pause["ended_at"] == pause["ends_at"] and at(pause["ended_at"]) == at(pause["output"]["until"])
+    assert (at(pause["ended_at"]) - at(pause["started_at"])).total_seconds() == 1.0
     stop = engine.sfn.describe_execution(executionArn=result.execution_arn)["stopDate"]
-    assert abs((at(pause["ended_at"]) - stop).total_seconds()) < 0.002   # ms in the event, rounded
-    assert (at(pause["ended_at"]) - at(pause["started_at"])).total_seconds() >= 1.0
+    assert at(pause["ended_at"]) <= stop
 
 
 # ------------------------------------------------------------ started by the step before it

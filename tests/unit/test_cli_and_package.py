@@ -57,7 +57,9 @@ def test_compile_writes_deterministic_asl(tmp_path, capsys):
     assert main(["compile", str(EXAMPLES / "n-shape.yaml")]) == 0
     assert capsys.readouterr().out == first
     asl = json.loads(first)
-    assert asl["StartAt"] == "Parallel(a+b)"  # a run opening with a Parallel builds ctx there (no Run.start)
+    # The waits are planned by a's prepare before the Parallel (compiler/waits.py).
+    assert asl["StartAt"] == "Run.start" and asl["States"]["Run.start"]["Next"] == "a.prepare"
+    assert asl["States"]["a.prepare"]["Next"] == "Parallel(a+b)"
 
 
 def test_graph_prints_mermaid(capsys):

@@ -1,11 +1,10 @@
-"""A wait of fixed seconds that nothing can skip: a start task and a Wait state, ended by the next task.
+"""A wait of fixed seconds that nothing can skip is planned ahead (compiler/waits.py).
 
-Its record is known before it starts (``{until, seconds}``), so the start task (op ``start``) puts
-the final record in the state, and the task that runs right after the Wait ends the record in the
-run table (and signals the wait to other branches) before its own work: no ``.done`` task, one
-transition and one Lambda invocation less. When no such task follows (the end of a branch, a
-loop body or the run; a Parallel; an approval, whose function does not end waits), the wait keeps
-its ``.done`` task.
+Its whole record is known before it starts: the task before it in the flow (a Lambda step's, or
+its own ``prepare``) writes it, start and end, and puts the final record in the state, so the wait
+is its Wait state alone. The task that runs right after the Wait, if any, ends the record in the
+run table (and signals the wait to other branches) before its own work; when none does, nothing is
+added (the record holds its end), unless another branch waits for a signal: then a ``.done`` task.
 """
 
 from __future__ import annotations
@@ -51,8 +50,9 @@ def test_a_wait_that_ends_the_run_ends_it_and_the_runs_end_settles_its_record():
         assert sts["pause"]["End"] is True and sts["pause"]["OutputPath"] == "$.steps"
 
 
-def test_a_wait_ending_a_branch_keeps_its_done_task():
-    # The other branch may go on for long after it: its record must end when it does.
+def test_a_wait_ending_a_branch_needs_no_done_task():
+    # The other branch may go on for long after it: its record, planned with its end, shows it
+    # ended when it does (store/run_records.py: as_of), and the run's end settles it.
     sts = states(compiled("""
   - {id: work, type: skill, config: {skill: s, input: "W"}}
   - {id: pause, type: wait, depends_on: [work], config: {seconds: 5}}
@@ -61,8 +61,8 @@ def test_a_wait_ending_a_branch_keeps_its_done_task():
 """))
     par = next(st for st in sts.values() if st["Type"] == "Parallel")
     branch = next(b["States"] for b in par["Branches"] if "pause" in b["States"])
-    assert branch["pause"]["Next"] == "pause.done"
-    assert payload(branch, "pause.done")["op"] == "finish"
+    assert branch["pause"]["End"] is True and "pause.done" not in branch
+    assert payload(branch, "work")["starts"] == [{"id": "pause", "seconds": 5, "after": 0, "loops": []}]
 
 
 def test_a_wait_that_can_be_skipped_or_waits_until_a_time_is_prepared_as_before():
@@ -79,27 +79,95 @@ def test_a_wait_that_can_be_skipped_or_waits_until_a_time_is_prepared_as_before(
 
 
 def test_a_signalled_wait_is_signalled_by_the_task_after_it():
-    # N shape of waits: d (another branch) waits for a; c's start task ends a and signals it.
+    # d (a skill in another branch, on b's clock) waits for a through a signal; c, the task after
+    # a, ends a and signals it.
+    sts = states(compiled("""
+  - {id: a, type: wait, config: {seconds: 1}}
+  - {id: b, type: skill, config: {skill: s, input: "B"}}
+  - {id: c, type: skill, depends_on: [a], config: {skill: s, input: "C"}}
+  - {id: d, type: skill, depends_on: [a, b], config: {skill: s, input: "D"}}
+"""))
+    assert payload(sts, "c")["ended"] == [{"id": "a", "loops": [], "signal": True}]
+    assert "d.await.a" in sts
+    assert not any(name.endswith(".signal") for name in sts)
+
+
+def test_a_wait_after_a_signalled_wait_is_planned_afresh_by_its_own_prepare():
+    # a2 cannot go on a's clock: nothing would give a's signal between the two Wait states.
+    sts = states(compiled("""
+  - {id: a, type: wait, config: {seconds: 1}}
+  - {id: a2, type: wait, depends_on: [a], config: {seconds: 1}}
+  - {id: b, type: skill, config: {skill: s, input: "B"}}
+  - {id: d, type: skill, depends_on: [a, b], config: {skill: s, input: "D"}}
+"""))
+    assert payload(sts, "a2.prepare")["ended"] == [{"id": "a", "loops": [], "signal": True}]
+    assert sts["a"]["Next"] == "a2.prepare"
+
+
+def test_an_n_shape_of_waits_is_one_prepare_and_one_wait_state_a_step():
+    # a -> c, a -> d, b -> d: d starts at max(end of a, end of b) = 3 s after the prepare. In
+    # b's branch it waits out b (3 s) and then its own second; no await, no signal.
     sts = states(compiled("""
   - {id: a, type: wait, config: {seconds: 1}}
   - {id: b, type: wait, config: {seconds: 3}}
   - {id: c, type: wait, depends_on: [a], config: {seconds: 3}}
   - {id: d, type: wait, depends_on: [a, b], config: {seconds: 1}}
 """))
-    assert payload(sts, "c.prepare")["ended"] == [{"id": "a", "loops": [], "signal": True}]
-    assert payload(sts, "d.await.a")["ended"] == [{"id": "b", "loops": []}]
-    assert payload(sts, "d.await.a")["state"]["steps"] == {"b.$": "$.b1.b"}
-    assert not any(name.endswith(".signal") for name in sts)
+    assert {n for n, st in sts.items() if st["Type"] == "Task"} == {"a.prepare"}
+    assert payload(sts, "a.prepare")["starts"] == [
+        {"id": "c", "seconds": 3, "after": 1, "loops": []},
+        {"id": "b", "seconds": 3, "after": 0, "loops": []},
+        {"id": "d", "seconds": 1, "after": 3, "loops": []}]
+    assert [sts[w]["Seconds"] for w in "abcd"] == [1, 3, 3, 1]
+    # With a the longer one, d's Wait also waits out the 2 s by which a ends after b.
+    sts = states(compiled("""
+  - {id: a, type: wait, config: {seconds: 3}}
+  - {id: b, type: wait, config: {seconds: 1}}
+  - {id: c, type: wait, depends_on: [a], config: {seconds: 1}}
+  - {id: d, type: wait, depends_on: [a, b], config: {seconds: 1}}
+"""))
+    assert sts["d"]["Seconds"] == 3 and "2 s wait for its dependencies" in sts["d"]["Comment"]
+    assert {s["id"]: s["after"] for s in payload(sts, "a.prepare")["starts"]} == {"b": 0, "c": 3, "d": 3}
 
 
-def test_a_wait_ending_a_loop_body_has_its_done_task():
-    # The body's last state goes back to the loop's check, which also runs before the first
-    # iteration: it must not end a wait that has not run yet.
+def test_a_step_that_needs_planned_waits_of_other_branches_waits_out_the_difference():
+    sts = states(compiled("""
+  - {id: go, type: skill, config: {skill: s, input: "G"}}
+  - {id: a, type: wait, depends_on: [go], config: {seconds: 4}}
+  - {id: b, type: wait, depends_on: [go], config: {seconds: 1}}
+  - {id: c, type: skill, depends_on: [a], config: {skill: s, input: "C"}}
+  - {id: d, type: skill, depends_on: [a, b], config: {skill: s, input: "{{ steps.a.output.seconds }}"}}
+"""))
+    assert payload(sts, "go")["starts"] == [{"id": "a", "seconds": 4, "after": 0, "loops": []},
+                                            {"id": "b", "seconds": 1, "after": 0, "loops": []}]
+    assert sts["d.after.a"] == {"Type": "Wait", "Seconds": 3, "Next": "d", "Comment": sts["d.after.a"]["Comment"]}
+    assert not any(".await." in n for n in sts)
+    # d reads a's record where go's task put it, in d's own branch too.
+    assert payload(sts, "d")["state"]["steps"]["a.$"] == "$.steps.go.started.a"
+
+
+def test_a_chain_of_waits_after_a_task_is_planned_by_that_task():
+    sts = states(compiled("""
+  - {id: fetch, type: skill, config: {skill: s, input: "F"}}
+  - {id: w1, type: wait, depends_on: [fetch], config: {seconds: 5}}
+  - {id: w2, type: wait, depends_on: [w1], config: {seconds: 3}}
+  - {id: w3, type: wait, depends_on: [w2], config: {seconds: 0}}
+  - {id: use, type: skill, depends_on: [w3], config: {skill: s, input: "U"}}
+"""))
+    assert [(s["id"], s["after"]) for s in payload(sts, "fetch")["starts"]] == [("w1", 0), ("w2", 5), ("w3", 8)]
+    assert [sts[w]["Type"] for w in ("w1", "w2", "w3")] == ["Wait"] * 3
+    assert not any(n.endswith((".prepare", ".done")) for n in sts)
+    assert payload(sts, "use")["ended"] == [{"id": "w3", "loops": []}]
+
+
+def test_a_wait_ending_a_loop_body_goes_back_to_the_check_and_is_not_ended_by_it():
+    # The loop's check also runs before the first iteration: it must not end a wait that has not
+    # run yet. The wait's record holds its end, so it needs no .done either.
     sts = states(compiled("""
   - {id: again, type: loop, config: {condition: "loop.iteration < 2", max_iterations: 3, body_steps: [pause]}}
   - {id: pause, type: wait, config: {seconds: 1}}
 """))
-    assert sts["pause"]["Next"] == "pause.done" and sts["pause.done"]["Next"] == "again"
+    assert sts["pause"]["Next"] == "again" and "pause.done" not in sts
     assert "ended" not in payload(sts, "again")
 
 
@@ -108,7 +176,7 @@ def test_an_approval_after_a_wait_does_not_end_it():
   - {id: pause, type: wait, config: {seconds: 1}}
   - {id: ok, type: approval, depends_on: [pause], config: {prompt: "go?"}}
 """))
-    assert sts["pause"]["Next"] == "pause.done" and "ended" not in payload(sts, "ok")
+    assert sts["pause"]["Next"] == "ok" and "ended" not in payload(sts, "ok")
 
 
 # ---------------------------------------------------------------- started by the task before it
@@ -124,7 +192,7 @@ def test_the_task_before_a_wait_starts_it_and_the_wait_is_one_state():
   - {id: use, type: skill, depends_on: [pause], config: {skill: s, input: "{{ steps.pause.output.until }}"}}
 """))
     assert set(sts) == {"Run.start", "fetch", "fetch.failed", "pause", "use", "use.failed"}
-    assert payload(sts, "fetch")["starts"] == [{"id": "pause", "seconds": 5, "loops": []}]
+    assert payload(sts, "fetch")["starts"] == [{"id": "pause", "seconds": 5, "after": 0, "loops": []}]
     assert sts["fetch"]["ResultSelector"]["started.$"] == "$.Payload.started"
     assert sts["fetch"]["ResultPath"] == "$.steps.fetch" and sts["fetch"]["Next"] == "pause"
     assert sts["pause"]["Type"] == "Wait" and sts["pause"]["Seconds"] == 5 and sts["pause"]["Next"] == "use"
@@ -133,17 +201,23 @@ def test_the_task_before_a_wait_starts_it_and_the_wait_is_one_state():
     assert payload(sts, "use")["state"]["steps"] == {"pause.$": "$.steps.fetch.started.pause"}
 
 
-def test_a_started_wait_with_nothing_after_it_is_ended_by_a_done_task_that_adds_no_copy():
-    # In a loop body (its check runs before the first iteration too, so it cannot end the wait).
+def test_a_started_wait_signalled_with_nothing_after_it_is_ended_by_a_done_task_that_adds_no_copy():
+    # Chains [u, c], [w, e], [x, p]: p ends its branch, and c and e, in other branches on other
+    # clocks, wait for it through a signal, which only a task can give.
     sts = states(compiled("""
-  - {id: again, type: loop, config: {condition: "loop.iteration < 2", max_iterations: 3, body_steps: [fetch, pause]}}
-  - {id: fetch, type: skill, config: {skill: s, input: "F"}}
-  - {id: pause, type: wait, depends_on: [fetch], config: {seconds: 5}}
+  - {id: u, type: skill, config: {skill: s, input: "U"}}
+  - {id: w, type: skill, config: {skill: s, input: "W"}}
+  - {id: x, type: skill, config: {skill: s, input: "X"}}
+  - {id: p, type: wait, depends_on: [x], config: {seconds: 5}}
+  - {id: c, type: skill, depends_on: [u, p], config: {skill: s, input: "C"}}
+  - {id: e, type: skill, depends_on: [w, p], config: {skill: s, input: "E"}}
 """))
-    assert "pause.prepare" not in sts and sts["pause"]["Next"] == "pause.done"
-    done = sts["pause.done"]
+    assert "p.prepare" not in sts and sts["p"]["Next"] == "p.done"
+    done = sts["p.done"]
     assert done["ResultPath"] is None and "ResultSelector" not in done
-    assert payload(sts, "pause.done")["state"]["steps"]["pause.$"] == "$.steps.fetch.started.pause"
+    assert payload(sts, "p.done")["step"]["signal"] is True
+    assert payload(sts, "p.done")["state"]["steps"]["p.$"].endswith("x.started.p")
+    assert "c.await.p" in sts and "e.await.p" in sts
 
 
 def test_only_a_lambda_step_task_that_the_flow_leaves_by_starts_a_wait():
@@ -176,9 +250,9 @@ def test_a_wait_in_a_branch_is_read_under_its_starter_there_and_after_the_merge(
   - {id: e, type: skill, depends_on: [d], config: {skill: s, input: "{{ steps.wb.output.seconds }}"}}
 """))
     branch = next(st for st in sts.values() if st["Type"] == "Parallel")["Branches"][1]["States"]
-    assert payload(branch, "b")["starts"] == [{"id": "wb", "seconds": 1, "loops": []}]
+    assert payload(branch, "b")["starts"] == [{"id": "wb", "seconds": 1, "after": 0, "loops": []}]
     assert branch["b"]["ResultPath"] == "$.b1.b"
-    assert payload(branch, "wb.done")["state"]["steps"]["wb.$"] == "$.b1.b.started.wb"
+    assert branch["wb"]["End"] is True and "wb.done" not in branch
     # After the Parallel the branch's records are merged into $.steps, b's with what it carries.
     assert payload(sts, "d.prepare")["state"]["steps"]["wb.$"] == "$.steps.b.started.wb"
     assert payload(sts, "e")["state"]["steps"]["wb.$"] == "$.steps.b.started.wb"
@@ -192,9 +266,9 @@ def test_a_wait_in_a_loop_body_after_a_task_is_started_with_the_loops_it_is_in()
   - {id: draft, type: skill, config: {skill: s, input: "D"}}
   - {id: pause, type: wait, depends_on: [draft], config: {seconds: 1}}
 """))
-    assert payload(sts, "draft")["starts"] == [{"id": "pause", "seconds": 1, "loops": ["again"]}]
+    assert payload(sts, "draft")["starts"] == [{"id": "pause", "seconds": 1, "after": 0, "loops": ["again"]}]
     assert payload(sts, "draft")["state"]["steps"].get("again.$")   # the iteration number it needs
-    assert sts["pause"]["Next"] == "pause.done"
+    assert sts["pause"]["Next"] == "again"
 
 
 def test_flat_records_puts_started_waits_beside_the_others_in_order():

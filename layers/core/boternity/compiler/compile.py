@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 from boternity.compiler import limits, states
 from boternity.compiler.names import Names
-from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope, signalled
+from boternity.compiler.plan import Chains, Leaf, Node, Par, Seq, plan_scope
 from boternity.compiler.records import STARTED
 from boternity.compiler.states import NEXT, wire
 from boternity.compiler.targets import TaskTargets, step_function_kind
+from boternity.compiler.waits import Slot, WaitPlan, plan_waits
 from boternity.errors import CompileError
 from boternity.expressions.jexl import condition_references
 from boternity.expressions.templates import value_references
@@ -70,6 +71,9 @@ class OpenWait:
     signal: bool
     done_name: str
     done: dict[str, Any]                 # the .done task, added only when no task can end the wait
+    # A planned wait's record needs nobody to end it (its end is in it): the next task ends it in
+    # the run table if there is one, and nothing is added if not. Only a signal needs a task.
+    optional: bool = False
 
 
 @dataclass
@@ -134,9 +138,10 @@ class _Compiler:
         self.gated: dict[str, str] = {}
         self.gates: list[str] = []
         self.in_item = False   # compiling a for_each item: its state also has item and index
-        # The Lambda step task compiled last in the current flow, while nothing else has been
-        # (step id, task state): a static wait right after it is started by it (static_wait).
-        self._starter: tuple[str, dict[str, Any]] | None = None
+        # The static waits of the scope being compiled, planned ahead (compiler/waits.py), and the
+        # tasks that start them (carrier step -> its task state).
+        self._plan = WaitPlan()
+        self._tasks: dict[str, dict[str, Any]] = {}
         # Static waits whose record sits under the record of the task that started them, at the
         # point being compiled (kept per branch, as ``visible``: an await elsewhere brings a flat copy).
         self._carrier: dict[str, str] = {}
@@ -238,10 +243,24 @@ class _Compiler:
 
     # ------------------------------------------------------------------ scopes and plan nodes
     def scope(self, scope_id: str) -> Frag:
-        self._starter = None
         nodes = self.g.scopes.get(scope_id, [])
         plan = plan_scope(nodes, self.g.deps)
-        return self.node(plan, signalled(plan))
+        seconds = {sid: int(self.g.steps[sid].config.seconds) for sid in nodes
+                   if self._static_wait(self.g.steps[sid])}
+        saved = self._plan
+        self._plan = plan_waits(plan, self.g.deps, seconds, self._is_carrier)
+        try:
+            return self.node(plan, self._plan.signal)
+        finally:
+            self._plan = saved
+
+    def _is_carrier(self, step_id: str) -> bool:
+        """Whether a step's task can start the static waits after it: a Lambda step task that
+        the flow leaves by (not continue_on_error, which leaves through a Pass; not for_each, a
+        Map left by its .done task)."""
+        s = self.g.steps[step_id]
+        t = s.config.type
+        return (t in LAMBDA_TYPES or t == "conditional") and not s.continue_on_error and not s.for_each
 
     def node(self, n: Node, signal: set[str]) -> Frag:
         if isinstance(n, Leaf):
@@ -249,22 +268,41 @@ class _Compiler:
         if isinstance(n, Seq):
             frags = [self.node(it, signal) for it in n.items]
             return self.sequence(frags)
+        head = self._plan.planners.get(id(n))
+        if head is not None:
+            # Every branch opens with a static wait: the first one's prepare, before the
+            # Parallel, starts them all (compiler/waits.py).
+            planner = self.wait_prepare(self.g.steps[head], signal=head in signal)
+            return self.sequence([planner, self._parallel_node(n, signal)])
+        return self._parallel_node(n, signal)
+
+    def _parallel_node(self, n: Par | Chains, signal: set[str]) -> Frag:
         if isinstance(n, Par):
             return self.branches([lambda b=b: self.node(b, signal) for b in n.branches])
-        assert isinstance(n, Chains)
 
         def chain_frag(chain: list[str]) -> Frag:
             parts: list[Frag] = []
             for sid in chain:
                 producers = n.waits.get(sid, [])
-                if len(producers) > 1:
+                if sid in self._plan.padded:
+                    # Its producers in other branches are waits planned on this branch's clock:
+                    # it waits out the difference (a wait adds it to its own Wait) instead of a signal.
+                    if self._plan.pads.get(sid):
+                        parts.append(self.pad(sid, producers, self._plan.pads[sid]))
+                elif len(producers) > 1:
                     parts.append(self.gate(sid, producers))
-                for dep in producers if len(producers) == 1 else []:
-                    parts.append(self.await_(sid, dep))
+                elif producers:
+                    parts.append(self.await_(sid, producers[0]))
                 parts.append(self.step(self.g.steps[sid], signal=sid in signal))
             return self.sequence(parts)
 
         return self.branches([lambda c=c: chain_frag(c) for c in n.chains])
+
+    def pad(self, sid: str, producers: list[str], seconds: int) -> Frag:
+        name = self.names.take(f"{sid}.after.{'+'.join(producers)}")
+        st = states.wait(seconds=seconds, comment=f"'{sid}' also needs {', '.join(repr(p) for p in producers)}, "
+                                                  f"planned waits of other branches ending {seconds} s later")
+        return Frag(name, {name: st}, limits.EVENTS_SIMPLE, [])
 
     # ------------------------------------------------------------------ where records live
     def _records(self) -> str:
@@ -377,6 +415,9 @@ class _Compiler:
         ow = frag.open_wait
         if ow is None:
             return frag
+        if ow.optional:
+            frag.open_wait = None
+            return frag
         frag.states[ow.wait_state]["Next"] = ow.done_name
         frag.states[ow.done_name] = ow.done
         frag.events += limits.EVENTS_TASK
@@ -387,7 +428,6 @@ class _Compiler:
         """Compile branch builders side by side: the first at this level, the others one deeper."""
         if len(build) == 1:
             return build[0]()
-        self._starter = None
         before = dict(self.visible)
         gated, gates = dict(self.gated), list(self.gates)
         carried = dict(self._carrier)
@@ -401,7 +441,6 @@ class _Compiler:
                 self.visible = dict(before)
                 self.gated, self.gates = dict(gated), list(gates)
                 self._carrier = dict(carried)
-                self._starter = None
                 rest.append(b())
                 seen.append(self.visible)
                 seen_carried.append(self._carrier)
@@ -426,7 +465,6 @@ class _Compiler:
         # A record some branch holds flat (an await's copy) is flat in the merged records too.
         for sid in flat:
             self._carrier.pop(sid, None)
-        self._starter = None
         return self.parallel([first, *rest])
 
     def parallel(self, branches: list[Frag]) -> Frag:
@@ -588,7 +626,6 @@ class _Compiler:
         return name, {name: st}
 
     def await_(self, sid: str, dep: str) -> Frag:
-        self._starter = None
         name = self.names.take(f"{sid}.await.{dep}")
         st = states.task(
             states.LAMBDA_CALLBACK,
@@ -608,7 +645,6 @@ class _Compiler:
         """One wait for every producer ``sid`` needs from other branches: the sync store counts
         their arrivals, and the last one (or this task, if they were all done) sends the token
         with all their records (one transition instead of one per producer)."""
-        self._starter = None
         name = self.names.take(f"{sid}.await.{'+'.join(producers)}")
         key = f"w_{sid}"
         loops = list(reversed(self.g.scope_chain(sid)))
@@ -631,8 +667,10 @@ class _Compiler:
         return Frag(name, {name: st}, limits.EVENTS_TASK, [])
 
     def step(self, s: Step, *, signal: bool) -> Frag:
-        starter, self._starter = self._starter, None
         t = s.config.type
+        slot = self._plan.slots.get(s.id)
+        if slot is not None:
+            return self.planned_wait(s, slot, signal=signal)
         if t == "loop":
             frag = self.loop(s, signal=signal)
         elif s.for_each:
@@ -642,16 +680,29 @@ class _Compiler:
         elif t == "approval":
             frag = self.approval(s, signal=signal)
         elif t in ("wait", "sub_workflow"):
-            frag = self.prepared(s, signal=signal, starter=starter)
+            frag = self.prepared(s, signal=signal)
         else:
             raise CompileError(f"step type '{t}' cannot be compiled", step_id=s.id)
-        # Whatever the step's own states compiled inside it (a loop's body), the flow goes on
-        # from its last state: a Lambda step's task can start a static wait that follows it,
-        # unless its failure can go on (continue_on_error leaves through a Pass, not the task)
-        # or it runs per item (a Map, whose .done task the flow leaves by).
-        starts = (t in LAMBDA_TYPES or t == "conditional") and not s.continue_on_error and not s.for_each
-        self._starter = (s.id, frag.states[frag.start]) if starts else None
+        if self._is_carrier(s.id):
+            self._carry(s.id, frag.states[frag.start])
         return frag
+
+    def _carry(self, carrier: str, task: dict[str, Any]) -> None:
+        """``carrier``'s task starts the waits planned on its clock, last thing: its function
+        records each one's start and end and returns their records with its own (under
+        ``started``, compiler/records.py), so they are in the state from here on."""
+        carried = self._plan.carried_by(carrier)
+        if not carried:
+            return
+        self._tasks[carrier] = task
+        task["Parameters"]["Payload"]["starts"] = [
+            {"id": w, "seconds": int(self.g.steps[w].config.seconds), "after": self._plan.slots[w].start,
+             "loops": list(reversed(self.g.scope_chain(w)))} for w in carried]
+        task.setdefault("ResultSelector", dict(states.STEP_RESULT))[f"{STARTED}.$"] = f"$.Payload.{STARTED}"
+        for w in carried:
+            self.visible[w] = self.level
+            self.gated.pop(w, None)
+            self._carrier[w] = carrier
 
     def _comment(self, s: Step) -> str:
         return f"{s.name} ({s.type})" if s.name != s.id else f"{s.type} step"
@@ -742,12 +793,8 @@ class _Compiler:
             default=NEXT, comment="Skipped (or nothing to do): go on without running",
         )
 
-    def prepared(self, s: Step, *, signal: bool, starter: tuple[str, dict[str, Any]] | None = None) -> Frag:
+    def prepared(self, s: Step, *, signal: bool) -> Frag:
         """wait and sub_workflow: a control task renders inputs and checks the gate first."""
-        if self._static_wait(s):
-            if starter is not None:
-                return self.started_wait(s, starter, signal=signal)
-            return self.static_wait(s, signal=signal)
         rp = self._rp(s.id)
         prep_name, prep = self._prepare(s, signal=signal, rp=rp)
         st: dict[str, dict[str, Any]] = {}
@@ -768,10 +815,10 @@ class _Compiler:
         cfg = s.config
         return cfg.type == "wait" and cfg.seconds is not None and not s.for_each and not self._may_skip(s.id)
 
-    def static_wait(self, s: Step, *, signal: bool) -> Frag:
-        """``<id>.prepare`` (op ``start``: records the start, and returns the step's final record,
-        ``until`` included, since nothing can change it) → the Wait state. The end is recorded by
-        the next task in the flow (see :meth:`_ends_wait`), or by a ``.done`` task."""
+    def wait_prepare(self, s: Step, *, signal: bool) -> Frag:
+        """``<id>.prepare`` of a static wait that no task before it starts (op ``start``): records
+        its start and end, returns its record (``{until, seconds}``, known now) and starts the
+        waits planned on its clock, as a Lambda step's task would (:meth:`_carry`)."""
         rp = self._rp(s.id)
         st: dict[str, dict[str, Any]] = {}
         name = self.names.take(f"{s.id}.prepare")
@@ -785,36 +832,35 @@ class _Compiler:
         )
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
         self._wrote(s.id)
-        wname = self.names.take(s.id)
-        prep["Next"] = wname
-        w = states.wait(seconds=s.config.seconds, comment=self._comment(s))
-        done_name, done = self._done(s, rp, signal=signal)
-        ow = OpenWait(step=s.id, wait_state=wname, level=self.level, record_path=self._record_path(s.id),
-                      loops=list(reversed(self.g.scope_chain(s.id))), signal=signal,
-                      done_name=done_name, done=done)
-        return Frag(name, {name: prep, wname: w, **st}, limits.EVENTS_TASK + limits.EVENTS_SIMPLE, [s.id],
-                    open_wait=ow)
+        self._tasks[s.id] = prep
+        self._carry(s.id, prep)
+        return Frag(name, {name: prep, **st}, limits.EVENTS_TASK, [])
 
-    def started_wait(self, s: Step, starter: tuple[str, dict[str, Any]], *, signal: bool) -> Frag:
-        """A static wait right after a Lambda step's task: that task starts it (records its start
-        and returns its final record with its own, see compiler/records.py), so the wait is the
-        Wait state alone. Its end is recorded as any static wait's (:meth:`_ends_wait`)."""
-        carrier, task = starter
-        loops = list(reversed(self.g.scope_chain(s.id)))
-        task["Parameters"]["Payload"].setdefault("starts", []).append(
-            {"id": s.id, "seconds": s.config.seconds, "loops": loops})
-        task["ResultSelector"][f"{STARTED}.$"] = f"$.Payload.{STARTED}"
-        self._wrote(s.id)
-        self._carrier[s.id] = carrier
+    def planned_wait(self, s: Step, slot: Slot, *, signal: bool) -> Frag:
+        """A static wait planned ahead (compiler/waits.py): its Wait state, after its own prepare
+        when it is its own carrier and no planner before a Parallel made that already. Its record
+        holds its end, so nothing has to end it; the task after it ends it in the run table if
+        there is one, and signals it when a branch waits for it (a ``.done`` task if none)."""
+        frags: list[Frag] = []
+        if slot.carrier == s.id and s.id not in self._tasks:
+            frags.append(self.wait_prepare(s, signal=signal))
+        comment = self._comment(s)
+        if slot.carrier != s.id:
+            comment += f" (started by '{slot.carrier}')"
+        extra = slot.wait_seconds - int(s.config.seconds)
+        if extra:
+            comment += f"; its first {extra} s wait for its dependencies in other branches"
         wname = self.names.take(s.id)
-        w = states.wait(seconds=s.config.seconds, comment=self._comment(s) + f" (started by '{carrier}')")
-        # The .done task, if nothing else ends it, reads the record where it is and adds no copy.
+        w = states.wait(seconds=slot.wait_seconds, comment=comment)
         done_name, done = self._done(s, self._rp(s.id), signal=signal)
+        # The .done task, if nothing else ends it, reads the record where it is and adds no copy.
         done.pop("ResultSelector", None)
         done["ResultPath"] = None
+        loops = list(reversed(self.g.scope_chain(s.id)))
         ow = OpenWait(step=s.id, wait_state=wname, level=self.level, record_path=self._record_path(s.id),
-                      loops=loops, signal=signal, done_name=done_name, done=done)
-        return Frag(wname, {wname: w}, limits.EVENTS_SIMPLE, [s.id], open_wait=ow)
+                      loops=loops, signal=signal, done_name=done_name, done=done, optional=not signal)
+        frags.append(Frag(wname, {wname: w}, limits.EVENTS_SIMPLE, [s.id], open_wait=ow))
+        return self.sequence(frags) if len(frags) > 1 else frags[0]
 
     def _may_skip(self, step_id: str) -> bool:
         """Whether the gate can ever skip this step: its own condition, a conditional branch, or

@@ -23,7 +23,7 @@ from boternity.compiler import TaskTargets, compile_workflow
 from boternity.compiler.records import flat_records
 from boternity.compiler.targets import FUNCTIONS
 from boternity.local import moto_patches
-from boternity.store.run_records import RUN_FINAL, unwatch_steps, watch_steps
+from boternity.store.run_records import RUN_FINAL, as_of, unwatch_steps, watch_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -226,7 +226,7 @@ class LocalEngine:
         watch = self._watches.get(run_id)
         if watch is None:   # started without run(): read what was written before watching began
             watch = self._watch(run_id)
-            for rec in self.runs.steps(run_id):
+            for rec in self.runs.steps(run_id, as_stored=True):
                 watch.records.put(rec)
         approvals = None
         if on_approval is not None:
@@ -234,27 +234,50 @@ class LocalEngine:
 
             approvals = ApprovalStore(TABLE)
 
+        # Planned waits' records, written whole before they start (store/run_records.py: as_of):
+        # each is told as it stands by the clock, when that changes.
+        planned: dict[str, dict[str, Any]] = {}
+
         def drain() -> None:
+            for key, raw in list(planned.items()):
+                shown = as_of(raw)
+                if shown is not None:
+                    if shown["status"] != "running":
+                        del planned[key]
+                    tell(key, shown)
             while True:
                 try:
                     rec = watch.records.get_nowait()
                 except queue.Empty:
                     return
                 key = str(rec.get("step_id")) + "#" + str(rec.get("iteration", ""))
-                status = str(rec.get("status", ""))
-                # Records read when the wait began can arrive after newer pushed ones, and two
-                # writers can push out of order: a status never goes back (running <
-                # waiting_approval < final), so an older one is ignored.
-                if _rank(status) < _rank(latest.get(key)):
-                    continue
-                latest[key] = status
-                if status == "waiting_approval":
-                    waiting_approval.add(key)
+                if rec.get("ends_at") and rec.get("status") == "running":
+                    planned[key] = rec
+                    shown = as_of(rec)
+                    if shown is None:
+                        continue
+                    rec = shown
+                    if rec["status"] != "running":
+                        del planned[key]
                 else:
-                    waiting_approval.discard(key)
-                if on_step is not None and "step_id" in rec and seen.get(key) != status:
-                    seen[key] = status
-                    on_step(rec)
+                    planned.pop(key, None)
+                tell(key, rec)
+
+        def tell(key: str, rec: dict[str, Any]) -> None:
+            status = str(rec.get("status", ""))
+            # Records read when the wait began can arrive after newer pushed ones, and two
+            # writers can push out of order: a status never goes back (running <
+            # waiting_approval < final), so an older one is ignored.
+            if _rank(status) < _rank(latest.get(key)):
+                return
+            latest[key] = status
+            if status == "waiting_approval":
+                waiting_approval.add(key)
+            else:
+                waiting_approval.discard(key)
+            if on_step is not None and "step_id" in rec and seen.get(key) != status:
+                seen[key] = status
+                on_step(rec)
 
         try:
             checked = 0.0   # asked at once too: the run may have ended before this wait began

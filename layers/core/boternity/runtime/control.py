@@ -18,10 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boternity.compiler import limits
-from boternity.compiler.records import flat_records
+from boternity.compiler.records import STARTED, flat_records
 from boternity.errors import StepFailed
 from boternity.runtime.context import StepContext
-from boternity.runtime.step import Services, end_waits, record, run_step, static_wait_output
+from boternity.runtime.step import (
+    Services,
+    end_waits,
+    iso_ms,
+    now_ms,
+    record,
+    run_step,
+    start_waits,
+    static_wait_output,
+    wait_ended_at,
+)
 from boternity.store.blobs import claim_check
 
 
@@ -138,13 +148,21 @@ def _prepare(event: dict[str, Any], services: Services) -> dict[str, Any]:
 
 
 def _start(event: dict[str, Any], services: Services) -> dict[str, Any]:
-    """A static wait's start: the gate and its data as for ``prepare``, and the record the step
-    will end with (``{until, seconds}``, what its .done task would write), so that no task is
-    needed after the Wait to put it in the state."""
-    prepared = _prepare(event, services)
-    if prepared["status"] != "running":
+    """A static wait's start, by its own prepare (compiler/waits.py): its record written whole,
+    with its end (store/run_records.py shows it by the clock), and returned as it will end
+    (``{until, seconds}``), with the records of the waits planned on its clock."""
+    sc = StepContext(spec=event["step"], state=event.get("state", {}))
+    if sc.skip_reason(per_item=False) is not None:   # the compiler plans only waits nothing can skip
+        prepared = _prepare(event, services)
         return record(prepared["status"], prepared.get("output"))
-    return record("completed", prepared["data"])
+    now = now_ms()
+    output = static_wait_output(int(sc.spec["config"]["seconds"]), now)
+    services.runs.step_planned(sc.run_id, sc.step_id, iteration=sc.iteration_key(), started_at=iso_ms(now),
+                               ends_at=output["until"], output=output)
+    result = record("completed", output)
+    if "starts" in event:
+        result[STARTED] = start_waits(event, services, now=now)
+    return result
 
 
 def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
@@ -163,8 +181,11 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
         # A wait step's result is what prepare computed.
         output = current.get("data") if current.get("status") == "running" else current.get("output")
     stored = claim_check(output, limit=int(sc.spec.get("inline_limit", 32768)), store=sc.blobs)
+    # A static wait ended when it was planned to (runtime/step.py: wait_ended_at).
+    static = sc.spec.get("type") == "wait" and (sc.spec.get("config") or {}).get("seconds") is not None
     services.runs.step_ended(sc.run_id, sc.step_id, status="completed", output=stored, iteration=iteration,
-                             step_type=sc.spec.get("type"), child_execution_arn=child)
+                             step_type=sc.spec.get("type"), child_execution_arn=child,
+                             ended_at=wait_ended_at(output) if static else None)
     result = record("completed", stored)
     if sc.spec.get("signal"):
         services.sync.signal(sc.run_id, sc.step_id, iteration, result)

@@ -33,9 +33,17 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     # One read of the run's records first, so only the records not yet final are written (a
     # step's own task has written most of them already).
     if isinstance(output, dict):
-        settled = {str(r["step_id"]) for r in runs.steps(run_id)
-                   if "step_id" in r and not r.get("iteration") and r.get("status") in STEP_FINAL}
+        stored = {str(r["step_id"]): r for r in runs.steps(run_id, as_stored=True)
+                  if "step_id" in r and not r.get("iteration")}
+        settled = {sid for sid, r in stored.items() if r.get("status") in STEP_FINAL}
         for step_id, rec in output.items():
+            planned = stored.get(step_id, {}).get("ends_at")
+            if (planned and step_id in settled and isinstance(rec, dict) and rec.get("status") == "completed"
+                    and stored[step_id].get("status") in ("aborted", "timed_out", "failed")):
+                # A planned wait an earlier attempt's stop cut short, run again by a redrive that
+                # then succeeded: its Wait ended in this attempt, before the run's stop.
+                runs.step_ended(run_id, step_id, status="completed", output=rec.get("output"), ended_at=ended_at)
+                continue
             if (isinstance(rec, dict) and rec.get("status") in STEP_FINAL and step_id not in settled):
                 out, error, child = rec.get("output"), None, None
                 if rec["status"] == "failed" and isinstance(out, dict) and "cause" in out:
@@ -48,8 +56,10 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
                     error = f"{out.get('error')}: {reduced}" if out.get("error") else reduced
                 # Ended no later than the run: its stop is a truer end than this event's arrival
                 # (a static wait that ends the run has no task of its own to record its end).
+                # A planned wait ended when its record says (runtime/step.py: start_waits).
                 runs.step_ended(run_id, step_id, status=rec["status"], output=out, error=error,
-                                only_if_not_final=True, child_execution_arn=child, ended_at=ended_at)
+                                only_if_not_final=True, child_execution_arn=child,
+                                ended_at=str(planned) if planned else ended_at)
     raw_cause = detail.get("cause") or None
     cause = readable_cause(None, raw_cause)
     # The end of an attempt the run was redriven past in the meantime (AWS counts redrives in the
@@ -61,7 +71,7 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
 
     if superseded():
         return {"run_id": run_id, "status": status, "updated": False, "stale": True}
-    _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause)
+    _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at)
     # After the settling, so whoever reads the run as ended finds its steps settled too...
     updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None, cause=cause,
                              output=output, ended_at=ended_at, attempt=attempt)
@@ -69,22 +79,29 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
     # before this write is closed here; whatever after, it closes itself.
     if updated or not superseded():
-        _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause)
+        _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at)
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
 def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cause: str | None,
-                        raw_cause: str | None = None) -> None:
+                        raw_cause: str | None = None, *, stop: str | None = None) -> None:
     if approvals is not None:
         # A decision can no longer resume anything: no approval of an ended run stays PENDING
         # (a succeeded run can still hold one whose step timed out and went on).
         approvals.close_for_run(run_id, status)
-    if status == "SUCCEEDED":
-        return
-    for rec in runs.steps(run_id):
+    for rec in runs.steps(run_id, as_stored=True):
         if rec.get("status") not in STEP_OPEN or "step_id" not in rec:
             continue
         iteration = str(rec.get("iteration") or "")
+        if rec.get("ends_at"):
+            # A planned wait (one of a loop's earlier iterations, or cut by the stop): ended,
+            # ended by the stop, or never started. A run that succeeded ran every Wait to its end.
+            end, error = (("completed", None) if status == "SUCCEEDED"
+                          else open_step_end(status, cause, step_id=str(rec["step_id"]), iteration=iteration))
+            runs.settle_planned(rec, run_id=run_id, stop=stop, status=end, error=error)
+            continue
+        if status == "SUCCEEDED":
+            continue
         end, error = open_step_end(status, cause, step_id=str(rec["step_id"]), iteration=iteration)
         child = None
         if end == "failed" and rec.get("step_type") == "sub_workflow":

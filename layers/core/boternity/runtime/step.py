@@ -68,7 +68,8 @@ def end_waits(event: dict[str, Any], services: Services) -> None:
         status = str(rec.get("status") or "completed")
         iteration = sc.iteration_key()
         services.runs.step_ended(sc.run_id, sc.step_id, status=status, output=rec.get("output"),
-                                 iteration=iteration, step_type="wait", only_if_not_final=True)
+                                 iteration=iteration, step_type="wait", only_if_not_final=True,
+                                 ended_at=wait_ended_at(rec.get("output")))
         if ended.get("signal"):
             services.sync.signal(sc.run_id, sc.step_id, iteration, record(status, rec.get("output")))
 
@@ -79,15 +80,43 @@ def static_wait_output(seconds: int, now: datetime) -> dict[str, Any]:
             "seconds": int(seconds)}
 
 
-def start_waits(event: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Start the static waits that come right after this task (``"starts"`` in the payload),
-    last thing, as their own start task would have: record each start and return each final
+def now_ms() -> datetime:
+    """Now, to the millisecond the run records keep: a planned wait's ``until`` and the next
+    one's ``started_at`` are then the same instant, written alike."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def iso_ms(t: datetime) -> str:
+    """A time as the run records write it (store/run_records.py: now_iso)."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def wait_ended_at(output: Any) -> str | None:
+    """When a static wait ended: its ``until``, which its record was planned with, unless that
+    is still to come by this clock (then now, None)."""
+    until = output.get("until") if isinstance(output, dict) else None
+    try:
+        end = datetime.fromisoformat(str(until)) if until else None
+    except ValueError:
+        return None
+    return iso_ms(end) if end is not None and end <= datetime.now(UTC) else None
+
+
+def start_waits(event: dict[str, Any], services: Services, *, now: datetime | None = None) -> dict[str, Any]:
+    """Start the static waits planned on this task's clock (``"starts"`` in the payload,
+    compiler/waits.py), last thing: write each one's record whole, from ``after`` seconds from now
+    for its ``seconds`` (store/run_records.py shows it by the clock), and return each final
     record, which the task's ResultSelector puts under its own record (compiler/records.py)."""
+    now = now or now_ms()
     started: dict[str, Any] = {}
     for wait in event.get("starts") or []:
         sc = StepContext(spec={"id": wait["id"], "loops": wait.get("loops", [])}, state=event.get("state", {}))
-        services.runs.step_started(sc.run_id, sc.step_id, iteration=sc.iteration_key(), step_type="wait")
-        started[sc.step_id] = record("completed", static_wait_output(wait["seconds"], datetime.now(UTC)))
+        begins = now + timedelta(seconds=int(wait.get("after") or 0))
+        output = static_wait_output(wait["seconds"], begins)
+        services.runs.step_planned(sc.run_id, sc.step_id, iteration=sc.iteration_key(), started_at=iso_ms(begins),
+                                   ends_at=output["until"], output=output)
+        started[sc.step_id] = record("completed", output)
     return started
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,40 @@ RECORD_TTL_SECS = _retention_days() * 86_400
 def now_iso() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def _instant(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+def iso_ms(text: str) -> str:
+    """An ISO time as the run records write it (:func:`now_iso`: UTC, milliseconds)."""
+    t = _instant(text)
+    if t is None or t.tzinfo is None:
+        return text
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def as_of(rec: dict[str, Any], now: datetime | None = None) -> dict[str, Any] | None:
+    """A step record as it stands at ``now``. A static wait planned ahead (compiler/waits.py) is
+    written once, with its start and end (``started_at``, ``ends_at``) before either happens, as
+    ``running``: before its start there is no such step yet (None); from its end it is
+    ``completed``, ended at ``ends_at``. Nothing else changes a static wait's times; a run that
+    stops in the middle settles its records (runtime/finish.py). Any other record is as stored."""
+    ends = rec.get("ends_at")
+    if not ends or rec.get("status") != "running":
+        return rec
+    now = now or datetime.now(UTC)
+    start, end = _instant(rec.get("started_at")), _instant(ends)
+    if start is not None and start > now:
+        return None
+    if end is not None and end <= now:
+        return {**rec, "status": "completed", "ended_at": ends}
+    return rec
 
 
 def table_name_from_env() -> str:
@@ -201,10 +236,13 @@ class RunStore:
     def _step_key(self, run_id: str, step_id: str, iteration: str) -> dict[str, str]:
         return keys.step(run_id, step_id, iteration)
 
-    def step_record(self, run_id: str, step_id: str, *, iteration: str = "") -> dict[str, Any] | None:
-        """One step record as stored (consistent read), or None."""
+    def step_record(self, run_id: str, step_id: str, *, iteration: str = "",
+                    as_stored: bool = False) -> dict[str, Any] | None:
+        """One step record as it stands now (:func:`as_of`; ``as_stored``: as written), or None."""
         item = self.table.get_item(Key=self._step_key(run_id, step_id, iteration), ConsistentRead=True).get("Item")
-        return _plain(item) if item else None
+        if not item:
+            return None
+        return _plain(item) if as_stored else as_of(_plain(item))
 
     def step_started(self, run_id: str, step_id: str, *, iteration: str = "", attempt: int = 0,
                      step_type: str | None = None) -> None:
@@ -222,6 +260,44 @@ class RunStore:
             ReturnValues="ALL_NEW" if _watchers else "NONE",
         )
         _tell_watchers(run_id, resp.get("Attributes"))
+
+    def step_planned(self, run_id: str, step_id: str, *, iteration: str = "", started_at: str, ends_at: str,
+                     output: Any) -> bool:
+        """A static wait planned ahead, whole: from ``started_at`` to ``ends_at`` (either may be
+        to come), with the output it ends with; read back by the clock (:func:`as_of`). A record
+        already final is left as it is (False)."""
+        fields: dict[str, Any] = {"status": "running", "started_at": iso_ms(started_at), "ends_at": iso_ms(ends_at),
+                                  "output": json.dumps(output), "step_type": "wait", "attempts": 1,
+                                  "last_attempt_at": now_iso(), "iteration": iteration, "step_id": step_id,
+                                  "expires_at": int(time.time()) + RECORD_TTL_SECS}
+        expr, names, values = _set_expression(fields)
+        finals = {f":f{i}": v for i, v in enumerate(STEP_FINAL)}
+        values.update(finals)
+        try:
+            resp = self.table.update_item(
+                Key=self._step_key(run_id, step_id, iteration), UpdateExpression=expr,
+                ConditionExpression=f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW" if _watchers else "NONE")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        _tell_watchers(run_id, resp.get("Attributes"))
+        return True
+
+    def forget_planned(self, run_id: str, step_id: str, *, iteration: str = "") -> bool:
+        """Delete a planned wait's record that never started (its run stopped first)."""
+        try:
+            self.table.delete_item(
+                Key=self._step_key(run_id, step_id, iteration),
+                ConditionExpression="#s = :running AND attribute_exists(ends_at)",
+                ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":running": "running"})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def step_ended(self, run_id: str, step_id: str, *, status: str, iteration: str = "", output: Any = None,
                    error: str | None = None, attempt: int | None = None, step_type: str | None = None,
@@ -282,12 +358,36 @@ class RunStore:
         """End every step record still open (running, or waiting for an approval) of a run that
         ended without them: a stopped run's Lambdas never report back. Returns how many."""
         n = 0
-        for rec in self.steps(run_id):
-            if rec.get("status") in STEP_OPEN and "step_id" in rec and self.step_ended(
-                    run_id, rec["step_id"], iteration=str(rec.get("iteration") or ""), status=status,
-                    error=error, only_if_not_final=True):
+        for rec in self.steps(run_id, as_stored=True):
+            if rec.get("status") not in STEP_OPEN or "step_id" not in rec:
+                continue
+            if rec.get("ends_at"):
+                if self.settle_planned(rec, run_id=run_id, stop=None, status=status, error=error) == "ended":
+                    n += 1
+            elif self.step_ended(run_id, rec["step_id"], iteration=str(rec.get("iteration") or ""), status=status,
+                                 error=error, only_if_not_final=True):
                 n += 1
         return n
+
+    def settle_planned(self, rec: dict[str, Any], *, run_id: str, stop: str | None, status: str,
+                       error: str | None) -> str:
+        """Settle a planned wait's record (as stored) when its run stopped at ``stop`` (ISO;
+        None: now): completed at its end if it ended first (or ``status`` is "completed": its
+        run succeeded), deleted if it had not started, else ended with ``status``. Returns what it did: "completed", "forgotten" or "ended"."""
+        at = _instant(stop) if stop else datetime.now(UTC)
+        at = at or datetime.now(UTC)
+        step_id, iteration = str(rec["step_id"]), str(rec.get("iteration") or "")
+        start, end = _instant(rec.get("started_at")), _instant(rec.get("ends_at"))
+        if status == "completed" or (end is not None and end <= at):
+            self.step_ended(run_id, step_id, iteration=iteration, status="completed", output=rec.get("output"),
+                            only_if_not_final=True, ended_at=str(rec["ends_at"]))
+            return "completed"
+        if start is not None and start > at:
+            self.forget_planned(run_id, step_id, iteration=iteration)
+            return "forgotten"
+        self.step_ended(run_id, step_id, iteration=iteration, status=status, error=error,
+                        only_if_not_final=True, ended_at=stop)
+        return "ended"
 
     def attempt_failed(self, run_id: str, step_id: str, *, iteration: str, attempt: int, error: str,
                        extra: dict[str, Any] | None = None) -> None:
@@ -323,8 +423,14 @@ class RunStore:
                 out[int(index)] = _plain(item)
         return out
 
-    def steps(self, run_id: str) -> list[dict[str, Any]]:
-        return [_plain(i) for i in self._query_run(run_id, keys.STEP_PREFIX)]
+    def steps(self, run_id: str, *, as_stored: bool = False) -> list[dict[str, Any]]:
+        """A run's step records as they stand now (:func:`as_of`: planned waits by the clock), or
+        ``as_stored``, as written (for the code that settles them)."""
+        recs = [_plain(i) for i in self._query_run(run_id, keys.STEP_PREFIX)]
+        if as_stored:
+            return recs
+        now = datetime.now(UTC)
+        return [r for r in (as_of(rec, now) for rec in recs) if r is not None]
 
     # ------------------------------------------------------------------ run control (service/runs.py)
     # The conditional writes behind start, cancel and redrive. Each returns what happened, in the
