@@ -11,8 +11,9 @@ A sample of the corpus (DAGs of 5-40 steps) runs on the local engine twice per s
 
 Step kinds: ``skill`` (a prompt skill, ``examples/skills/echo-prompt``: one Lambda task, the
 shape of every agent/skill/http/code step, i.e. what real workflows are made of) and ``wait0``
-(``wait`` steps of 0 s: a control task that prepares, the Wait state, a control task that
-finishes).
+(``wait`` steps of 0 s, static: planned ahead by one task, each its Wait state alone,
+docs/compiler.md "Static waits planned ahead"; originally a control task that prepared, the Wait
+state, a control task that finished).
 
 Prices (us-east-1 list): Standard workflows $0.025 per 1,000 state transitions; Lambda $0.20 per
 million requests (Lambda duration not included). A state transition is counted as a

@@ -1,7 +1,7 @@
 """Where step records sit in a run's state, for the code that reads them back.
 
 A step's record is at ``steps.<id>`` — except a static wait that a Lambda step's task starts
-(docs/compiler.md, "Static waits"): that task returns the wait's record with its own, and it
+(docs/compiler.md, "Static waits planned ahead"): that task returns the wait's record with its own, and it
 sits under the task's record, at ``steps.<task step>.started.<wait>``, since a task writes one
 place in the state. Everything that reads records from a state or a run's output reads them
 through :func:`flat_records`, which puts them back beside the others.
