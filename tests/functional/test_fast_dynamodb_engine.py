@@ -13,16 +13,26 @@ from boternity.validate import check_workflow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Written from the clock, so they differ between any two runs.
-_CLOCK_FIELDS = {"started_at", "ended_at", "last_attempt_at", "expires_at", "at", "seconds", "decided_at", "until"}
+_CLOCK_FIELDS = {"started_at", "ended_at", "last_attempt_at", "expires_at", "at", "seconds", "decided_at", "until",
+                 "ends_at"}
 
 
 def _noop(step_id: str, **kw: Any) -> dict[str, Any]:
     return {"id": step_id, "type": "wait", "config": {"seconds": 0}, **kw}
 
 
+def _gated(step_id: str, **kw: Any) -> dict[str, Any]:
+    # A condition (even "true") means something could skip it: not planned ahead, so its end is
+    # signalled to the other branch (compiler/waits.py plans only static waits).
+    return _noop(step_id, condition="true", **kw)
+
+
 WORKFLOWS = {
     # non-series-parallel: the cross-branch signals of store/sync.py
-    "n-shape": ([_noop("a"), _noop("b"), _noop("c", depends_on=["a"]), _noop("d", depends_on=["a", "b"])], None),
+    "n-shape": ([_gated("a"), _gated("b"), _gated("c", depends_on=["a"]), _gated("d", depends_on=["a", "b"])], None),
+    # the same of static waits: planned ahead by one task, records written whole
+    "n-shape-planned": ([_noop("a"), _noop("b"), _noop("c", depends_on=["a"]), _noop("d", depends_on=["a", "b"])],
+                        None),
     "conditional": ([
         {"id": "route", "type": "conditional",
          "config": {"condition": "trigger.amount > 10", "then_steps": ["big"], "else_steps": ["small"]}},
@@ -75,5 +85,6 @@ def test_the_engine_runs_the_same_on_fast_dynamodb(tmp_path: Path) -> None:
     on_moto = _runs(tmp_path / "moto", fast=False)
     on_fast = _runs(tmp_path / "fast", fast=True)
     assert {name: run["status"] for name, run in on_fast.items()} == {
-        "n-shape": "SUCCEEDED", "conditional": "SUCCEEDED", "continue-on-error": "SUCCEEDED", "loop": "SUCCEEDED"}
+        "n-shape": "SUCCEEDED", "n-shape-planned": "SUCCEEDED", "conditional": "SUCCEEDED",
+        "continue-on-error": "SUCCEEDED", "loop": "SUCCEEDED"}
     assert on_fast == on_moto

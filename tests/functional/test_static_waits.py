@@ -243,3 +243,18 @@ def test_the_follow_up_example_runs_its_wait_as_one_state(engine):
     until = result.output["pause"]["output"]["until"]
     assert result.output["follow-up"]["output"]["output"] == (
         f"Handled: Follow-up for Ada, 2 s after the reminder (at {until})\n")
+
+
+def test_a_planned_waits_records_survive_the_merge_with_a_signalled_copy_of_their_carrier(engine):
+    # s0's prepare plans s1, s3 and s5 (their records sit under s0's); s7, in s1's branch, awaits
+    # s0, whose signal brings a copy of s0's record into that branch. After the Parallel the copy
+    # may win the merge: it must carry the records s0 started. (Found by the random-DAG property
+    # test: the copy came without them and s1, s3 and s5 were lost from the run's output.)
+    steps = [wait("s0", 0), wait("s1", 0), wait("s2", 0, depends_on=["s1"]), wait("s3", 0),
+             skill("s4", depends_on=["s1", "s2", "s3"]), wait("s5", 0),
+             skill("s6", depends_on=["s0", "s1", "s4"]), skill("s7", depends_on=["s0", "s2"])]
+    result = engine.run(wf(steps), timeout=60)
+    assert result.status == "SUCCEEDED", result.cause
+    assert sorted(result.output) == [f"s{i}" for i in range(8)]
+    assert all(r["status"] == "completed" for r in result.output.values())
+    assert "s7.await.s0" in entered(engine, result)

@@ -31,6 +31,7 @@ from boternity.runtime.step import (
     start_waits,
     static_wait_output,
     wait_ended_at,
+    with_started,
 )
 from boternity.store.blobs import claim_check
 
@@ -188,7 +189,7 @@ def _finish(event: dict[str, Any], services: Services) -> dict[str, Any]:
                              ended_at=wait_ended_at(output) if static else None)
     result = record("completed", stored)
     if sc.spec.get("signal"):
-        services.sync.signal(sc.run_id, sc.step_id, iteration, result)
+        services.sync.signal(sc.run_id, sc.step_id, iteration, with_started(event, sc.step_id, result))
     return result
 
 

@@ -71,7 +71,18 @@ def end_waits(event: dict[str, Any], services: Services) -> None:
                                  iteration=iteration, step_type="wait", only_if_not_final=True,
                                  ended_at=wait_ended_at(rec.get("output")))
         if ended.get("signal"):
-            services.sync.signal(sc.run_id, sc.step_id, iteration, record(status, rec.get("output")))
+            services.sync.signal(sc.run_id, sc.step_id, iteration,
+                                 with_started(event, sc.step_id, record(status, rec.get("output"))))
+
+
+def with_started(event: dict[str, Any], step_id: str, rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` with the records of the waits ``step_id`` started (its record's ``started``, as the
+    state holds it), for a signal: another branch's copy of the record, which the merge after the
+    Parallel may keep instead of this one, must still carry them (compiler/records.py)."""
+    raw = ((event.get("state") or {}).get("steps") or {}).get(step_id)
+    if isinstance(raw, dict) and STARTED in raw:
+        return {**rec, STARTED: raw[STARTED]}
+    return rec
 
 
 def static_wait_output(seconds: int, now: datetime) -> dict[str, Any]:

@@ -338,6 +338,8 @@
         el("h2", {}, step.name), el("p", { class: "mono muted" }, selected, " · ", step.type),
         el("p", {}, badge(entry.status)),
         el("dl", {}, dd("Started", when(rec.started_at)), dd("Ended", when(ended)),
+           // A static wait's record holds its planned end (docs/compiler.md, "Static waits planned ahead").
+           entry.status === "running" && rec.ends_at ? dd("Ends", when(rec.ends_at)) : null,
            dd("Duration", duration(rec.started_at, ended)), dd("Attempts", rec.attempts || "—"),
            step.for_each ? dd("For each", step.for_each) : null, step.condition ? dd("Condition", step.condition) : null),
       ]);
