@@ -2,7 +2,8 @@
 
 * **DAG size**: the compiler refuses a workflow that cannot fit (``CompileError.limit`` =
   ``definition_size`` for the 1 MB definition, ``history_events`` for the 25,000-event history,
-  ``parallel_branches`` for a Parallel too wide to merge). Binary search on the step count of a
+  ``parallel_branches`` for a Parallel too wide to merge, ``state_size`` for the records' worst
+  case), and the format refuses more than 1,500 steps when the file is read (``max_steps``). Binary search on the step count of a
   wide DAG (n independent steps) and a long chain, for skill steps and for wait steps; the
   definition bytes and estimated events at the largest n that compiles, and the limit at n + 1.
 * **Payload (claim-check on)**: every step's output is inlined up to the compiler's per-step share
@@ -45,9 +46,16 @@ def wide(n: int) -> Dag:
 
 def try_compile(dag: Dag, kind: str) -> dict[str, Any]:
     from boternity.compiler import TaskTargets, compile_details
-    from boternity.errors import CompileError
+    from boternity.errors import CompileError, ValidationFailed
+    from boternity.model.workflow import MAX_STEPS
 
-    wf = workflow(dag, kind=kind, seconds=dag.durations, name="scale")
+    try:
+        wf = workflow(dag, kind=kind, seconds=dag.durations, name="scale")
+    except ValidationFailed:
+        # The format's own cap, read before anything compiles (model/workflow.py: MAX_STEPS).
+        if len(dag.steps) > MAX_STEPS:
+            return {"ok": False, "limit": f"max_steps ({MAX_STEPS:,})"}
+        raise
     try:
         c = compile_details(wf, targets=TaskTargets.local())
     except CompileError as exc:
