@@ -190,3 +190,37 @@ def test_an_untested_moto_is_refused_with_what_to_do(monkeypatch):
         moto_patches.check_moto_version()
     monkeypatch.setenv("BOTERNITY_UNTESTED_MOTO", "1")
     moto_patches.check_moto_version()   # told to try anyway
+
+
+def test_a_token_is_refused_from_the_stop_on_before_the_worker_notices_it(engine, monkeypatch):
+    # moto turns a stopped execution's status ABORTED only when its worker thread notices the
+    # stop; AWS refuses the task token from the StopExecution call on. Hold the worker back: the
+    # execution still says RUNNING, and the token must be refused all the same.
+    import time
+
+    import boto3
+    import pytest
+    from boto3.dynamodb.conditions import Attr
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    from boternity.model import parse_workflow
+
+    wf = parse_workflow({"name": "held-stop", "steps": [
+        {"id": "review", "type": "approval", "config": {"prompt": "go?"}}]})
+    run_id, arn = engine.start(wf)
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("boternity")
+    deadline = time.monotonic() + 30
+    items: list = []
+    while not items and time.monotonic() < deadline:
+        items = table.scan(FilterExpression=Attr("run_id").eq(run_id) & Attr("token").exists())["Items"]
+        time.sleep(0.05)
+    (approval,) = items
+    monkeypatch.setattr(ExecutionWorker, "stop", lambda self, **kw: None)   # the worker never notices
+    engine.sfn.stop_execution(executionArn=arn, error="Test.Stop", cause="held")
+    assert engine.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    with pytest.raises(ClientError) as refused:
+        engine.sfn.send_task_success(taskToken=approval["token"], output="{}")
+    assert refused.value.response["Error"]["Code"] == "TaskTimedOut"
+    monkeypatch.undo()
+    engine.sfn.stop_execution(executionArn=arn, error="Test.Stop", cause="really")

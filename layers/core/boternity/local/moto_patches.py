@@ -8,7 +8,8 @@ unless told otherwise; tests/functional/test_moto_patches.py fails loudly when m
    stops (cancelled, failed, timed out) while the child runs, the child is stopped too, as AWS does
    for a ``.sync`` task (hence the parent role's ``states:StopExecution``); moto left it running.
 3. StopExecution interrupts tasks waiting for a callback (moto leaves them RUNNING); a task token
-   whose task timed out or whose execution ended answers TaskTimedOut, as AWS does.
+   whose task timed out or whose execution ended, or was asked to stop (moto's status turns
+   ABORTED only when the worker thread notices), answers TaskTimedOut, as AWS does.
 4. Optionally, Retry intervals do not really sleep (tests only; local runs keep real backoff).
 5. A definite JSONPath such as ``$[0].steps`` yields the value, as in AWS; moto wraps it in a list
    (its fix for getmoto/moto#7825 applies to every path that starts with an index), which breaks
@@ -263,7 +264,10 @@ def _patch_callback_timeout() -> None:
             endpoint = execution.exec_worker.env.callback_pool_manager.get(token) if execution.exec_worker else None
             if endpoint is None:
                 continue
-            if isinstance(endpoint.consumer_error, CallbackConsumerTimeout) or execution.status != "RUNNING":
+            # A stopped execution's status turns ABORTED only when its worker thread notices the
+            # stop; AWS refuses the token from the StopExecution call on (see _patch_stop).
+            if (isinstance(endpoint.consumer_error, CallbackConsumerTimeout) or execution.status != "RUNNING"
+                    or getattr(execution, "stop_requested", False)):
                 raise AWSError("Task Timed Out: the task of this token timed out or its execution ended",
                                exception_type="TaskTimedOut")
             return
@@ -291,6 +295,7 @@ def _patch_stop() -> None:
     stop0, err0 = Execution.stop, Environment.set_error
 
     def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        self.stop_requested = True   # before the worker thread turns the status ABORTED (refuse_closed)
         stop0(self, stop_date=stop_date, error=error, cause=cause)
         if self.exec_worker:  # wake the threads blocked on callback endpoints
             for ep in list(self.exec_worker.env.callback_pool_manager._pool.values()):

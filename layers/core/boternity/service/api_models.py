@@ -145,6 +145,8 @@ class StepView(_Open):
     attempts: int | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    ends_at: str | None = Field(default=None, description="a static wait (fixed seconds): when it ends, planned with "
+                                "its start; the record shows it running until then and completed from then")
     output: Any = Field(default=None, description="inline, or {\"$ref\": \"blob:<sha256>\", \"size\"} when claim-checked")
     error: str | None = None
     attempt_errors: list[dict[str, Any]] = Field(default_factory=list)
