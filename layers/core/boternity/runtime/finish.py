@@ -32,9 +32,10 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     # Settle step records: those in the output are final; anything still running did not finish.
     # One read of the run's records first, so only the records not yet final are written (a
     # step's own task has written most of them already).
+    records: list[dict[str, Any]] | None = None
     if isinstance(output, dict):
-        stored = {str(r["step_id"]): r for r in runs.steps(run_id, as_stored=True)
-                  if "step_id" in r and not r.get("iteration")}
+        records = runs.steps(run_id, as_stored=True)
+        stored = {str(r["step_id"]): r for r in records if "step_id" in r and not r.get("iteration")}
         settled = {sid for sid, r in stored.items() if r.get("status") in STEP_FINAL}
         for step_id, rec in output.items():
             planned = stored.get(step_id, {}).get("ends_at")
@@ -71,7 +72,10 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
 
     if superseded():
         return {"run_id": run_id, "status": status, "updated": False, "stale": True}
-    _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at)
+    # The records read above, less those the output just settled: a run's end reads them once.
+    unsettled = None if records is None else [
+        r for r in records if r.get("iteration") or str(r.get("step_id")) not in output]
+    _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at, records=unsettled)
     # After the settling, so whoever reads the run as ended finds its steps settled too...
     updated = runs.run_ended(run_id, status=status, error=detail.get("error") or None, cause=cause,
                              output=output, ended_at=ended_at, attempt=attempt)
@@ -79,17 +83,25 @@ def finish_run(event: dict[str, Any], runs: Any, approvals: Any = None) -> dict[
     # its approval and step record, then checks the run (handlers/approval.py). Whatever it opened
     # before this write is closed here; whatever after, it closes itself.
     if updated or not superseded():
-        _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at)
+        # (Only a run that did not succeed can have such a late step: a run succeeds once every
+        # task has ended.)
+        _close_what_is_open(run_id, status, runs, approvals, cause, raw_cause, stop=ended_at,
+                            steps=status != "SUCCEEDED")
     return {"run_id": run_id, "status": status, "updated": updated}
 
 
 def _close_what_is_open(run_id: str, status: str, runs: Any, approvals: Any, cause: str | None,
-                        raw_cause: str | None = None, *, stop: str | None = None) -> None:
+                        raw_cause: str | None = None, *, stop: str | None = None,
+                        records: list[dict[str, Any]] | None = None, steps: bool = True) -> None:
+    """Close the run's approvals and (``steps``) the step records still open: ``records`` as
+    stored if the caller has just read them, else read here."""
     if approvals is not None:
         # A decision can no longer resume anything: no approval of an ended run stays PENDING
         # (a succeeded run can still hold one whose step timed out and went on).
         approvals.close_for_run(run_id, status)
-    for rec in runs.steps(run_id, as_stored=True):
+    if not steps:
+        return
+    for rec in records if records is not None else runs.steps(run_id, as_stored=True):
         if rec.get("status") not in STEP_OPEN or "step_id" not in rec:
             continue
         iteration = str(rec.get("iteration") or "")
