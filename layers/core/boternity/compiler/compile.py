@@ -139,9 +139,9 @@ class _Compiler:
         self.gates: list[str] = []
         self.in_item = False   # compiling a for_each item: its state also has item and index
         # The static waits of the scope being compiled, planned ahead (compiler/waits.py), and the
-        # tasks that start them (carrier step -> its task state).
+        # waits whose own prepare is compiled already (a planner's, before its Parallel).
         self._plan = WaitPlan()
-        self._tasks: dict[str, dict[str, Any]] = {}
+        self._prepared: set[str] = set()
         # Static waits whose record sits under the record of the task that started them, at the
         # point being compiled (kept per branch, as ``visible``: an await elsewhere brings a flat copy).
         self._carrier: dict[str, str] = {}
@@ -694,7 +694,6 @@ class _Compiler:
         carried = self._plan.carried_by(carrier)
         if not carried:
             return
-        self._tasks[carrier] = task
         task["Parameters"]["Payload"]["starts"] = [
             {"id": w, "seconds": int(self.g.steps[w].config.seconds), "after": self._plan.slots[w].start,
              "loops": list(reversed(self.g.scope_chain(w)))} for w in carried]
@@ -832,7 +831,7 @@ class _Compiler:
         )
         prep["Catch"] = self._catch(s, st, rp, signal=signal)
         self._wrote(s.id)
-        self._tasks[s.id] = prep
+        self._prepared.add(s.id)
         self._carry(s.id, prep)
         return Frag(name, {name: prep, **st}, limits.EVENTS_TASK, [])
 
@@ -842,7 +841,7 @@ class _Compiler:
         holds its end, so nothing has to end it; the task after it ends it in the run table if
         there is one, and signals it when a branch waits for it (a ``.done`` task if none)."""
         frags: list[Frag] = []
-        if slot.carrier == s.id and s.id not in self._tasks:
+        if slot.carrier == s.id and s.id not in self._prepared:
             frags.append(self.wait_prepare(s, signal=signal))
         comment = self._comment(s)
         if slot.carrier != s.id:

@@ -270,21 +270,7 @@ class RunStore:
                                   "output": json.dumps(output), "step_type": "wait", "attempts": 1,
                                   "last_attempt_at": now_iso(), "iteration": iteration, "step_id": step_id,
                                   "expires_at": int(time.time()) + RECORD_TTL_SECS}
-        expr, names, values = _set_expression(fields)
-        finals = {f":f{i}": v for i, v in enumerate(STEP_FINAL)}
-        values.update(finals)
-        try:
-            resp = self.table.update_item(
-                Key=self._step_key(run_id, step_id, iteration), UpdateExpression=expr,
-                ConditionExpression=f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW" if _watchers else "NONE")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        _tell_watchers(run_id, resp.get("Attributes"))
-        return True
+        return self._write_step(run_id, step_id, iteration, fields, unless_final=True)
 
     def forget_planned(self, run_id: str, step_id: str, *, iteration: str = "") -> bool:
         """Delete a planned wait's record that never started (its run stopped first)."""
@@ -294,7 +280,7 @@ class RunStore:
                 ConditionExpression="#s = :running AND attribute_exists(ends_at)",
                 ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":running": "running"})
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_failure(exc):
                 return False
             raise
         return True
@@ -320,9 +306,15 @@ class RunStore:
             fields["attempts"] = attempt + 1
         if step_type:
             fields["step_type"] = step_type
+        return self._write_step(run_id, step_id, iteration, fields, unless_final=only_if_not_final)
+
+    def _write_step(self, run_id: str, step_id: str, iteration: str, fields: dict[str, Any], *,
+                    unless_final: bool) -> bool:
+        """Set ``fields`` on a step record (``unless_final``: only while it is not final; False
+        when it was). Watchers are told what the record became."""
         expr, names, values = _set_expression(fields)
         kwargs: dict[str, Any] = {}
-        if only_if_not_final:
+        if unless_final:
             finals = {f":f{i}": v for i, v in enumerate(STEP_FINAL)}
             values.update(finals)
             kwargs["ConditionExpression"] = f"attribute_not_exists(#status) OR NOT #status IN ({', '.join(finals)})"
@@ -331,7 +323,7 @@ class RunStore:
                                           ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                                           ReturnValues="ALL_NEW" if _watchers else "NONE", **kwargs)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_conditional_failure(exc):
                 return False
             raise
         _tell_watchers(run_id, resp.get("Attributes"))
